@@ -1,0 +1,105 @@
+"""The procedure's rules as pure functions, each citing where it comes from (see ../shared/seeds)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+import dateparser
+
+from flows.procedure import Procedure
+
+# Longest answers we accept. A longer one is refused with a notice; nothing is cut silently.
+MAX_SHORT_TEXT = 300  # names, relation, staff, phone, e-mail, dates
+MAX_LONG_TEXT = 20_000  # what happened, what was tried
+
+Admissibility = Literal["admissible", "possibly_out_of_time", "anonymous", "report_only"]
+
+
+def parse_incident_date(text: str, language: str, now: datetime) -> date | None:
+    """The date a client typed, in common formats and their own language; None if unclear.
+
+    The typed text is always kept as well (issue: "keep what was typed"). Where only a month or a
+    year is given we take its last day, so that the one-year rule is never applied against the client.
+    """
+    if len(text) > MAX_SHORT_TEXT:
+        return None
+    parsed = dateparser.parse(
+        text,
+        languages=[language, "en", "nl"] if language != "en" else ["en", "nl"],
+        settings={
+            "DATE_ORDER": "DMY",
+            "PREFER_DATES_FROM": "past",
+            "PREFER_DAY_OF_MONTH": "last",
+            "RELATIVE_BASE": now.replace(tzinfo=None),
+        },
+    )
+    return parsed.date() if parsed else None
+
+
+def months_before(day: date, months: int) -> date:
+    """The same calendar day `months` earlier (clamped to the month's last day)."""
+    year, month = divmod(day.year * 12 + (day.month - 1) - months, 12)
+    month += 1
+    for candidate in range(day.day, 27, -1):
+        try:
+            return date(year, month, candidate)
+        except ValueError:
+            continue
+    return date(year, month, min(day.day, 28))
+
+
+def is_out_of_time(incident: date | None, category: str | None, procedure: Procedure,
+                   today: date) -> bool:
+    """001 art. 13.1: events more than one year before receipt are not admissible.
+
+    002 §3.1: no time limit for sexual harassment. An unknown date is never held against the client.
+    """
+    if incident is None or (category in procedure.no_limit_categories):
+        return False
+    return incident < months_before(today, procedure.limit_months)
+
+
+def deadlines(received: datetime, procedure: Procedure) -> dict[str, date]:
+    """Due dates from the day of receipt (001 art. 14.1 acknowledgement, 15.1 decision, ...)."""
+    return {name: (received + timedelta(days=days)).date()
+            for name, days in procedure.deadlines.items()}
+
+
+_EMAIL = re.compile(r"^[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+\.[^@\s<>\"(),;:]{2,}$")
+_PHONE_CHARS = re.compile(r"^\+?[0-9 ()\-./]{6,25}$")
+
+
+def normalise_email(text: str) -> str | None:
+    """A plausible e-mail address, or None. No header-breaking characters can pass."""
+    candidate = text.strip()
+    if len(candidate) > 254 or not _EMAIL.match(candidate):
+        return None
+    return candidate
+
+
+def normalise_phone(text: str) -> str | None:
+    """A plausible phone number (6 to 15 digits, optional +), written as typed; or None."""
+    candidate = unicodedata.normalize("NFKC", text.strip())  # Arabic-Indic digits become ASCII
+    if not _PHONE_CHARS.match(candidate):
+        return None
+    digits = sum(ch.isdigit() for ch in candidate)
+    return candidate if 6 <= digits <= 15 else None
+
+
+def clean_inbound(text: str) -> str:
+    """Text as channels hand it over, made storable: lone surrogates become U+FFFD.
+
+    Everything else, bidi controls and NUL included, is kept exactly as typed: the client's words
+    are evidence. They are made safe where they are shown (isolates) or put in headers (stripped).
+    """
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
+def is_blank(text: str) -> bool:
+    """Empty, or only white space, control, format or bidi characters: nothing to store."""
+    return all(ch.isspace() or unicodedata.category(ch) in {"Cc", "Cf", "Cs"} for ch in text)

@@ -1,0 +1,95 @@
+"""Client-facing words that are shared by several prompts: labels of buttons, kinds, fields, statuses.
+
+Each is marked with `N_` so `pybabel extract` finds it; translate with `t._(LABELS[...])` at use.
+"""
+
+from __future__ import annotations
+
+from flows.i18n import N_
+
+LANGUAGE_NAMES: dict[str, str] = {
+    # Shown as they are, never translated (GLOSSARY.md: the picker).
+    "nl": "Nederlands",
+    "uk": "Українська",
+    "ar": "العربية",
+    "en": "English",
+}
+
+TRIAGE = {
+    "dissatisfied": N_("Not happy with help"),
+    "behaviour": N_("Unwanted behaviour"),
+    "unsure": N_("I am not sure"),
+}
+
+CATEGORY = {
+    "help": N_("I did not get good help"),
+    "conflict": N_("A disagreement"),
+    "discrimination": N_("Discrimination"),
+    "bullying": N_("Bullying"),
+    "aggression": N_("Aggression"),
+    "sexual_harassment": N_("Sexual harassment"),
+    "other": N_("Something else"),
+    "unsure": N_("Not sure yet"),
+}
+
+KIND = {
+    "complaint": N_("complaint"),
+    "mediation_request": N_("request for mediation"),
+    "confidant_request": N_("request for a confidant"),
+    "report": N_("report (registration only)"),
+}
+
+STATUS = {
+    "received": N_("received"),
+    "acknowledged": N_("confirmed by the committee"),
+    "in_mediation": N_("in mediation"),
+    "with_committee": N_("with the committee"),
+    "decided": N_("decided"),
+    "closed": N_("closed"),
+    "withdrawn": N_("withdrawn"),
+    "lapsed": N_("lapsed"),
+}
+
+PREFERENCE = {
+    "female": N_("a woman"),
+    "male": N_("a man"),
+    "none": N_("no preference"),
+}
+
+CONTACT = {
+    "chat": N_("Here in this chat"),
+    "phone": N_("By phone"),
+    "email": N_("By e-mail"),
+}
+
+FIELD = {
+    "who": N_("Complaint for"),
+    "name": N_("Name"),
+    "name_or_anonymous": N_("Name"),
+    "representative_name": N_("Your name"),
+    "representative_relation": N_("Your relation"),
+    "staff": N_("Who it is about"),
+    "description": N_("What happened"),
+    "description_optional": N_("What it is about"),
+    "when": N_("When"),
+    "tried": N_("What you tried"),
+    "contact": N_("Contact"),
+    "consent": N_("Consent"),
+}
+
+WHO = {
+    "self": N_("For myself"),
+    "representative": N_("For someone else"),
+    "anonymous": N_("I stay anonymous"),
+}
+
+# Buttons that work at every moment, on top of the procedure.
+GLOBAL_ACTIONS = {
+    "help": N_("Help"),
+    "language": N_("Language"),
+    "dossier": N_("My file"),
+    "withdraw": N_("Withdraw"),
+    "erase": N_("Erase my data"),
+    "restart": N_("Start again"),
+    "new": N_("New complaint"),
+}
