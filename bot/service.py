@@ -1,0 +1,272 @@
+"""The application service: one inbound event of one client, in one unit of work.
+
+    load conversation -> engine step -> carry out effects (register, outbox, erase) -> save -> commit
+
+Only after the commit are the messages handed back for sending, so a reply never promises what was
+not stored. Effects that produce a result (a reference, a dossier) feed it back to the engine as a
+follow-up event in the same transaction. Events of one conversation are handled one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.mail import MailAttachment, compose_case_mail, compose_notice, new_message_id
+from flows.complaint import complaint_document
+from flows.engine import Engine
+from flows.model import (
+    CaseRegistered,
+    Conversation,
+    DossierLoaded,
+    Effect,
+    EraseDossier,
+    Event,
+    LoadDossier,
+    OutMessage,
+    SubmitCase,
+    WithdrawCase,
+)
+from storage import CaseRecord, Database, OutboxItem, StoredConversation, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+class FileStore(Protocol):
+    """Where channels keep the files clients send (encrypted, under random names)."""
+
+    async def read(self, ref: str) -> bytes: ...
+
+    async def delete(self, ref: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to send back after an event: the messages, already committed."""
+
+    messages: tuple[OutMessage, ...]
+    duplicate: bool = False
+
+
+class IntakeService:
+    """Runs the engine for every channel; the only place that opens units of work for clients."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        db: Database,
+        *,
+        mail_from: str,
+        clock: Callable[[], datetime],
+        files: FileStore | None = None,
+    ) -> None:
+        self.engine = engine
+        self.db = db
+        self.mail_from = mail_from
+        self.clock = clock
+        self.files = files
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def _lock(self, channel: str, chat_id: str) -> asyncio.Lock:
+        key = (channel, chat_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def handle(
+        self, channel: str, chat_id: str, event: Event, *, update_id: str | None = None
+    ) -> Reply:
+        """Handle one event exactly once; `update_id` makes a redelivered update a no-op."""
+        async with self._lock(channel, chat_id):
+            now = self.clock()
+            async with self.db.unit_of_work() as uow:
+                if update_id is not None and await uow.inbound.seen(channel, update_id, now):
+                    return Reply((), duplicate=True)
+                stored = await uow.conversations.get(channel, chat_id)
+                if stored is None:
+                    stored = StoredConversation(channel=channel, chat_id=chat_id, state="language")
+                conversation = Conversation(stored.state, stored.language, stored.data)
+                result = self.engine.step(conversation, event, now)
+                messages = list(result.messages)
+                conversation = result.conversation
+                pending: list[Effect] = list(result.effects)
+                erased = False
+                while pending:
+                    effect = pending.pop(0)
+                    if stored.id is None:
+                        stored = await uow.conversations.save(stored)
+                    follow = await self._carry_out(uow, effect, stored, now)
+                    if isinstance(effect, EraseDossier):
+                        erased = True
+                    if follow is not None:
+                        nxt = self.engine.step(conversation, follow, now)
+                        conversation = nxt.conversation
+                        messages.extend(nxt.messages)
+                        pending.extend(nxt.effects)
+                if erased:
+                    await uow.conversations.delete(channel, chat_id)
+                else:
+                    stored.state = conversation.state
+                    stored.language = conversation.language
+                    stored.data = conversation.data
+                    await uow.conversations.save(stored)
+                await uow.commit()
+            return Reply(tuple(messages))
+
+    async def _carry_out(
+        self, uow: UnitOfWork, effect: Effect, stored: StoredConversation, now: datetime
+    ) -> Event | None:
+        if isinstance(effect, SubmitCase):
+            return await self._submit(uow, effect, stored, now)
+        if isinstance(effect, WithdrawCase):
+            await self._withdraw(uow, effect.reference, stored, now)
+            return None
+        if isinstance(effect, EraseDossier):
+            await self._erase(uow, stored, now)
+            return None
+        if isinstance(effect, LoadDossier):
+            return await self._dossier(uow, stored)
+        raise TypeError(f"unknown effect {type(effect).__name__}")
+
+    async def _submit(
+        self, uow: UnitOfWork, effect: SubmitCase, stored: StoredConversation, now: datetime
+    ) -> CaseRegistered:
+        reference = await uow.cases.next_reference(now.year)
+        doc = complaint_document(
+            effect.submission, reference=reference, channel=stored.channel, created_at=now
+        )
+        submission = effect.submission
+        await uow.cases.add(
+            CaseRecord(
+                reference=reference,
+                conversation_id=_id(stored),
+                channel=stored.channel,
+                kind=str(submission["kind"]),
+                schema=str(submission.get("schema") or ""),
+                category=submission.get("category"),
+                language=str(submission.get("language") or ""),
+                mailbox=effect.mailbox,
+                payload=doc,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        attachments = await self._attachments(submission.get("attachments") or [])
+        message_id = new_message_id(self.mail_from)
+        mail = compose_case_mail(
+            doc,
+            sender=self.mail_from,
+            recipient=effect.mailbox,
+            attachments=attachments,
+            message_id=message_id,
+            date=now,
+        )
+        await uow.outbox.add(
+            OutboxItem(
+                case_reference=reference,
+                purpose="case",
+                recipient=effect.mailbox,
+                message_id=message_id,
+                raw=bytes(mail),
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        await uow.audit.record(now, "client", "case_registered", reference, submission["kind"])
+        log.info("registered %s (%s)", reference, submission["kind"])
+        return CaseRegistered(reference, now)
+
+    async def _attachments(self, items: Sequence[dict[str, Any]]) -> list[MailAttachment]:
+        if self.files is None:
+            return []
+        return [
+            MailAttachment(
+                filename="",
+                content_type=str(item.get("content_type") or "application/octet-stream"),
+                data=await self.files.read(str(item["ref"])),
+            )
+            for item in items
+        ]
+
+    async def _notice(
+        self, uow: UnitOfWork, case: CaseRecord, purpose: str, now: datetime
+    ) -> None:
+        message_id = new_message_id(self.mail_from)
+        mail = compose_notice(
+            case.reference,
+            "withdrawal" if purpose == "withdrawal" else "erasure",
+            sender=self.mail_from,
+            recipient=case.mailbox,
+            message_id=message_id,
+            date=now,
+        )
+        await uow.outbox.add(
+            OutboxItem(
+                case_reference=case.reference,
+                purpose=purpose,
+                recipient=case.mailbox,
+                message_id=message_id,
+                raw=bytes(mail),
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+
+    async def _withdraw(
+        self, uow: UnitOfWork, reference: str, stored: StoredConversation, now: datetime
+    ) -> None:
+        case = await uow.cases.get(reference)
+        if case is None or case.conversation_id != stored.id or case.status == "withdrawn":
+            log.warning("withdraw refused for a case not owned by this conversation")
+            return
+        await uow.cases.set_status(reference, "withdrawn", now)
+        await self._notice(uow, case, "withdrawal", now)
+        await uow.audit.record(now, "client", "case_withdrawn", reference)
+
+    async def _erase(self, uow: UnitOfWork, stored: StoredConversation, now: datetime) -> None:
+        """001 art. 17.4: destroy the dossier now; keep only the anonymised statistics."""
+        for case in await uow.cases.for_conversation(_id(stored)):
+            cancelled = await uow.outbox.cancel_for_case(case.reference)
+            already_sent = not cancelled or case.status != "received"
+            if already_sent:
+                await self._notice(uow, case, "erasure", now)
+            for item in (case.payload or {}).get("attachments") or []:
+                if self.files is not None:
+                    await self.files.delete(str(item["ref"]))
+            await uow.cases.erase(case.reference, now)
+            await uow.audit.record(now, "client", "case_erased", case.reference)
+        for item in stored.data.get("attachments") or []:
+            if self.files is not None:
+                await self.files.delete(str(item["ref"]))
+        await uow.audit.record(now, "client", "dossier_erased")
+
+    async def _dossier(self, uow: UnitOfWork, stored: StoredConversation) -> DossierLoaded:
+        cases = await uow.cases.for_conversation(_id(stored))
+        return DossierLoaded(
+            tuple(
+                {
+                    "reference": c.reference,
+                    "kind": c.kind,
+                    "status": c.status,
+                    "created_at": c.created_at.isoformat(),
+                    "payload": c.payload,
+                }
+                for c in cases
+            )
+        )
+
+
+def _id(stored: StoredConversation) -> int:
+    """The conversation's row id; effects run only after it was saved once."""
+    if stored.id is None:
+        raise RuntimeError("conversation must be saved before its effects are carried out")
+    return stored.id
