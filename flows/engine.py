@@ -117,8 +117,12 @@ class Turn:
         return answers
 
     def on_enter(self, event_data: Any) -> None:
-        """Every state shows its question when it is entered (a `transitions` callback)."""
-        self.engine.prompt(self)
+        """Every state shows its question when it is entered (a `transitions` callback).
+
+        `submitting` is passed through within one unit of work, so it has nothing to show.
+        """
+        if self.conv.state != "submitting":
+            self.engine.prompt(self)
 
     def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         self.out.append(OutMessage(text=text, buttons=buttons, rtl=self.t.rtl))

@@ -25,6 +25,8 @@ FSI = "\u2068"
 PDI = "\u2069"
 # Bidi embedding and override characters that a client's text could use to reorder our text.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Clients live in the Netherlands: English dates as in Europe ("29 November 2026").
+DATE_LOCALES = {"en": "en_GB"}
 
 
 def N_(message: str) -> str:
@@ -54,7 +56,8 @@ class Translator:
 
     def date(self, value: date | datetime) -> str:
         """A date written the way the client's language writes it, e.g. `3 december 2026`."""
-        return self.ltr(format_date(value, format="long", locale=Locale.parse(self.language)))
+        locale = Locale.parse(DATE_LOCALES.get(self.language, self.language))
+        return self.ltr(format_date(value, format="long", locale=locale))
 
     def ltr(self, token: str) -> str:
         """Keep a left-to-right token (reference, e-mail, phone, date) in place in RTL text."""
