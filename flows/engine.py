@@ -175,17 +175,19 @@ class Engine:
         def add(source: str, trigger: str, *dests: str) -> None:
             edges.setdefault(source, {}).setdefault(trigger, set()).update(dests)
 
-        first_steps = {self.step_state(s, 0) for s in p.schemas.values()}
         for lang in LANGUAGES:
             add("language", f"lang_{lang}", "privacy")
         add("privacy", "ok", "triage")
         for option in p.triage:
-            add("triage", option.id, "category", "danger", *first_steps)
+            schema = p.schemas[option.schema]
+            asks_category = option.category is None and bool(schema.categories)
+            add("triage", option.id, "category" if asks_category else self._after_category(schema))
         for schema in p.schemas.values():
             for category in schema.categories:
-                add("category", category, "danger", *first_steps)
-        for trigger in ("danger_yes", "danger_no"):
-            add("danger", trigger, *first_steps)
+                add("category", category, self._after_category(schema))
+            if schema.ask_danger:
+                for trigger in ("danger_yes", "danger_no"):
+                    add("danger", trigger, self.step_state(schema, 0))
         complaint = p.forms["complaint"]
         complaint_start = self.field_state(complaint, complaint.fields[0])
         for schema in p.schemas.values():
@@ -238,10 +240,9 @@ class Engine:
         add("after_request", "continue", *request_steps)
         add("after_request", "finish", "done")
         # Every state after the language may start over (restart, new complaint).
-        for source in list(edges):
+        for source in [*edges, *END_STATES]:
             if source not in ("language", "privacy"):
                 add(source, "reset", "triage")
-        edges.setdefault("done", {})
         valid = set(edges)
         for triggers in edges.values():
             for trigger in triggers:

@@ -82,7 +82,8 @@ def normalise_email(text: str) -> str | None:
 
 def normalise_phone(text: str) -> str | None:
     """A plausible phone number (6 to 15 digits, optional +), written as typed; or None."""
-    candidate = unicodedata.normalize("NFKC", text.strip())  # Arabic-Indic digits become ASCII
+    # Arabic-Indic and other script digits count as digits: write them as ASCII.
+    candidate = "".join(str(unicodedata.digit(ch)) if ch.isdigit() else ch for ch in text.strip())
     if not _PHONE_CHARS.match(candidate):
         return None
     digits = sum(ch.isdigit() for ch in candidate)

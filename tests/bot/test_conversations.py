@@ -224,7 +224,7 @@ async def test_anonymous_complaint_becomes_report(app: App, smtp_server: Any) ->
 
 
 async def test_out_of_time_complaint_sent_anyway(app: App, smtp_server: Any) -> None:
-    """Events over 12 months ago are explained; sent anyway, the complaint is marked as such (001 art. 13.1)."""
+    """Events over 12 months ago are explained; sent anyway, the complaint says so (001 art. 13.1)."""
     client = Client(app.service)
     await begin(client, "en", "dissatisfied", "conflict")
     await client.press("skip_to_complaint")
@@ -314,7 +314,7 @@ async def test_withdraw_sent_complaint(app: App, smtp_server: Any) -> None:
     await client.press(f"wd_{reference}")
     await client.press("yes")
     await app.worker.run_once()
-    case_mail, notice = mails(smtp_server)
+    _case_mail, notice = mails(smtp_server)
     assert notice["Subject"] == f"[{reference}] Klacht ingetrokken"
     async with app.db.unit_of_work() as uow:
         case = await uow.cases.get(reference)
