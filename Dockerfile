@@ -1,0 +1,22 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    KLACHTWIJZER_DATA_DIR=/data
+
+WORKDIR /app
+COPY pyproject.toml README.md babel.cfg ./
+COPY bot ./bot
+COPY flows ./flows
+COPY storage ./storage
+COPY locales ./locales
+RUN pip install ".[ptb]" \
+    && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin klachtwijzer \
+    && mkdir -p /data && chown klachtwijzer:klachtwijzer /data && chmod 0700 /data
+
+USER klachtwijzer
+VOLUME ["/data"]
+ENTRYPOINT ["klachtwijzer"]
+CMD ["run"]
