@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import signal
 import sys
 from pathlib import Path
@@ -45,6 +46,9 @@ def chat(
         raise typer.Exit(2)
     settings = _settings()
     configure_logging("WARNING")
+    # Bytes that are not UTF-8 (binary pasted into the terminal) become U+FFFD, never a crash.
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="replace")
 
     async def main() -> None:
         app = await build_app(settings)

@@ -58,6 +58,7 @@ from flows.texts import (
     LANGUAGE_NAMES,
     PREFERENCE,
     STATUS,
+    SUMMARY,
     TRIAGE,
     WHO,
 )
@@ -425,7 +426,10 @@ class Engine:
             return
         files: list[dict[str, Any]] = turn.data.setdefault("attachments", [])
         if len(files) >= MAX_ATTACHMENTS:
-            turn.say(t._("You can add at most {count} files.").format(count=MAX_ATTACHMENTS))
+            turn.say(
+                t.ngettext("You can add at most {count} file.", "You can add at most {count} files.",
+                           MAX_ATTACHMENTS).format(count=MAX_ATTACHMENTS)
+            )
             return
         files.append(
             {"ref": event.ref, "kind": event.kind, "size": event.size,
@@ -998,7 +1002,7 @@ class Engine:
         if state == "after_request":
             return (
                 t._("Do you also want to make a formal complaint now? You can also do it later."),
-                _rows(Button("continue", t._("Yes, formal complaint")),
+                _rows(Button("continue", t._("Yes, make complaint")),
                       Button("finish", t._("No, that is all"))),
             )
         if state in END_STATES:
@@ -1045,7 +1049,7 @@ class Engine:
                     "reports to improve its work."
                 ),
                 _rows(Button("adm_register", t._("Yes, register it")),
-                      Button("adm_give_name", t._("Give my name after all"))),
+                      Button("adm_give_name", t._("I will give my name"))),
             )
         months = self.procedure.limit_months
         return (
@@ -1158,7 +1162,7 @@ class Engine:
             if field_id == "who":
                 shown = t._(WHO[value])
             elif field_id == "contact":
-                shown = t._(CONTACT[value["method"]])
+                shown = t._(CONTACT[str(value["method"])])
                 if value.get("value"):
                     shown += ": " + t.ltr(value["value"])
             elif value is None or value == "":
@@ -1185,7 +1189,7 @@ class Engine:
             lines.append(f"• {t._(FIELD['when'])}: {t.quote(doc['incident_dates']['text'])}")
         contact = complainant.get("contact") or {}
         if contact.get("method"):
-            shown = t._(CONTACT[contact["method"]])
+            shown = t._(CONTACT[str(contact["method"])])
             if contact.get("value"):
                 shown += ": " + t.ltr(contact["value"])
             lines.append(f"• {t._(FIELD['contact'])}: {shown}")
@@ -1196,15 +1200,15 @@ class Engine:
         form = self._current_form(turn)
         lines = [t._("Please check your answers:")]
         kind = self.submission(turn, form)["kind"]
-        lines.append(f"• {t._('Kind')}: {t._(KIND[kind])}")
+        lines.append(f"• {t._(SUMMARY['kind'])}: {t._(KIND[kind])}")
         if form.id == "confidant_request" and turn.data.get("preference"):
             lines.append(
-                f"• {t._('Confidant')}: {t._(PREFERENCE[turn.data['preference']])}"
+                f"• {t._(SUMMARY['confidant'])}: {t._(PREFERENCE[turn.data['preference']])}"
             )
         lines.extend(self._answer_lines(turn, turn.answers))
         files = len(turn.data.get("attachments", []))
         if files:
-            lines.append(f"• {t._('Files')}: {files}")
+            lines.append(f"• {t._(SUMMARY['files'])}: {files}")
         lines.append("")
         lines.append(t._("Is everything correct?"))
         send = t._("Register it") if kind == "report" else t._("Send")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gettext
 import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ FSI = "\u2068"
 PDI = "\u2069"
 # Bidi embedding and override characters that a client's text could use to reorder our text.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_COMMAND = re.compile(r"(?<![\w/])/[a-z]+\b")
 # Clients live in the Netherlands: English dates as in Europe ("29 November 2026").
 DATE_LOCALES = {"en": "en_GB"}
 
@@ -46,10 +48,14 @@ class Translator:
         return self.language in RTL_LANGUAGES
 
     def _(self, message: str) -> str:
-        return self.translations.gettext(message)
+        return self._direct(self.translations.gettext(message))
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return self.translations.ngettext(singular, plural, n)
+        return self._direct(self.translations.ngettext(singular, plural, n))
+
+    def _direct(self, text: str) -> str:
+        """In RTL text, keep commands such as /help reading left to right ("help/" otherwise)."""
+        return _COMMAND.sub(lambda m: f"{FSI}{m.group(0)}{PDI}", text) if self.rtl else text
 
     def pgettext(self, context: str, message: str) -> str:
         return self.translations.pgettext(context, message)

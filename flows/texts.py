@@ -22,7 +22,7 @@ TRIAGE = {
 }
 
 CATEGORY = {
-    "help": N_("I did not get good help"),
+    "help": N_("Help was not good"),
     "conflict": N_("A disagreement"),
     "discrimination": N_("Discrimination"),
     "bullying": N_("Bullying"),
@@ -75,6 +75,12 @@ FIELD = {
     "tried": N_("What you tried"),
     "contact": N_("Contact"),
     "consent": N_("Consent"),
+}
+
+SUMMARY = {
+    "kind": N_("Kind"),
+    "confidant": N_("Confidant"),
+    "files": N_("Files"),
 }
 
 WHO = {

@@ -42,7 +42,8 @@ def test_check_config_reports_bad_mailbox(tmp_path: Path) -> None:
 
 def test_check_config_reports_bad_key_and_port(tmp_path: Path) -> None:
     """A malformed secret key or SMTP port is refused without echoing the secret."""
-    result = CliRunner().invoke(cli, ["check-config"], env=env_for(tmp_path, KLACHTWIJZER_SECRET_KEY="hunter2"))
+    env = env_for(tmp_path, KLACHTWIJZER_SECRET_KEY="hunter2")
+    result = CliRunner().invoke(cli, ["check-config"], env=env)
     assert result.exit_code == 1
     assert "KLACHTWIJZER_SECRET_KEY is not a valid key" in result.output
     assert "hunter2" not in result.output

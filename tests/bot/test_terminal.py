@@ -60,6 +60,18 @@ def test_terminal_resumes_after_quit(tmp_path: Path) -> None:
     assert "What fits best?" in result.stdout
 
 
+def test_binary_and_hostile_lines_do_not_crash(tmp_path: Path) -> None:
+    """Binary bytes, control characters and a 100 000-character line get answers, not a crash."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "KLACHTWIJZER_", "DATABASE_"))}
+    env.update(KLACHTWIJZER_DATA_DIR=str(tmp_path / "data"), MAIL_FROM="bot@klachtwijzer.test")
+    stdin = b"\xff\xfe\x00binary\n\x1b[2J\x07\n" + b"y" * 100_000 + b"\n4\n/nonsense\n"
+    result = subprocess.run([sys.executable, "-m", "bot", "chat"], input=stdin, capture_output=True,
+                            env=env, timeout=120, check=True)
+    out = result.stdout.decode("utf-8")
+    assert out.count("Kies uw taal.") >= 4  # asked again after each line it could not use
+    assert "I do not know this command." in out
+
+
 def test_parse_lines() -> None:
     """A number picks a shown button, a slash word is a command, anything else is text."""
     shown = ["a", "b"]
