@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from bot.channels import Channels
 from bot.outbox import FileTransport, MailTransport, OutboxWorker, SmtpTransport
 from bot.service import IntakeService
 from bot.settings import Organisation, Settings, load_organisation
 from flows.engine import Engine
 from flows.i18n import Catalogs, load_catalogs
 from storage import Database, load_key, utc_now
+from storage.files import EncryptedFileStore
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +32,31 @@ class App:
     worker: OutboxWorker
     service: IntakeService
     key_generated: bool
+    files: EncryptedFileStore
+    channels: Channels = field(default_factory=Channels)
+    clock: Callable[[], datetime] = utc_now
 
     async def close(self) -> None:
         await self.db.close()
+
+    def background_tasks(self, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
+        """What `klachtwijzer run` runs: the outbox worker and every configured channel."""
+        tasks: list[Coroutine[Any, Any, None]] = [self.worker.run_forever(stop)]
+        if self.settings.telegram_bot_token is not None:
+            from bot.telegram import run_telegram
+
+            tasks.append(run_telegram(self, stop))
+        if self.settings.whatsapp_enabled:
+            from bot.whatsapp import run_whatsapp
+
+            tasks.append(run_whatsapp(self, stop))
+        return tasks
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; a task that fails stops the others and the error is raised."""
+        async with asyncio.TaskGroup() as group:
+            for task in self.background_tasks(stop):
+                group.create_task(task)
 
 
 def configure_logging(level: str) -> None:
@@ -68,5 +94,8 @@ async def build_app(settings: Settings, clock: Callable[[], datetime] = utc_now)
     db = await Database.open(settings.db_url, cipher, clock=clock)
     transport = mail_transport(settings)
     worker = OutboxWorker(db=db, transport=transport, sender=settings.mail_from, clock=clock)
-    service = IntakeService(engine, db, mail_from=settings.mail_from, clock=clock)
-    return App(settings, organisation, catalogs, engine, db, transport, worker, service, generated)
+    files = EncryptedFileStore(settings.data_dir / "files", cipher)
+    channels = Channels()
+    service = IntakeService(engine, db, mail_from=settings.mail_from, clock=clock, files=files)
+    return App(settings, organisation, catalogs, engine, db, transport, worker, service, generated,
+               files, channels, clock)

@@ -80,7 +80,7 @@ def run() -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         try:
-            await app.worker.run_forever(stop)
+            await app.run(stop)
         finally:
             await app.close()
 

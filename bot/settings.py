@@ -41,6 +41,61 @@ class Settings(BaseSettings):
     )
     config: Path | None = Field(None, validation_alias=AliasChoices("KLACHTWIJZER_CONFIG"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("KLACHTWIJZER_LOG_LEVEL"))
+    max_attachment_bytes: int = Field(
+        20_000_000, validation_alias=AliasChoices("KLACHTWIJZER_MAX_ATTACHMENT_BYTES"), ge=1
+    )
+
+    # Telegram (issue 3): runs when a token is set.
+    telegram_bot_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN")
+    )
+    telegram_library: Literal["ptb", "aiogram"] = Field(
+        "ptb", validation_alias=AliasChoices("TELEGRAM_LIBRARY")
+    )
+    telegram_api_base: str = Field(
+        "https://api.telegram.org", validation_alias=AliasChoices("TELEGRAM_API_BASE")
+    )
+    telegram_mode: Literal["polling", "webhook"] = Field(
+        "polling", validation_alias=AliasChoices("TELEGRAM_MODE")
+    )
+    telegram_webhook_url: str | None = Field(
+        None, validation_alias=AliasChoices("TELEGRAM_WEBHOOK_URL")
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("TELEGRAM_WEBHOOK_SECRET")
+    )
+    telegram_listen_host: str = Field(
+        "127.0.0.1", validation_alias=AliasChoices("TELEGRAM_LISTEN_HOST")
+    )
+    telegram_listen_port: int = Field(
+        8443, validation_alias=AliasChoices("TELEGRAM_LISTEN_PORT"), ge=1, le=65535
+    )
+
+    # WhatsApp Cloud API (issue 5): runs when all four credentials are set.
+    whatsapp_token: SecretStr | None = Field(None, validation_alias=AliasChoices("WHATSAPP_TOKEN"))
+    whatsapp_phone_number_id: str | None = Field(
+        None, validation_alias=AliasChoices("WHATSAPP_PHONE_NUMBER_ID")
+    )
+    whatsapp_app_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("WHATSAPP_APP_SECRET")
+    )
+    whatsapp_verify_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("WHATSAPP_VERIFY_TOKEN")
+    )
+    whatsapp_api_base: str = Field(
+        "https://graph.facebook.com/v21.0", validation_alias=AliasChoices("WHATSAPP_API_BASE")
+    )
+    whatsapp_listen_host: str = Field(
+        "127.0.0.1", validation_alias=AliasChoices("WHATSAPP_LISTEN_HOST")
+    )
+    whatsapp_listen_port: int = Field(
+        8444, validation_alias=AliasChoices("WHATSAPP_LISTEN_PORT"), ge=1, le=65535
+    )
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return all((self.whatsapp_token, self.whatsapp_phone_number_id, self.whatsapp_app_secret,
+                    self.whatsapp_verify_token))
 
     @field_validator("mail_from")
     @classmethod
@@ -67,13 +122,27 @@ class Settings(BaseSettings):
 
 
 @dataclass(frozen=True)
+class Confidant:
+    """A confidant (vertrouwenspersoon) who takes handoffs on Telegram, by numeric user id."""
+
+    telegram_id: int
+    gender: Literal["female", "male"]
+
+
+@dataclass(frozen=True)
 class Organisation:
-    """The organisation running the bot: its name, procedure, mailboxes and retention."""
+    """The organisation running the bot: its name, procedure, mailboxes, staff and periods."""
 
     name: str
     procedure: Procedure
     retention_years: int = 5  # 001 art. 17.4
     mailboxes: dict[str, str] = field(default_factory=dict)
+    confidants: tuple[Confidant, ...] = ()
+    coordinators: tuple[int, ...] = ()  # Telegram user ids; never usernames
+    handoff_timeout_minutes: int = 30
+    follow_up_days: int = 14  # 003 §4: ask whether the problem was really solved
+    lapse_days: int = 61  # 002 §4.1: unreachable for two months
+    whatsapp_template: str | None = None  # used outside WhatsApp's 24-hour window
 
 
 DEFAULT_ORGANISATION_NAME = "Steunpunt Vluchtelingen De Bilt"
@@ -105,4 +174,29 @@ def load_organisation(path: Path | None) -> Organisation:
     if years < 1:
         raise ConfigError(f"{path}: retention.years must be at least 1")
     procedure = Procedure(**{**procedure.__dict__, "mailboxes": mailboxes})
-    return Organisation(str(raw.get("name", DEFAULT_ORGANISATION_NAME)), procedure, years, mailboxes)
+    telegram = raw.get("telegram", {})
+    confidants = []
+    for item in telegram.get("confidants", []):
+        gender = item.get("gender")
+        if gender not in ("female", "male") or not isinstance(item.get("id"), int):
+            raise ConfigError(
+                f"{path}: each telegram.confidants entry needs a numeric id and gender "
+                f"'female' or 'male', got {item!r}"
+            )
+        confidants.append(Confidant(item["id"], gender))
+    coordinators = telegram.get("coordinators", [])
+    if not all(isinstance(c, int) for c in coordinators):
+        raise ConfigError(f"{path}: telegram.coordinators must be numeric user ids")
+    register = raw.get("register", {})
+    return Organisation(
+        name=str(raw.get("name", DEFAULT_ORGANISATION_NAME)),
+        procedure=procedure,
+        retention_years=years,
+        mailboxes=mailboxes,
+        confidants=tuple(confidants),
+        coordinators=tuple(coordinators),
+        handoff_timeout_minutes=int(raw.get("handoff", {}).get("timeout_minutes", 30)),
+        follow_up_days=int(register.get("follow_up_days", 14)),
+        lapse_days=int(register.get("lapse_days", 61)),
+        whatsapp_template=raw.get("whatsapp", {}).get("template"),
+    )

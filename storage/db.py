@@ -31,7 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from storage.crypto import Cipher
+from storage.handoffs import HandoffRepository
 from storage.records import utc_now
+from storage.register import RegisterRepository
 from storage.repositories import (
     AuditRepository,
     CaseRepository,
@@ -171,6 +173,8 @@ class _Repositories:
     outbox: OutboxRepository
     audit: AuditRepository
     inbound: InboundRepository
+    register: RegisterRepository
+    handoffs: HandoffRepository
 
 
 class UnitOfWork:
@@ -209,6 +213,8 @@ class UnitOfWork:
             outbox=OutboxRepository(*args, lock=lock),
             audit=AuditRepository(*args, lock=lock),
             inbound=InboundRepository(*args, lock=lock),
+            register=RegisterRepository(*args, lock=lock),
+            handoffs=HandoffRepository(*args, lock=lock),
         )
         return self
 
@@ -262,6 +268,14 @@ class UnitOfWork:
     @property
     def inbound(self) -> InboundRepository:
         return self._repositories().inbound
+
+    @property
+    def register(self) -> RegisterRepository:
+        return self._repositories().register
+
+    @property
+    def handoffs(self) -> HandoffRepository:
+        return self._repositories().handoffs
 
 
 class Database:

@@ -182,3 +182,9 @@ counters = Table(
     Column("name", String(32), primary_key=True),
     Column("value", Integer, nullable=False),
 )
+
+
+# --- issue 4: the register (case history, deadlines, follow-up) -----------------------------------
+
+
+# --- issue 3: Telegram handoffs to confidants -----------------------------------------------------
