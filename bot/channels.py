@@ -7,9 +7,14 @@ use `Channels.send` for messages that are not a direct reply (handoffs, status u
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from flows.model import OutMessage
+
+# How a message that was not a direct reply reached the client: in the chat itself, as an approved
+# template (WhatsApp outside its 24-hour window), or not at all (the caller falls back to the
+# contact the client chose, and the register records which).
+Delivery = Literal["sent", "template", "unavailable"]
 
 
 class ChannelSender(Protocol):
@@ -17,7 +22,7 @@ class ChannelSender(Protocol):
 
     name: str
 
-    async def send(self, chat_id: str, messages: Sequence[OutMessage]) -> None: ...
+    async def send(self, chat_id: str, messages: Sequence[OutMessage]) -> Delivery: ...
 
 
 class Channels:
@@ -32,10 +37,9 @@ class Channels:
     def get(self, name: str) -> ChannelSender | None:
         return self._senders.get(name)
 
-    async def send(self, channel: str, chat_id: str, messages: Sequence[OutMessage]) -> bool:
-        """Send if that channel runs here; False tells the caller to use another way (e.g. e-mail)."""
+    async def send(self, channel: str, chat_id: str, messages: Sequence[OutMessage]) -> Delivery:
+        """Send if that channel runs here; "unavailable" tells the caller to use another way."""
         sender = self._senders.get(channel)
         if sender is None:
-            return False
-        await sender.send(chat_id, messages)
-        return True
+            return "unavailable"
+        return await sender.send(chat_id, messages)

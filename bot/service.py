@@ -36,6 +36,8 @@ from storage import CaseRecord, Database, OutboxItem, StoredConversation, UnitOf
 
 log = logging.getLogger(__name__)
 
+LAST_INBOUND = "_last_inbound_at"  # a key of the service's own in the conversation data
+
 
 class FileStore(Protocol):
     """Where channels keep the files clients send (encrypted, under random names)."""
@@ -118,6 +120,8 @@ class IntakeService:
                     stored.state = conversation.state
                     stored.language = conversation.language
                     stored.data = conversation.data
+                    # When the client last wrote (WhatsApp's 24-hour window, 002 §4.1 lapse).
+                    stored.data[LAST_INBOUND] = now.isoformat()
                     await uow.conversations.save(stored)
                 await uow.commit()
             return Reply(tuple(messages))
