@@ -12,7 +12,7 @@ COPY bot ./bot
 COPY flows ./flows
 COPY storage ./storage
 COPY locales ./locales
-RUN pip install ".[ptb]" \
+RUN pip install ".[ptb,aiogram]" \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin klachtwijzer \
     && mkdir -p /data && chown klachtwijzer:klachtwijzer /data && chmod 0700 /data
 

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from bot.app import App, build_app
 from bot.settings import Settings
+
+# Property tests: a quick profile for every run, a deep one for CI's dedicated job (10 000+ inputs).
+settings.register_profile("default", max_examples=150, deadline=None)
+settings.register_profile(
+    "deep", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 class Clock:
@@ -58,3 +69,63 @@ async def app_factory(
     yield make
     for app in built:
         await app.close()
+
+
+# --- the log scan: after the whole run, no log line at INFO or above may carry personal data ------
+
+LOG_FILE_KEY = pytest.StashKey[Path]()
+# What must never reach a log: client words (our tests write Arabic and Ukrainian), phone numbers,
+# e-mail addresses other than our own test mailboxes, Telegram bot tokens, and the test clients' names.
+LEAK_PATTERNS = {
+    "Arabic text": re.compile("[\u0600-\u06ff]"),
+    "Cyrillic text": re.compile("[\u0400-\u04ff]"),
+    "phone number": re.compile(r"\+31[\s-]?6|\b06[\s-]?\d{8}\b"),
+    "bot token": re.compile(r"(?<!\d)\d{6,12}:[A-Za-z0-9_-]{20,}"),
+    "client e-mail": re.compile(r"[\w.+-]+@example\.(nl|com|org)"),
+    "client name": re.compile(r"Sara Haddad|Olena|Omar Ali|Layla Ali|Piet Jansen|Maria\b"),
+}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    fd, name = tempfile.mkstemp(prefix="klachtwijzer-test-log-", suffix=".log")
+    os.close(fd)
+    path = Path(name)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+    # aiosmtpd is the test's own mail server, not part of the product: its INFO lines name
+    # the envelope recipients, which are test data.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    session.stash[LOG_FILE_KEY] = path
+
+
+def scan_log(text: str) -> list[str]:
+    """The log lines that carry something personal, each with what was found."""
+    found = []
+    for line in text.splitlines():
+        for what, pattern in LEAK_PATTERNS.items():
+            if pattern.search(line):
+                found.append(f"{what}: {line[:200]}")
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.stash.get(LOG_FILE_KEY, None)
+    if path is None:
+        return
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    text = path.read_text(encoding="utf-8", errors="replace")
+    leaks = scan_log(text)
+    lines = len(text.splitlines())
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"log scan: {lines} log lines at INFO or above, {len(leaks)} with personal data")
+        for leak in leaks[:20]:
+            reporter.write_line(f"  LEAK {leak}")
+    if leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    path.unlink(missing_ok=True)
