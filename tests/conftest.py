@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,12 +43,53 @@ def clock() -> Clock:
     return Clock(datetime(2026, 11, 22, 9, 30, tzinfo=UTC))
 
 
+# The whole suite runs on SQLite files by default, and on PostgreSQL when this names an admin URL
+# (`.ci/run` starts a server and runs the suite a second time): each test gets a database of its own.
+POSTGRES_ADMIN_URL = os.environ.get("KLACHTWIJZER_TEST_POSTGRES", "")
+ON_POSTGRES = POSTGRES_ADMIN_URL.startswith("postgresql")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not ON_POSTGRES:
+        return
+    skip = pytest.mark.skip(reason="SQLite-specific (file, pragma or locking behaviour)")
+    for item in items:
+        if "sqlite_only" in item.keywords:
+            item.add_marker(skip)
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
-def settings_for(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings on a fresh data dir; keyword arguments override (field names, not env names)."""
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database for this test: a SQLite file, or a new PostgreSQL database."""
+    if not ON_POSTGRES:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'klachtwijzer.db'}"
+        return
+    name = f"kw_test_{uuid.uuid4().hex[:16]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
+    """Settings on a fresh data dir and database; keyword arguments override (field names)."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {"data_dir": tmp_path / "data", "mail_from": "bot@klachtwijzer.test"}
+        if ON_POSTGRES:
+            values["database_url"] = database_url
         values.update(overrides)
         return Settings(**values)
 

@@ -21,8 +21,9 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def db_url(db_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{db_path}"
+def db_url(database_url: str) -> str:
+    """The test's own database (tests/conftest.py: SQLite file, or PostgreSQL in CI's second run)."""
+    return database_url
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ async def _new_conversation(db: Database, chat_id: str = "4242", **data: object)
     return saved
 
 
+@pytest.mark.sqlite_only
 async def test_database_files_are_private(db: Database, db_path: Path) -> None:
     """The database, its -wal and -shm files are mode 0600 and the data directory 0700."""
     await _new_conversation(db, name=NAME)
@@ -57,6 +58,7 @@ async def test_existing_loose_permissions_are_tightened(tmp_path: Path, cipher: 
     assert _mode(path) == 0o600
 
 
+@pytest.mark.sqlite_only
 async def test_sqlite_pragmas_are_applied(db: Database) -> None:
     """Every connection runs WAL, synchronous=FULL, foreign keys, secure_delete, busy_timeout."""
     names = ["journal_mode", "synchronous", "foreign_keys", "secure_delete", "busy_timeout"]
@@ -65,6 +67,7 @@ async def test_sqlite_pragmas_are_applied(db: Database) -> None:
     assert values == ["wal", 2, 1, 1, 10000]
 
 
+@pytest.mark.sqlite_only
 async def test_personal_data_is_encrypted_at_rest(db: Database, db_path: Path) -> None:
     """A stored name appears nowhere in the SQLite file or WAL; the columns hold Fernet tokens."""
     conv = await _new_conversation(db, name=NAME, story=f"{NAME} was refused food")
