@@ -41,7 +41,9 @@ class App:
 
     def background_tasks(self, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
         """What `klachtwijzer run` runs: the outbox worker and every configured channel."""
-        tasks: list[Coroutine[Any, Any, None]] = [self.worker.run_forever(stop)]
+        from bot.scheduler import run_daily
+
+        tasks: list[Coroutine[Any, Any, None]] = [self.worker.run_forever(stop), run_daily(self, stop)]
         if self.settings.telegram_bot_token is not None:
             from bot.telegram import run_telegram
 

@@ -1,4 +1,5 @@
-"""The `klachtwijzer` command: chat, run, check-config, keygen, diagram."""
+"""The `klachtwijzer` command: chat, run, check-config, keygen, diagram; the register (case, export,
+report, purge, digest)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import contextlib
 import io
 import signal
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
-from bot.app import build_app, configure_logging
+from bot.app import App, build_app, configure_logging
 from bot.settings import ConfigError, Settings, load_organisation
 from bot.terminal import TerminalChat
 from flows.engine import Engine
@@ -140,6 +143,351 @@ def diagram(
         output.write_text(text, encoding="utf-8")
     else:
         typer.echo(text)
+
+
+# --- the register (issue 4): for the committee secretary and the coordinator --------------------
+
+case_cli = typer.Typer(help="The register of cases: add, list, show, set-status, note.",
+                       no_args_is_help=True)
+cli.add_typer(case_cli, name="case")
+
+
+def _register_run(work: Callable[[App], Awaitable[None]]) -> None:
+    """Build the app, run one register operation, close; a refusal is a clear error, exit 1."""
+    from bot.register import RegisterError
+
+    settings = _settings()
+    configure_logging("WARNING")
+
+    async def main() -> None:
+        app = await build_app(settings)
+        try:
+            await work(app)
+        finally:
+            await app.close()
+
+    try:
+        asyncio.run(main())
+    except RegisterError as exc:
+        typer.echo(f"fout: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    for fmt in ("%Y-%m-%d", "%d-%m-%Y"):
+        with contextlib.suppress(ValueError):
+            return datetime.strptime(value, fmt).date()
+    typer.echo(f"fout: {option} '{value}' is geen datum (JJJJ-MM-DD of DD-MM-JJJJ)", err=True)
+    raise typer.Exit(2)
+
+
+@case_cli.command("add")
+def case_add(
+    kind: Annotated[str, typer.Option(help="signal, complaint, mediation_request, "
+                                           "confidant_request or report")] = "signal",
+    schema: Annotated[str, typer.Option(help="A or B (empty: none)")] = "",
+    category: Annotated[str | None, typer.Option(help="help, conflict, discrimination, ...")] = None,
+    language: Annotated[str, typer.Option(help="the client's language: nl, uk, ar, en")] = "nl",
+    channel: Annotated[str, typer.Option(help="how it came in: in_person, phone, mail")] = "in_person",
+    location: Annotated[str | None, typer.Option(help="location or organisation")] = None,
+    open_: Annotated[bool, typer.Option("--open", help="still open (default: solved on the spot)")]
+    = False,
+    note: Annotated[str | None, typer.Option(help="a note (stored encrypted; no names please)")]
+    = None,
+    by: Annotated[str, typer.Option(help="who records this (audit log)")] = "cli",
+) -> None:
+    """Register a signal, e.g. one solved on the spot (003 §5). No names, no contact details."""
+    from bot.register import add_case
+
+    async def work(app: App) -> None:
+        case = await add_case(app, kind=kind, schema=schema, category=category, language=language,
+                              channel=channel, location=location,
+                              status="received" if open_ else "closed", note=note, actor=by)
+        typer.echo(f"{case.reference} geregistreerd ({case.kind}, status {case.status})")
+
+    _register_run(work)
+
+
+@case_cli.command("list")
+def case_list(
+    due: Annotated[bool, typer.Option("--due", help="only cases with a deadline within 3 days "
+                                                    "or overdue")] = False,
+    status: Annotated[str | None, typer.Option(help="only this status")] = None,
+    open_only: Annotated[bool, typer.Option("--open", help="only open cases")] = False,
+) -> None:
+    """The register, oldest first, with each case's next deadline."""
+    from bot.register import KIND_NL, list_cases, local_date
+    from flows.register import STATUS_NL
+
+    async def work(app: App) -> None:
+        lines = await list_cases(app, due_only=due, status=status,
+                                 include_closed=not (open_only or due))
+        if not lines:
+            typer.echo("Geen zaken met een termijn binnen 3 dagen of verlopen." if due
+                       else "Geen zaken.")
+            return
+        today = local_date(app.clock())
+        typer.echo(f"{'referentie':<16} {'soort':<27} {'status':<26} {'ontvangen':<10}  "
+                   "volgende termijn")
+        for line in lines:
+            case = line.case
+            upcoming = line.due or tuple(d for d in line.deadlines
+                                         if d.state(today) in ("open", "overdue"))
+            nxt = "-"
+            if upcoming:
+                d = min(upcoming, key=lambda x: x.due)
+                mark = "VERLOPEN " if d.state(today) == "overdue" else ""
+                nxt = f"{mark}{d.due.strftime('%d-%m-%Y')} {d.label_nl}"
+            extra = "  [handmatig contact nodig]" if line.manual else ""
+            typer.echo(f"{case.reference:<16} {KIND_NL.get(case.kind, case.kind):<27} "
+                       f"{STATUS_NL.get(case.status, case.status):<26} "
+                       f"{local_date(case.created_at).strftime('%d-%m-%Y'):<10}  {nxt}{extra}")
+        typer.echo(f"({len(lines)} {'zaak' if len(lines) == 1 else 'zaken'})")
+
+    _register_run(work)
+
+
+@case_cli.command("show")
+def case_show(reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")]) -> None:
+    """One case: status, deadlines, history, messages to the client, follow-up, contact."""
+    from bot.register import ANSWER_NL, KIND_NL, METHOD_NL, case_view, local_date
+    from flows.register import OUTCOME_NL, STATUS_NL
+
+    def when(moment: datetime | None) -> str:
+        if moment is None:
+            return "-"
+        from bot.register import ORG_TZ
+
+        return moment.astimezone(ORG_TZ).strftime("%d-%m-%Y %H:%M")
+
+    async def work(app: App) -> None:
+        view = await case_view(app, reference)
+        case = view.case
+        today = local_date(app.clock())
+        head = [case.reference, KIND_NL.get(case.kind, case.kind)]
+        if case.schema:
+            head.append(f"schema {case.schema}")
+        head += [x for x in (case.category, case.language, case.channel, case.location) if x]
+        typer.echo(" · ".join(head))
+        status = STATUS_NL.get(case.status, case.status)
+        if case.outcome:
+            status += f" ({OUTCOME_NL.get(case.outcome, case.outcome)})"
+        typer.echo(f"status:     {status}")
+        typer.echo(f"ontvangen:  {when(case.created_at)}")
+        if case.closed_at:
+            typer.echo(f"afgesloten: {when(case.closed_at)}")
+        if view.payload:
+            complainant = view.payload.get("complainant") or {}
+            contact = complainant.get("contact") or {}
+            method = str(contact.get("method") or "chat")
+            value = contact.get("value")
+            typer.echo(f"contact:    {METHOD_NL.get(method, method)}" + (f": {value}" if value else ""))
+        elif case.erased_at:
+            typer.echo(f"dossier:    vernietigd op {when(case.erased_at)} (alleen anonieme gegevens)")
+        if view.deadlines:
+            typer.echo("termijnen:")
+            marks = {"met": "gehaald", "late": "TE LAAT", "overdue": "VERLOPEN", "open": "open",
+                     "cancelled": "vervallen"}
+            for d in view.deadlines:
+                state = d.state(today)
+                done = f" ({when(d.met_at)})" if d.met_at else ""
+                typer.echo(f"  {marks[state]:<9} uiterlijk {d.due.strftime('%d-%m-%Y')}  "
+                           f"{d.label_nl}{done}")
+        if view.events:
+            typer.echo("geschiedenis:")
+            for event in view.events:
+                what = event.action
+                if event.action == "status":
+                    what = f"status -> {STATUS_NL.get(event.value or '', event.value)}"
+                elif event.value:
+                    what = f"{event.action}: {event.value}"
+                note = f"  \"{event.note}\"" if event.note else ""
+                typer.echo(f"  {when(event.at)}  {event.actor:<12} {what}{note}")
+        if view.notifications:
+            typer.echo("berichten aan de cliënt:")
+            for n in view.notifications:
+                what = ("nazorgvraag" if n.purpose == "follow_up"
+                        else f"status '{STATUS_NL.get(n.status or '', n.status)}'")
+                if n.delivery is None:
+                    how = "wacht op verzending"
+                elif n.delivery == "manual":
+                    how = f"handmatig contact nodig {METHOD_NL.get(n.method or 'none', '')}".strip()
+                    how += f" (gedaan {when(n.resolved_at)})" if n.resolved_at else " (OPEN)"
+                else:
+                    how = {"sent": "via de chat", "template": "via WhatsApp-sjabloon"}[n.delivery]
+                typer.echo(f"  {when(n.created_at)}  {what}: {how}")
+        if view.follow_up:
+            f = view.follow_up
+            line = f"nazorg:     antwoord '{ANSWER_NL.get(f.answer, f.answer)}' op {when(f.answered_at)}"
+            if f.comment:
+                line += f", toelichting: \"{f.comment}\""
+            if f.answer != "yes":
+                line += " (afgehandeld)" if f.attention_done_at else " (AANDACHT coördinator)"
+            typer.echo(line)
+
+    _register_run(work)
+
+
+@case_cli.command("set-status")
+def case_set_status(
+    reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")],
+    status: Annotated[str, typer.Argument(help="acknowledged, in_mediation, with_committee, decided, "
+                                                "board_responded, closed, withdrawn, lapsed")],
+    outcome: Annotated[str | None, typer.Option(help="with decided: founded, partly_founded, "
+                                                     "unfounded")] = None,
+    note: Annotated[str | None, typer.Option(help="a note with the change (stored encrypted)")] = None,
+    by: Annotated[str, typer.Option(help="who makes the change (audit log)")] = "cli",
+    notify: Annotated[bool, typer.Option(help="tell the client")] = True,
+) -> None:
+    """Change a case's status; the client is told on their channel, in their language."""
+    from bot.register import METHOD_NL, set_status
+    from flows.register import STATUS_NL
+
+    async def work(app: App) -> None:
+        change = await set_status(app, reference, status, outcome=outcome, note=note, actor=by,
+                                  notify=notify)
+        typer.echo(f"{change.case.reference}: status is nu '{STATUS_NL[change.case.status]}'")
+        told = {
+            "sent": "cliënt is bericht via de chat",
+            "template": "cliënt is bericht via een WhatsApp-sjabloon",
+            "pending": "bericht aan de cliënt wacht op de draaiende bot (klachtwijzer run)",
+            "none": "cliënt is niet bericht",
+        }
+        if change.delivery == "manual":
+            how = METHOD_NL.get(change.method or "none", "")
+            typer.echo(f"LET OP: de cliënt is niet bereikbaar via de chat; handmatig contact "
+                       f"nodig ({how}).\nDit staat in het dagoverzicht tot "
+                       f"`klachtwijzer case note {change.case.reference} --contacted`.")
+        else:
+            typer.echo(told[change.delivery])
+
+    _register_run(work)
+
+
+@case_cli.command("note")
+def case_note(
+    reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")],
+    text: Annotated[str | None, typer.Argument(help="the note (stored encrypted)")] = None,
+    contacted: Annotated[bool, typer.Option("--contacted", help="the client was reached by "
+                                                                "phone or e-mail")] = False,
+    met: Annotated[str | None, typer.Option(help="a deadline that was met, e.g. inform_staff")]
+    = None,
+    info_requested: Annotated[bool, typer.Option("--info-requested", help="the client was asked "
+                                                 "for missing information (2 weeks, 14.3)")] = False,
+    attention_done: Annotated[bool, typer.Option("--attention-done", help="the coordinator dealt "
+                                                 "with a follow-up answer")] = False,
+    follow_up: Annotated[str | None, typer.Option(help="the client's answer by phone: yes, partly, "
+                                                      "no")] = None,
+    by: Annotated[str, typer.Option(help="who writes this (audit log)")] = "cli",
+) -> None:
+    """Add a note and/or record a fact: contact made, deadline met, information asked, follow-up."""
+    from bot.register import add_note
+
+    async def work(app: App) -> None:
+        done = await add_note(app, reference, text, actor=by, contacted=contacted, met=met,
+                              info_requested=info_requested, attention_done=attention_done,
+                              follow_up=follow_up)
+        for line in done:
+            typer.echo(f"{reference.strip().upper()}: {line}")
+
+    _register_run(work)
+
+
+@cli.command("export")
+def export_cmd(
+    from_: Annotated[str | None, typer.Option("--from", help="first day, e.g. 2026-01-01")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="last day, e.g. 2026-12-31")] = None,
+    format_: Annotated[str, typer.Option("--format", help="csv, xlsx or json")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout; "
+                                                "xlsx needs a file)")] = None,
+) -> None:
+    """Anonymised register rows: no names, no free text, no contact or account ids."""
+    from bot.register import export
+
+    if format_ not in ("csv", "xlsx", "json"):
+        typer.echo("fout: --format is csv, xlsx of json", err=True)
+        raise typer.Exit(2)
+    if format_ == "xlsx" and output is None:
+        typer.echo("fout: xlsx gaat alleen naar een bestand: gebruik --output FILE.xlsx", err=True)
+        raise typer.Exit(2)
+    start, end = _parse_day(from_, "--from"), _parse_day(to, "--to")
+
+    async def work(app: App) -> None:
+        data, count = await export(app, format_, start, end)  # type: ignore[arg-type]
+        if output is None:
+            sys.stdout.write(data.decode("utf-8-sig"))
+        else:
+            output.write_bytes(data)
+            typer.echo(f"{count} rijen geschreven naar {output}", err=True)
+
+    _register_run(work)
+
+
+@cli.command("report")
+def report_cmd(
+    year: Annotated[int, typer.Option(help="the calendar year, e.g. 2026")],
+    out: Annotated[Path, typer.Option(help="folder for the HTML and PDF")] = Path("."),
+) -> None:
+    """The anonymised yearly report (001 art. 18) as HTML and PDF, with charts."""
+    from bot.register import app_rows, local_date
+    from bot.report import build_report, write_report
+
+    if not 2000 <= year <= 2100:
+        typer.echo("fout: --year moet een jaartal zijn, bijv. 2026", err=True)
+        raise typer.Exit(2)
+
+    async def work(app: App) -> None:
+        rows = await app_rows(app, date(year, 1, 1), date(year, 12, 31))
+        report = build_report(rows, year, app.organisation.name,
+                              app.organisation.procedure.deadlines, local_date(app.clock()))
+        html_path, pdf_path, pages = write_report(report, out)
+        typer.echo(f"{len(rows)} zaken in {year}; geschreven: {html_path}, {pdf_path} "
+                   f"({pages} pagina's)")
+
+    _register_run(work)
+
+
+@cli.command("purge")
+def purge_cmd(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would go")] = False,
+) -> None:
+    """Destroy dossiers past retention (001 art. 17.4), with attachments and outbox copies."""
+    from bot.register import purge
+
+    async def work(app: App) -> None:
+        result = await purge(app, dry_run=dry_run)
+        verb = "zou vernietigen" if dry_run else "vernietigd"
+        typer.echo(f"bewaartermijn {app.organisation.retention_years} jaar: "
+                   f"{len(result.cases)} dossiers {verb}, {result.files} bijlagen, "
+                   f"{result.outbox_rows} mails in de outbox, {result.conversations} gesprekken")
+        for reference in result.cases:
+            typer.echo(f"  {reference}")
+
+    _register_run(work)
+
+
+@cli.command("digest")
+def digest_cmd(
+    force: Annotated[bool, typer.Option("--force", help="send even when there is nothing")] = False,
+) -> None:
+    """Send the daily digest to the committee mailbox now (also runs daily with `run`)."""
+    from bot.register import queue_digest
+
+    async def work(app: App) -> None:
+        sections, queued = await queue_digest(app, force=force)
+        for key, lines in sections.items():
+            for line in lines:
+                typer.echo(f"[{key}] {line}")
+        if not queued:
+            typer.echo("niets te melden; geen mail verstuurd (--force om toch te sturen)")
+            return
+        sent = await app.worker.run_once()
+        typer.echo(f"dagoverzicht naar {app.organisation.procedure.mailboxes['committee']}: "
+                   f"{'verstuurd' if sent else 'in de outbox (wordt opnieuw geprobeerd)'}")
+
+    _register_run(work)
 
 
 def main() -> None:

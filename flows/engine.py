@@ -49,6 +49,7 @@ from flows.model import (
     WithdrawCase,
 )
 from flows.procedure import Form, Procedure, Schema
+from flows.register import FollowUpStep, follow_up_choice, follow_up_text
 from flows.texts import (
     CATEGORY,
     CONTACT,
@@ -360,6 +361,8 @@ class Engine:
 
     def _on_choice(self, turn: Turn, event: Choice) -> None:
         button = event.button_id
+        if self._follow_up(turn, follow_up_choice(turn.data, turn.t, button)):
+            return
         if button.startswith("cmd:") and button[4:] in COMMANDS:
             self._on_command(turn, button[4:])
             return
@@ -374,8 +377,20 @@ class Engine:
         else:
             self._procedure_choice(turn, button)
 
+    def _follow_up(self, turn: Turn, step: FollowUpStep | None) -> bool:
+        """Follow-up answers (003 §4) work at any moment; flows/register.py handles them."""
+        if step is None:
+            return False
+        turn.out.extend(step.messages)
+        turn.effects.extend(step.effects)
+        if step.reprompt:
+            self.prompt(turn)
+        return True
+
     def _on_text(self, turn: Turn, text: str) -> None:
         t = turn.t
+        if self._follow_up(turn, follow_up_text(turn.data, t, text)):
+            return
         if turn.data.get("overlay") or not self._takes_text(turn):
             # A typed button label (or its number) counts as pressing it.
             message = self.render(turn)

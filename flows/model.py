@@ -146,7 +146,19 @@ class LoadDossier:
     """Load everything stored about this client, then feed back a `DossierLoaded` event."""
 
 
-Effect = SubmitCase | WithdrawCase | EraseDossier | LoadDossier
+@dataclass(frozen=True)
+class RecordFollowUp:
+    """The client answered the follow-up question of a closed case (`003` §4); see flows/register.py.
+
+    `answer` is yes, partly or no; `comment` is the optional free text that may follow.
+    """
+
+    reference: str
+    answer: str
+    comment: str | None = None
+
+
+Effect = SubmitCase | WithdrawCase | EraseDossier | LoadDossier | RecordFollowUp
 
 
 # --- state --------------------------------------------------------------------------------------

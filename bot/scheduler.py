@@ -1,0 +1,75 @@
+"""The register's daily work, run by `klachtwijzer run` (issue 4).
+
+Every minute: deliver pending messages to clients (status updates the secretary made in the CLI,
+follow-up questions). Once a day, from 06:00 Dutch time: lapse cases of clients unreachable for
+two months (`002` §4.1), ask the follow-up question (`003` §4), destroy dossiers past retention
+(`001` art. 17.4) and send the digest to the committee mailbox. "Once a day" is claimed in the
+database, so a restart or a second process does not send a second digest. Time comes from
+`app.clock`, so tests move it by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import time
+from typing import TYPE_CHECKING
+
+from bot.register import (
+    ORG_TZ,
+    deliver_pending,
+    lapse_unreachable,
+    local_date,
+    purge,
+    queue_digest,
+    send_follow_ups,
+)
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+DAILY_AT = time(6, 0)  # Dutch time
+
+
+@dataclass(frozen=True)
+class DailyResult:
+    lapsed: tuple[str, ...]
+    follow_ups: int
+    purged: int
+    digest_sent: bool
+
+
+async def run_daily_once(app: App) -> DailyResult | None:
+    """Run the daily jobs if today's run is due and not yet claimed; None if nothing ran."""
+    now = app.clock()
+    local = now.astimezone(ORG_TZ)
+    if local.time() < DAILY_AT:
+        return None
+    async with app.db.unit_of_work() as uow:
+        claimed = await uow.register.claim_day(local_date(now).toordinal())
+        await uow.commit()
+    if not claimed:
+        return None
+    lapsed = await lapse_unreachable(app)
+    asked = await send_follow_ups(app)
+    purged = await purge(app)
+    _, sent = await queue_digest(app, lapsed=lapsed)
+    log.info("register daily run: %d lapsed, %d follow-ups, %d dossiers destroyed, digest %s",
+             len(lapsed), asked, len(purged.cases), "queued" if sent else "not needed")
+    return DailyResult(tuple(lapsed), asked, len(purged.cases), sent)
+
+
+async def run_daily(app: App, stop: asyncio.Event, interval: float = 60.0) -> None:
+    """Until `stop`: pending client messages every `interval` seconds, the daily jobs once a day."""
+    while not stop.is_set():
+        try:
+            await deliver_pending(app)
+            await run_daily_once(app)
+        except Exception as exc:  # the database or a channel may be briefly unavailable
+            log.warning("register scheduler run failed: %s", type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
