@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.pgp import PublicKey, keys_by_address, load_mailbox_keys
 from flows.procedure import Procedure, load_procedure
 from flows.rules import normalise_email
 
@@ -143,6 +144,8 @@ class Organisation:
     follow_up_days: int = 14  # 003 §4: ask whether the problem was really solved
     lapse_days: int = 61  # 002 §4.1: unreachable for two months
     whatsapp_template: str | None = None  # used outside WhatsApp's 24-hour window
+    # OpenPGP public keys by lower-cased mailbox address: mail to it is sent encrypted (PGP/MIME).
+    mailbox_keys: dict[str, PublicKey] = field(default_factory=dict)
 
 
 DEFAULT_ORGANISATION_NAME = "Steunpunt Vluchtelingen De Bilt"
@@ -170,6 +173,10 @@ def load_organisation(path: Path | None) -> Organisation:
         if normalise_email(str(value)) is None:
             raise ConfigError(f"{path}: mailbox '{key}' is not an e-mail address: {value!r}")
         mailboxes[key] = str(value)
+    try:
+        mailbox_keys = keys_by_address(mailboxes, load_mailbox_keys(path, raw, known=mailboxes))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     years = int(raw.get("retention", {}).get("years", 5))
     if years < 1:
         raise ConfigError(f"{path}: retention.years must be at least 1")
@@ -199,4 +206,5 @@ def load_organisation(path: Path | None) -> Organisation:
         follow_up_days=int(register.get("follow_up_days", 14)),
         lapse_days=int(register.get("lapse_days", 61)),
         whatsapp_template=raw.get("whatsapp", {}).get("template"),
+        mailbox_keys=mailbox_keys,
     )
