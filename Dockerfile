@@ -6,6 +6,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     KLACHTWIJZER_DATA_DIR=/data
 
+# gpg encrypts mail to mailboxes that have an OpenPGP key in the organisation config.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gnupg \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml README.md babel.cfg ./
 COPY bot ./bot
