@@ -23,7 +23,8 @@ from flows.rules import normalise_email
 class Settings(BaseSettings):
     """Process settings. Names are the environment variables documented in README.md."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # An empty variable counts as unset (docker-compose passes unset ones as "").
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     data_dir: Path = Field(Path("data"), validation_alias=AliasChoices("KLACHTWIJZER_DATA_DIR"))
     database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL"))
