@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.mail import MailAttachment, compose_case_mail, compose_notice, new_message_id
 from flows.complaint import complaint_document
@@ -33,6 +33,9 @@ from flows.model import (
     WithdrawCase,
 )
 from storage import CaseRecord, Database, OutboxItem, StoredConversation, UnitOfWork
+
+if TYPE_CHECKING:
+    from bot.handoffs import Envelope, HandoffDesk
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,10 @@ class Reply:
 
     messages: tuple[OutMessage, ...]
     duplicate: bool = False
+    # Issue 3: messages for other chats (a confidant), also committed; and the state the
+    # conversation is in now, so a channel can bind its buttons to it (stale buttons).
+    others: tuple[Envelope, ...] = ()
+    state: str | None = None
 
 
 class IntakeService:
@@ -75,6 +82,8 @@ class IntakeService:
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        # Issue 3: the confidant handoff (bot/handoffs.py), set by the Telegram channel.
+        self.handoffs: HandoffDesk | None = None
 
     def _lock(self, channel: str, chat_id: str) -> asyncio.Lock:
         key = (channel, chat_id)
@@ -97,6 +106,15 @@ class IntakeService:
                 if stored is None:
                     stored = StoredConversation(channel=channel, chat_id=chat_id, state="language")
                 conversation = Conversation(stored.state, stored.language, stored.data)
+                if self.handoffs is not None and stored.id is not None:
+                    routed = await self.handoffs.route(uow, stored, event, now)
+                    if routed is not None:  # a relay message or a handoff button
+                        stored.data[LAST_INBOUND] = now.isoformat()
+                        await uow.conversations.save(stored)
+                        await uow.commit()
+                        return Reply(routed.messages, others=routed.others, state=stored.state)
+                later: list[OutMessage] = []
+                others: list[Envelope] = []
                 result = self.engine.step(conversation, event, now)
                 messages = list(result.messages)
                 conversation = result.conversation
@@ -106,9 +124,17 @@ class IntakeService:
                     effect = pending.pop(0)
                     if stored.id is None:
                         stored = await uow.conversations.save(stored)
+                    if self.handoffs is not None and isinstance(effect, EraseDossier):
+                        others.extend(await self.handoffs.erasing(uow, stored, now))
                     follow = await self._carry_out(uow, effect, stored, now)
                     if isinstance(effect, EraseDossier):
                         erased = True
+                    if (self.handoffs is not None and isinstance(effect, SubmitCase)
+                            and isinstance(follow, CaseRegistered)):
+                        started = await self.handoffs.submitted(
+                            uow, stored, effect.submission, follow.reference, now)
+                        later.extend(started.messages)
+                        others.extend(started.others)
                     if follow is not None:
                         nxt = self.engine.step(conversation, follow, now)
                         conversation = nxt.conversation
@@ -124,7 +150,8 @@ class IntakeService:
                     stored.data[LAST_INBOUND] = now.isoformat()
                     await uow.conversations.save(stored)
                 await uow.commit()
-            return Reply(tuple(messages))
+            messages.extend(later)
+            return Reply(tuple(messages), others=tuple(others), state=conversation.state)
 
     async def _carry_out(
         self, uow: UnitOfWork, effect: Effect, stored: StoredConversation, now: datetime
@@ -139,6 +166,13 @@ class IntakeService:
             return None
         if isinstance(effect, LoadDossier):
             return await self._dossier(uow, stored)
+        from flows.model import RecordFollowUp
+
+        if isinstance(effect, RecordFollowUp):  # issue 4: the register (bot/register.py)
+            from bot.register import record_follow_up
+
+            await record_follow_up(uow, effect, stored, now)
+            return None
         raise TypeError(f"unknown effect {type(effect).__name__}")
 
     async def _submit(

@@ -30,21 +30,32 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "CASE_EVENT_ACTIONS",
     "CASE_KINDS",
+    "FOLLOW_UP_ANSWERS",
+    "NOTIFICATION_DELIVERIES",
+    "NOTIFICATION_PURPOSES",
     "OUTBOX_PURPOSES",
     "OUTBOX_STATUSES",
     "UTCDateTime",
     "audit_log",
+    "case_events",
+    "case_notifications",
     "cases",
     "conversations",
     "counters",
+    "follow_ups",
     "inbound_updates",
     "metadata",
     "outbox",
 ]
 
-CASE_KINDS: tuple[str, ...] = ("complaint", "mediation_request", "confidant_request", "report")
-OUTBOX_PURPOSES: tuple[str, ...] = ("case", "withdrawal", "erasure")
+# "signal": registered by a coordinator, e.g. solved on the spot (003 §5; `klachtwijzer case add`).
+CASE_KINDS: tuple[str, ...] = (
+    "complaint", "mediation_request", "confidant_request", "report", "signal"
+)
+# "digest": the daily register digest to the committee mailbox (issue 4).
+OUTBOX_PURPOSES: tuple[str, ...] = ("case", "withdrawal", "erasure", "digest")
 OUTBOX_STATUSES: tuple[str, ...] = ("pending", "sent", "failed", "cancelled")
 
 NAMING_CONVENTION = {
@@ -134,6 +145,12 @@ cases = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("withdrawn_at", UTCDateTime, nullable=True),
     Column("erased_at", UTCDateTime, nullable=True),
+    # issue 4: the register keeps these anonymised facts after the dossier is destroyed.
+    Column("location", String(64), nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
     CheckConstraint(_in("kind", CASE_KINDS), name="kind"),
 )
 
@@ -186,5 +203,106 @@ counters = Table(
 
 # --- issue 4: the register (case history, deadlines, follow-up) -----------------------------------
 
+CASE_EVENT_ACTIONS: tuple[str, ...] = (
+    "status",  # value: the new status; note: optional remark
+    "note",  # note: the remark
+    "deadline_met",  # value: the deadline's name (e.g. inform_staff, 001 art. 14.4)
+    "info_requested",  # 001 art. 14.3: the client was asked for missing information
+    "contacted",  # a manual contact (phone, e-mail) was made; open manual contacts are resolved
+    "attention_done",  # the coordinator dealt with a follow-up answer
+    "follow_up",  # value: the client's answer recorded by staff (yes, partly, no)
+)
+NOTIFICATION_PURPOSES: tuple[str, ...] = ("status", "follow_up")
+NOTIFICATION_DELIVERIES: tuple[str, ...] = ("sent", "template", "manual")
+FOLLOW_UP_ANSWERS: tuple[str, ...] = ("yes", "partly", "no")
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("value", String(64), nullable=True),
+    Column("note", LargeBinary, nullable=True),  # encrypted; dropped when the dossier is destroyed
+    CheckConstraint(_in("action", CASE_EVENT_ACTIONS), name="action"),
+)
+
+# Messages to the client that are not a reply (status updates, the follow-up question). A row is
+# pending until a running channel delivered it, or until it fell back to a manual contact by the
+# way the client chose (`method`), which stays open in the digest until staff record `contacted`.
+case_notifications = Table(
+    "case_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("purpose", String(16), nullable=False),
+    Column("status", String(32), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("delivery", String(16), nullable=True),
+    Column("method", String(16), nullable=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    CheckConstraint(_in("purpose", NOTIFICATION_PURPOSES), name="purpose"),
+    CheckConstraint(_in("delivery", NOTIFICATION_DELIVERIES), name="delivery"),
+    Index("ix_case_notifications_pending", "delivered_at"),
+)
+
+follow_ups = Table(
+    "follow_ups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False,
+           unique=True),
+    Column("answer", String(8), nullable=False),
+    Column("answered_at", UTCDateTime, nullable=False),
+    Column("comment", LargeBinary, nullable=True),  # encrypted free text
+    Column("attention_done_at", UTCDateTime, nullable=True),
+    CheckConstraint(_in("answer", FOLLOW_UP_ANSWERS), name="answer"),
+)
+
 
 # --- issue 3: Telegram handoffs to confidants -----------------------------------------------------
+
+from sqlalchemy import BigInteger  # noqa: E402  (kept in this section: issue 3 owns it)
+
+HANDOFF_STATUSES: tuple[str, ...] = ("offered", "active", "ended", "expired")
+
+# A live chat between a client and a confidant, relayed by the bot (Telegram). Plaintext columns hold
+# only machine values and the confidant's numeric Telegram id (staff, needed to route their replies);
+# everything about the client is in `data` (encrypted). Rows go with the conversation (erasure).
+handoffs = Table(
+    "handoffs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", Integer, ForeignKey("conversations.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("case_reference", String(32), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("preference", String(8), nullable=False),
+    Column("confidant_id", BigInteger, nullable=True, index=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("accepted_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    CheckConstraint(_in("status", HANDOFF_STATUSES), name="status"),
+    Index("ix_handoffs_due", "status", "expires_at"),
+)
+
+# The relayed messages of a handoff, encrypted, kept only until the client decides about the
+# transcript (then copied into the dossier or deleted).
+handoff_messages = Table(
+    "handoff_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("handoff_id", Integer, ForeignKey("handoffs.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("sender", String(16), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("delivered", Integer, nullable=False, server_default="1"),
+)

@@ -1,0 +1,177 @@
+"""python-telegram-bot 22 (the default, TELEGRAM_LIBRARY=ptb): a thin adapter over bot/telegram.py.
+
+It receives updates (long polling, or PTB's webhook server that checks the secret token) and hands
+each, as Bot API JSON, to `TelegramCore.on_update`; it implements `BotApi` with PTB's `Bot`. No
+conversation logic lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import Application, ContextTypes, TypeHandler
+
+from bot.settings import Settings
+from bot.telegram import (
+    Keyboard,
+    TelegramApiError,
+    TelegramCore,
+    TelegramFileTooBig,
+    TelegramOptions,
+    TelegramRetryAfter,
+    TelegramUnavailable,
+)
+
+T = TypeVar("T")
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+async def _call(factory: Callable[[], Awaitable[T]]) -> T:
+    """PTB's exceptions as the core's."""
+    try:
+        return await factory()
+    except RetryAfter as exc:
+        with warnings.catch_warnings():  # PTB 22 warns that this becomes a timedelta
+            warnings.simplefilter("ignore")
+            wait = exc.retry_after
+        raise TelegramRetryAfter(wait if isinstance(wait, int) else wait.total_seconds()) from None
+    except Forbidden:
+        raise TelegramUnavailable("forbidden") from None
+    except BadRequest as exc:
+        if "file is too big" in exc.message.lower():
+            raise TelegramFileTooBig("file is too big") from None
+        if "chat not found" in exc.message.lower():
+            raise TelegramUnavailable("chat not found") from None
+        raise TelegramApiError(f"bad request: {exc.message[:100]}") from None
+    except TelegramError as exc:
+        raise TelegramApiError(type(exc).__name__) from None
+
+
+def _markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
+    if not keyboard:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in keyboard]
+    )
+
+
+class PtbApi:
+    """`BotApi` with python-telegram-bot's `Bot`."""
+
+    def __init__(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        self.application = application
+
+    @property
+    def bot(self) -> Any:
+        return self.application.bot
+
+    async def send_message(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int:
+        message = await _call(lambda: self.bot.send_message(chat_id, text, reply_markup=_markup(keyboard)))
+        return int(message.message_id)
+
+    async def edit_message(self, chat_id: int, message_id: int, text: str | None) -> None:
+        if text is None:
+            await _call(lambda: self.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None))
+        else:
+            await _call(lambda: self.bot.edit_message_text(text, chat_id, message_id, reply_markup=None))
+
+    async def answer_callback(self, callback_id: str, text: str | None) -> None:
+        await _call(lambda: self.bot.answer_callback_query(callback_id, text=text))
+
+    async def send_typing(self, chat_id: int) -> None:
+        await _call(lambda: self.bot.send_chat_action(chat_id, ChatAction.TYPING))
+
+    async def download(self, file_id: str, limit: int) -> bytes:
+        file = await _call(lambda: self.bot.get_file(file_id))
+        if file.file_size is not None and file.file_size > limit:
+            raise TelegramFileTooBig("file is too big")
+        data = await _call(lambda: file.download_as_bytearray())
+        return bytes(data)
+
+    async def send_file(
+        self, chat_id: int, kind: str, data: bytes, filename: str, caption: str | None
+    ) -> int:
+        upload = InputFile(data, filename=filename)
+        if kind == "photo":
+            message = await _call(lambda: self.bot.send_photo(chat_id, upload, caption=caption))
+        elif kind == "voice":
+            message = await _call(lambda: self.bot.send_voice(chat_id, upload, caption=caption))
+        else:
+            message = await _call(lambda: self.bot.send_document(chat_id, upload, caption=caption))
+        return int(message.message_id)
+
+    async def set_commands(self, commands: Sequence[tuple[str, str]], language: str | None) -> None:
+        await _call(lambda: self.bot.set_my_commands(
+            [BotCommand(name, description) for name, description in commands],
+            language_code=language,
+        ))
+
+
+class PtbAdapter:
+    """Polling or webhook with python-telegram-bot; every update goes to the core."""
+
+    def __init__(self, settings: Settings, token: str, options: TelegramOptions) -> None:
+        # PTB 22's documented opt-in: time periods (retry_after) as timedelta, no deprecation warning.
+        os.environ.setdefault("PTB_TIMEDELTA", "true")
+        base = settings.telegram_api_base.rstrip("/")
+        self.settings = settings
+        self.options = options
+        self.application = (
+            Application.builder()
+            .token(token)
+            .base_url(f"{base}/bot")
+            .base_file_url(f"{base}/file/bot")
+            .get_updates_read_timeout(options.poll_timeout + 10)
+            .build()
+        )
+        self.api = PtbApi(self.application)
+        self._core: TelegramCore | None = None
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if self._core is not None:
+            await self._core.on_update(update.to_dict())
+
+    async def start(self, core: TelegramCore) -> None:
+        self._core = core
+        app = self.application
+        await app.initialize()
+        updater = app.updater
+        if updater is None:  # pragma: no cover - the builder always makes one
+            raise RuntimeError("python-telegram-bot built no updater")
+        s = self.settings
+        if s.telegram_mode == "webhook":
+            url = str(s.telegram_webhook_url)
+            secret = s.telegram_webhook_secret.get_secret_value() if s.telegram_webhook_secret else None
+            await updater.start_webhook(
+                listen=s.telegram_listen_host,
+                port=s.telegram_listen_port,
+                url_path=urlsplit(url).path.lstrip("/"),
+                webhook_url=url,
+                secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            await updater.start_polling(
+                poll_interval=0.0,
+                timeout=self.options.poll_timeout,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        await app.start()
+
+    async def stop(self) -> None:
+        app = self.application
+        with contextlib.suppress(RuntimeError):
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+        await app.shutdown()

@@ -1,0 +1,417 @@
+"""The confidant handoff (Schema B step 2, leaflet `000`): who is asked, what each side sees.
+
+Pure: no I/O. The application (bot/handoffs.py) loads a `Handoff`, calls one function here and
+stores and sends what comes back. The rules:
+
+* the offer goes to the confidants of the chosen gender, to all of them for "no preference";
+  it shows only what the client agreed to share, under a pseudonym;
+* the first confidant to accept is connected (the storage claim is atomic); the others are told;
+* messages are relayed both ways; the client sees "your confidant (a woman)", the confidant sees
+  the pseudonym; names are shared only when that side chooses to;
+* either side can end it; the client is reminded that Telegram itself still knows both accounts
+  and is asked whether the transcript goes into their file (nothing is kept without consent);
+* an offer nobody accepts in time expires: the client is told, and the mail to the confidants'
+  mailbox (always sent, `000`) stands.
+
+Confidant-facing texts go through the catalogs too, in the confidant's language (Dutch by default).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from flows.i18n import Catalogs, Translator
+from flows.model import Button, OutMessage
+from flows.texts import CATEGORY, LANGUAGE_NAMES, PREFERENCE
+
+Status = Literal["offered", "active", "ended", "expired"]
+Side = Literal["client", "confidant"]
+CONFIDANT_LANGUAGE = "nl"  # staff default (the procedures are Dutch)
+PREFIX = "ho:"
+ACTIONS = ("accept", "end", "share", "keep", "drop", "retry")
+_PSEUDONYM_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
+
+
+class ConfidantLike(Protocol):
+    @property
+    def telegram_id(self) -> int: ...
+
+    @property
+    def gender(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What the rules need to know about one handoff."""
+
+    id: int
+    status: Status
+    preference: str  # female, male, none
+    pseudonym: str
+    client_language: str
+    reference: str | None = None
+    category: str | None = None
+    about: str | None = None  # the client's optional "what it is about" (they consented to share)
+    name: str | None = None  # the client's name, if they gave one in the request
+    offered_to: tuple[int, ...] = ()
+    confidant_id: int | None = None
+    confidant_gender: str | None = None
+    confidant_language: str = CONFIDANT_LANGUAGE
+    transcript_pending: bool = False
+
+
+@dataclass(frozen=True)
+class FileOut:
+    """A file to pass on (a relayed photo or voice note), by our storage reference."""
+
+    kind: str
+    ref: str
+    content_type: str
+    caption: str
+
+
+Item = OutMessage | FileOut
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one rule: the new handoff, and what to send to whom."""
+
+    handoff: Handoff
+    to_client: tuple[Item, ...] = ()
+    to_confidants: tuple[tuple[int, tuple[Item, ...]], ...] = ()
+    record: dict[str, Any] | None = None  # a transcript line to store (relay only)
+    changed: bool = False  # the status changed
+
+
+def new_pseudonym() -> str:
+    """A random, unguessable pseudonym code, e.g. `K7QM`."""
+    return "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(4))
+
+
+def recipients(confidants: Sequence[ConfidantLike], preference: str | None) -> tuple[int, ...]:
+    """The confidants who get the offer: of the chosen gender, or all for no preference."""
+    wanted = preference if preference in ("female", "male") else None
+    return tuple(c.telegram_id for c in confidants if wanted is None or c.gender == wanted)
+
+
+def button(action: str, handoff_id: int) -> str:
+    return f"{PREFIX}{action}:{handoff_id}"
+
+
+def parse_button(button_id: str) -> tuple[str, int] | None:
+    """`ho:accept:12` -> ("accept", 12); None for anything else (including forged ids)."""
+    if not button_id.startswith(PREFIX):
+        return None
+    action, _, number = button_id[len(PREFIX):].partition(":")
+    if action not in ACTIONS or not number.isdigit() or len(number) > 12:
+        return None
+    return action, int(number)
+
+
+class Rules:
+    """The handoff rules, with the catalogs for both sides."""
+
+    def __init__(self, catalogs: Catalogs) -> None:
+        self.catalogs = catalogs
+
+    def client(self, h: Handoff) -> Translator:
+        return self.catalogs.get(h.client_language)
+
+    def staff(self, language: str | None) -> Translator:
+        return self.catalogs.get(language or CONFIDANT_LANGUAGE)
+
+    def _msg(self, t: Translator, text: str, *buttons: Button) -> OutMessage:
+        return OutMessage(text=text, buttons=tuple((b,) for b in buttons), rtl=t.rtl)
+
+    def client_label(self, h: Handoff, t: Translator) -> str:
+        """How the client sees the confidant: never a name or account unless shared."""
+        if h.confidant_gender == "female":
+            return t._("Your confidant (a woman)")
+        if h.confidant_gender == "male":
+            return t._("Your confidant (a man)")
+        return t._("Your confidant")
+
+    def client_tag(self, h: Handoff, t: Translator) -> str:
+        return t._("Client {code}").format(code=h.pseudonym)
+
+    # --- start --------------------------------------------------------------------------------
+
+    def offer(self, h: Handoff, minutes: int) -> Outcome:
+        """The waiting notice for the client and the offer for each confidant asked."""
+        t = self.client(h)
+        if not h.offered_to:
+            return Outcome(h)
+        if h.preference in ("female", "male"):
+            wait = t._(
+                "We are now looking for a confidant ({preference}) who can chat with you here. "
+                "Please wait. This can take up to {minutes} minutes."
+            ).format(preference=t._(PREFERENCE[h.preference]), minutes=minutes)
+        else:
+            wait = t._(
+                "We are now looking for a confidant who can chat with you here. "
+                "Please wait. This can take up to {minutes} minutes."
+            ).format(minutes=minutes)
+        wait += "\n" + t._("You may already write your message. The confidant reads it after "
+                           "accepting. To stop waiting, type /end.")
+        out = []
+        for confidant in h.offered_to:
+            st = self.staff(None)
+            lines = [
+                st._("New request for a confidant chat."),
+                st._("Client: {code}").format(code=h.pseudonym),
+            ]
+            if h.reference:
+                lines.append(st._("Reference: {reference}").format(reference=h.reference))
+            lines.append(st._("Language: {language}").format(
+                language=LANGUAGE_NAMES.get(h.client_language, h.client_language)))
+            if h.category and h.category in CATEGORY:
+                lines.append(st._("About: {category}").format(category=st._(CATEGORY[h.category])))
+            lines.append(st._("Preference: {preference}").format(
+                preference=st._(PREFERENCE.get(h.preference, PREFERENCE["none"]))))
+            if h.about:
+                lines.append(st._("In their words: {text}").format(text=st.quote(h.about)))
+            lines.append("")
+            lines.append(st._("The first confidant to accept chats with this client here. The "
+                              "client does not see your name or account."))
+            out.append((confidant, (self._msg(st, "\n".join(lines),
+                                               Button(button("accept", h.id), st._("Accept"))),)))
+        return Outcome(h, to_client=(self._msg(t, wait),), to_confidants=tuple(out))
+
+    # --- accept -------------------------------------------------------------------------------
+
+    def accepted(self, h: Handoff, waiting: Sequence[dict[str, Any]]) -> Outcome:
+        """The claim succeeded: connect both sides, tell the other confidants, pass on what waited."""
+        t = self.client(h)
+        label = self.client_label(h, t)
+        to_client = self._msg(
+            t,
+            t._(
+                "{confidant} is now connected with you. What you write here now goes to your "
+                "confidant. Your confidant does not see your name or Telegram account, unless "
+                "you share it. Note: Telegram itself still knows both accounts.\n"
+                "To stop, press the button or type /end."
+            ).format(confidant=label),
+            Button(button("end", h.id), t._("End the conversation")),
+            Button(button("share", h.id), t._("Share my Telegram name")),
+        )
+        st = self.staff(h.confidant_language)
+        lines = [
+            st._("You are now connected with {client}. What you write here goes to the client. "
+                 "The client sees you as: {label}.").format(
+                client=self.client_tag(h, st), label=self.client_label(h, st)),
+        ]
+        if h.name:
+            lines.append(st._("Name (shared in the request): {name}").format(name=st.quote(h.name)))
+        lines.append(st._("To stop, press the button or type /end."))
+        to_confidant: list[Item] = [
+            self._msg(st, "\n".join(lines),
+                      Button(button("end", h.id), st._("End the conversation")),
+                      Button(button("share", h.id), st._("Share my name")))
+        ]
+        for body in waiting:
+            to_confidant.extend(self._relay_items(h, "client", body))
+        others = tuple(
+            (other, (self._msg(self.staff(None), self.staff(None)._(
+                "Another confidant accepted the request of {client}.").format(
+                client=self.client_tag(h, self.staff(None)))),))
+            for other in h.offered_to if other != h.confidant_id
+        )
+        return Outcome(
+            h, to_client=(to_client,),
+            to_confidants=((_cid(h), tuple(to_confidant)), *others), changed=True,
+        )
+
+    def not_claimed(self, language: str | None, *, busy: bool) -> OutMessage:
+        st = self.staff(language)
+        if busy:
+            return self._msg(st, st._("You are already in a conversation. End it first with /end."))
+        return self._msg(st, st._("This request is no longer open. Another confidant accepted it, "
+                                  "or the time ran out."))
+
+    # --- relay --------------------------------------------------------------------------------
+
+    def _relay_items(self, h: Handoff, sender: Side, body: dict[str, Any]) -> list[Item]:
+        if sender == "client":
+            st = self.staff(h.confidant_language)
+            tag = self.client_tag(h, st)
+            t = st
+        else:
+            t = self.client(h)
+            tag = self.client_label(h, t)
+        if body.get("kind") == "text":
+            return [self._msg(t, "{tag}: {text}".format(tag=tag, text=t.quote(str(body["text"]))))]
+        kind = str(body.get("kind"))
+        ref = body.get("ref")
+        if ref:
+            return [FileOut(kind, str(ref), str(body.get("content_type") or ""), tag)]
+        return [self._msg(t, tag + ": " + self._marker(t, kind))]
+
+    @staticmethod
+    def _marker(t: Translator, kind: str) -> str:
+        if kind == "photo":
+            return t._("(a photo)")
+        if kind == "voice":
+            return t._("(a voice message)")
+        return t._("(a file)")
+
+    def relay(self, h: Handoff, sender: Side, body: dict[str, Any]) -> Outcome:
+        """One message from one side, to the other (or kept until a confidant accepts)."""
+        record = {k: v for k, v in body.items() if k in ("kind", "text")}
+        if h.status == "offered" and sender == "client":
+            t = self.client(h)
+            return Outcome(h, to_client=(self._msg(t, t._(
+                "We keep your message. The confidant reads it after accepting.")),), record=record)
+        items = tuple(self._relay_items(h, sender, body))
+        if sender == "client":
+            return Outcome(h, to_confidants=((_cid(h), items),), record=record)
+        return Outcome(h, to_client=items, record=record)
+
+    def share(self, h: Handoff, sender: Side, display_name: str) -> Outcome:
+        """One side chooses to show their Telegram name to the other."""
+        if sender == "client":
+            st = self.staff(h.confidant_language)
+            t = self.client(h)
+            return Outcome(
+                h,
+                to_client=(self._msg(t, t._("Your confidant now sees your Telegram name.")),),
+                to_confidants=((_cid(h), (self._msg(st, st._(
+                    "{client} shared their Telegram name with you: {name}").format(
+                    client=self.client_tag(h, st), name=st.quote(display_name))),)),),
+                record={"kind": "shared"},
+            )
+        t = self.client(h)
+        st = self.staff(h.confidant_language)
+        return Outcome(
+            h,
+            to_client=(self._msg(t, t._("{confidant} shared their name with you: {name}").format(
+                confidant=self.client_label(h, t), name=t.quote(display_name))),),
+            to_confidants=((_cid(h), (self._msg(st, st._(
+                "The client now sees your name.")),)),),
+            record={"kind": "shared"},
+        )
+
+    # --- end ----------------------------------------------------------------------------------
+
+    def ended(self, h: Handoff, by: Side, *, has_transcript: bool) -> Outcome:
+        """Either side ended it: tell both; ask the client about the transcript."""
+        t = self.client(h)
+        label = self.client_label(h, t)
+        if by == "client":
+            first = t._("You ended the conversation with your confidant.")
+        else:
+            first = t._("{confidant} ended the conversation.").format(confidant=label)
+        text = first + "\n" + t._(
+            "We did not show your account to the confidant. But Telegram itself still knows "
+            "both accounts."
+        )
+        buttons: tuple[Button, ...] = ()
+        if has_transcript:
+            text += "\n\n" + t._(
+                "Do you want to keep the text of this conversation in your file? Without your "
+                "consent we delete it."
+            )
+            buttons = (Button(button("keep", h.id), t._("Yes, keep it")),
+                       Button(button("drop", h.id), t._("No, delete it")))
+        to_client = (self._msg(t, text, *buttons),)
+        to_confidants: tuple[tuple[int, tuple[Item, ...]], ...] = ()
+        if h.confidant_id is not None:
+            st = self.staff(h.confidant_language)
+            text_c = (
+                st._("The client ended the conversation.") if by == "client"
+                else st._("You ended the conversation with {client}.").format(
+                    client=self.client_tag(h, st))
+            )
+            to_confidants = ((_cid(h), (self._msg(st, text_c),)),)
+        elif h.status == "offered":
+            st = self.staff(None)
+            to_confidants = tuple(
+                (c, (self._msg(st, st._("The request of {client} is no longer open.").format(
+                    client=self.client_tag(h, st))),))
+                for c in h.offered_to
+            )
+        return Outcome(replace(h, status="ended", transcript_pending=has_transcript),
+                       to_client=to_client, to_confidants=to_confidants, changed=True)
+
+    def transcript(self, h: Handoff, keep: bool) -> Outcome:
+        t = self.client(h)
+        text = (t._("We added the text of the conversation to your file. You can see it with "
+                    "/dossier and erase it with /erase.") if keep
+                else t._("The text of the conversation is deleted."))
+        return Outcome(replace(h, transcript_pending=False), to_client=(self._msg(t, text),))
+
+    def expired(self, h: Handoff, unread: int = 0) -> Outcome:
+        """Nobody accepted in time: the mail to the confidants' mailbox stands."""
+        t = self.client(h)
+        text = t._(
+            "No confidant was free to chat with you now. Your request was already sent to the "
+            "confidants by e-mail. A confidant will contact you."
+        )
+        if h.reference:
+            text += "\n" + t._("Your reference number is {reference}.").format(
+                reference=t.ltr(h.reference))
+        if unread:
+            text += "\n" + t.ngettext(
+                "Nobody read the message you wrote while waiting. It is deleted. You can "
+                "write it again when a confidant is connected.",
+                "Nobody read the {count} messages you wrote while waiting. They are deleted. You "
+                "can write them again when a confidant is connected.",
+                unread,
+            ).format(count=unread)
+        st = self.staff(None)
+        return Outcome(
+            replace(h, status="expired"),
+            to_client=(self._msg(t, text, Button(button("retry", h.id), t._("Try again"))),),
+            to_confidants=tuple(
+                (c, (self._msg(st, st._("The request of {client} is no longer open.").format(
+                    client=self.client_tag(h, st))),))
+                for c in h.offered_to
+            ),
+            changed=True,
+        )
+
+    def invalid(self, language: str | None, *, staff: bool = False) -> OutMessage:
+        t = self.staff(language) if staff else self.catalogs.get(language)
+        return self._msg(t, t._("This button is no longer valid. Please use the buttons below."))
+
+    def idle_confidant(self, language: str | None) -> OutMessage:
+        st = self.staff(language)
+        return self._msg(st, st._(
+            "You have no open conversation with a client. When a client asks for a confidant, "
+            "you get a message here."))
+
+    def not_relayed(self, language: str | None) -> OutMessage:
+        st = self.staff(language)
+        return self._msg(st, st._(
+            "This message was not passed on: it is empty or longer than {limit} characters."
+        ).format(limit=3500))
+
+    def connected_help(self, h: Handoff) -> OutMessage:
+        st = self.staff(h.confidant_language)
+        return self._msg(st, st._(
+            "You are in a conversation with {client}. What you write here goes to the client. "
+            "To stop, type /end.").format(client=self.client_tag(h, st)))
+
+    def nobody_free(self, h: Handoff) -> OutMessage:
+        t = self.client(h)
+        return self._msg(t, t._("No confidant can chat here at the moment. Your request was sent "
+                                "to the confidants by e-mail. A confidant will contact you."))
+
+
+def _cid(h: Handoff) -> int:
+    """The confidant of a handoff that has one (active or ended after acceptance)."""
+    if h.confidant_id is None:
+        raise ValueError("this handoff has no confidant yet")
+    return h.confidant_id
+
+
+def transcript_lines(messages: Sequence[tuple[datetime, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The transcript as stored in the dossier: time, side, and text or a marker."""
+    return [
+        {"at": at.isoformat(), "from": sender, "kind": body.get("kind"), "text": body.get("text")}
+        for at, sender, body in messages
+    ]
