@@ -1,0 +1,667 @@
+"""The WhatsApp channel end to end: real HTTP to the webhook (signed like Meta signs), a real Graph API
+stand-in on 127.0.0.1, the real service, SQLite file and SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+import pytest
+
+from bot.app import App
+from bot.whatsapp import (
+    BUTTON_TITLE_LIMIT,
+    ROW_TITLE_LIMIT,
+    TEXT_LIMIT,
+    WhatsAppChannel,
+    render,
+    run_whatsapp,
+    shorten,
+    split_text,
+)
+from flows.model import Button, OutMessage
+from tests.bot.graph_stub import GraphStub
+from tests.bot.test_conversations import ARABIC_LETTER, complaint_json, mails
+
+TOKEN = "EAAG-test-token"
+PHONE_NUMBER_ID = "109876543210"
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "verify-me-please"
+OGG_VOICE = b"OggS\x00\x02" + bytes(range(256)) * 8  # stands in for an Opus voice note
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def sign(body: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class Meta:
+    """Plays Meta's side: signs webhook payloads with the app secret and POSTs them."""
+
+    app: App
+    graph: GraphStub
+    url: str
+    session: aiohttp.ClientSession
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def channel(self) -> WhatsAppChannel:
+        return cast(WhatsAppChannel, self.app.channels.get("whatsapp"))
+
+    def wamid(self) -> str:
+        return f"wamid.HBgLMzE2MTIzNDU2NzgVAgASGBQz-{next(self._ids)}"
+
+    @staticmethod
+    def payload(value: dict[str, Any], phone_number_id: str = PHONE_NUMBER_ID) -> dict[str, Any]:
+        value = {"messaging_product": "whatsapp",
+                 "metadata": {"display_phone_number": "31612345678",
+                              "phone_number_id": phone_number_id}, **value}
+        return {"object": "whatsapp_business_account",
+                "entry": [{"id": "WABA-1", "changes": [{"value": value, "field": "messages"}]}]}
+
+    async def post(self, payload: dict[str, Any] | bytes, *, signature: str | None = "auto") -> int:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        if signature == "auto":
+            headers["X-Hub-Signature-256"] = sign(body)
+        elif signature is not None:
+            headers["X-Hub-Signature-256"] = signature
+        async with self.session.post(self.url, data=body, headers=headers) as response:
+            return response.status
+
+    async def deliver(self, payload: dict[str, Any]) -> None:
+        """POST a signed payload, expect 200, and wait until its messages were handled."""
+        assert await self.post(payload) == 200
+        await self.channel.idle()
+
+    async def verify(self, **query: str) -> tuple[int, str]:
+        async with self.session.get(self.url, params=query) as response:
+            return response.status, await response.text()
+
+
+@dataclass
+class Phone:
+    """One WhatsApp user: sends messages through Meta, reads what the bot sent back."""
+
+    meta: Meta
+    wa_id: str = "31612345678"
+    seen: int = 0
+    last: list[dict[str, Any]] = field(default_factory=list)
+
+    async def _send(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        message = {"from": self.wa_id, "id": self.meta.wamid(), "timestamp": "1795339800", **message}
+        payload = Meta.payload({"contacts": [{"profile": {"name": "Test"}, "wa_id": self.wa_id}],
+                                "messages": [message]})
+        await self.meta.deliver(payload)
+        return self.collect()
+
+    def collect(self) -> list[dict[str, Any]]:
+        mine = self.meta.graph.messages_to(self.wa_id)
+        self.last = mine[self.seen:]
+        self.seen = len(mine)
+        return self.last
+
+    async def type(self, text: str) -> list[dict[str, Any]]:
+        return await self._send({"type": "text", "text": {"body": text}})
+
+    def choices(self) -> dict[str, tuple[str, str, str]]:
+        """Our button id -> (kind of reply, the id as sent, its title), from the newest messages."""
+        found: dict[str, tuple[str, str, str]] = {}
+        for message in self.last:
+            interactive = message.get("interactive")
+            if not interactive:
+                continue
+            if interactive["type"] == "button":
+                for button in interactive["action"]["buttons"]:
+                    raw = button["reply"]["id"]
+                    found[raw.rpartition("|")[2]] = ("button_reply", raw, button["reply"]["title"])
+            else:
+                for section in interactive["action"]["sections"]:
+                    for row in section["rows"]:
+                        found[row["id"].rpartition("|")[2]] = ("list_reply", row["id"], row["title"])
+        return found
+
+    async def press(self, button_id: str) -> list[dict[str, Any]]:
+        """Tap a button or list row that is on screen now; fails the test if it is not."""
+        shown = self.choices()
+        assert button_id in shown, f"{button_id!r} not among {sorted(shown)}"
+        kind, raw, title = shown[button_id]
+        return await self.press_raw(kind, raw, title)
+
+    async def press_raw(self, kind: str, raw: str, title: str = "x") -> list[dict[str, Any]]:
+        return await self._send({"type": "interactive",
+                                 "interactive": {"type": kind, kind: {"id": raw, "title": title}}})
+
+    async def send_media(self, kind: str, media_id: str, data: bytes, mime_type: str,
+                         **extra: Any) -> list[dict[str, Any]]:
+        self.meta.graph.add_media(media_id, data, mime_type)
+        media = {"id": media_id, "mime_type": mime_type,
+                 "sha256": hashlib.sha256(data).hexdigest(), **extra}
+        return await self._send({"type": kind, kind: media})
+
+    def text(self) -> str:
+        """Every text the user saw in the newest messages: text bodies and interactive bodies."""
+        parts = []
+        for message in self.last:
+            if message["type"] == "text":
+                parts.append(message["text"]["body"])
+            elif message["type"] == "interactive":
+                parts.append(message["interactive"]["body"]["text"])
+        return "\n".join(parts)
+
+    def newest_interactive(self) -> dict[str, Any]:
+        interactive = [m["interactive"] for m in self.last if m["type"] == "interactive"]
+        assert interactive, f"no buttons in {self.last}"
+        result: dict[str, Any] = interactive[-1]
+        return result
+
+
+def within_limits(messages: list[dict[str, Any]]) -> bool:
+    """Every message the bot sent keeps WhatsApp's limits."""
+    for message in messages:
+        if message["type"] == "text":
+            assert len(message["text"]["body"]) <= TEXT_LIMIT
+        elif message["type"] == "interactive":
+            interactive = message["interactive"]
+            assert 0 < len(interactive["body"]["text"]) <= 1024
+            if interactive["type"] == "button":
+                assert 1 <= len(interactive["action"]["buttons"]) <= 3
+                assert all(len(b["reply"]["title"]) <= BUTTON_TITLE_LIMIT
+                           for b in interactive["action"]["buttons"])
+            else:
+                rows = [r for s in interactive["action"]["sections"] for r in s["rows"]]
+                assert 1 <= len(rows) <= 10
+                assert all(len(r["title"]) <= ROW_TITLE_LIMIT for r in rows)
+                assert len(interactive["action"]["button"]) <= 20
+    return True
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[GraphStub]:
+    stub = GraphStub(TOKEN, PHONE_NUMBER_ID)
+    await stub.start()
+    try:
+        yield stub
+    finally:
+        await stub.stop()
+
+
+StartWhatsApp = Callable[..., Awaitable[Meta]]
+
+
+@pytest.fixture
+async def start_whatsapp(
+    app_factory: Any, settings_for: Any, smtp_server: Any, graph: GraphStub, tmp_path: Path
+) -> AsyncIterator[StartWhatsApp]:
+    """Builds the app with WhatsApp settings and runs `run_whatsapp` (the real entry point)."""
+    running: list[Meta] = []
+    session = aiohttp.ClientSession()
+
+    async def start(template: str | None = None, app: App | None = None, **overrides: Any) -> Meta:
+        if app is None:
+            config = None
+            if template is not None:
+                config = tmp_path / "organisation.toml"
+                config.write_text(f'name = "Steunpunt Test"\n[whatsapp]\ntemplate = "{template}"\n',
+                                  encoding="utf-8")
+            port = free_port()
+            settings = settings_for(
+                smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_tls="none",
+                config=config, whatsapp_token=TOKEN, whatsapp_phone_number_id=PHONE_NUMBER_ID,
+                whatsapp_app_secret=APP_SECRET, whatsapp_verify_token=VERIFY_TOKEN,
+                whatsapp_api_base=graph.base, whatsapp_listen_port=port, **overrides,
+            )
+            app = await app_factory(settings)
+        assert app is not None
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_whatsapp(app, stop))
+        url = f"http://127.0.0.1:{app.settings.whatsapp_listen_port}/webhook"
+        meta = Meta(app, graph, url, session, stop, task)
+        for _ in range(500):  # until the listener answers
+            assert not task.done(), task.exception()
+            try:
+                await meta.verify()
+                break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.01)
+        running.append(meta)
+        return meta
+
+    yield start
+    for meta in running:
+        meta.stop.set()
+        await meta.task
+    await session.close()
+
+
+async def stop_whatsapp(meta: Meta) -> None:
+    meta.stop.set()
+    await meta.task
+
+
+async def stored_conversation(app: App, wa_id: str) -> Any:
+    async with app.db.unit_of_work(read_only=True) as uow:
+        return await uow.conversations.get("whatsapp", wa_id)
+
+
+# --- the conversation -------------------------------------------------------------------------
+
+
+async def test_schema_b_arabic_with_list_and_voice_note(
+    start_whatsapp: StartWhatsApp, smtp_server: Any, graph: GraphStub
+) -> None:
+    """Schema B in Arabic over WhatsApp: list messages, a voice note that reaches the mail attached."""
+    meta = await start_whatsapp()
+    app = meta.app
+    ar = app.catalogs.get("ar")
+    phone = Phone(meta, wa_id="31687654321")
+
+    await phone.type("مرحبا")  # the first message opens the chat; its script suggests Arabic
+    picker = phone.newest_interactive()
+    assert picker["type"] == "list"
+    assert picker["action"]["button"] == "🌐"
+    assert [r["title"] for r in picker["action"]["sections"][0]["rows"]] == [
+        "Nederlands", "Українська", "✓ العربية", "English"]
+    await phone.press("lang_ar")
+    assert ar._("Continue") in [t for _k, _r, t in phone.choices().values()]
+    await phone.press("ok")
+    assert phone.newest_interactive()["type"] == "button"  # three choices: reply buttons
+    await phone.press("behaviour")
+
+    categories = phone.newest_interactive()
+    assert categories["type"] == "list"  # five choices: a list message
+    rows = categories["action"]["sections"][0]["rows"]
+    assert [r["id"] for r in rows] == [
+        "category|discrimination", "category|bullying", "category|aggression",
+        "category|sexual_harassment", "category|other"]
+    assert categories["action"]["button"] == ar._("Choose")
+    assert categories["body"]["text"] == ar._("What fits best?")
+    await phone.press("sexual_harassment")
+    await phone.press("danger_no")
+    await phone.press("talk_not_tried")
+    await phone.press("pref_female")
+    await phone.type("فاطمة")
+    await phone.press("contact_chat")
+
+    await phone.send_media("audio", "media-voice-1", OGG_VOICE, "audio/ogg; codecs=opus", voice=True)
+    assert phone.text() == ar.ngettext("I added your file. You have added {count} file now.",
+                                       "I added your file. You have added {count} files now.",
+                                       1).format(count=1)
+    await phone.type("ضايقني متطوع في الموعد.")
+    await phone.press("consent_yes")
+    await phone.press("confirm")
+    receipt = phone.text()
+    assert ARABIC_LETTER.search(receipt)
+    assert "\u2068KW-2026-" in receipt
+    await phone.press("finish")
+    assert within_limits(graph.messages_to(phone.wa_id))
+    assert graph.downloads == 1
+
+    assert await app.worker.run_once() == 1
+    [mail] = mails(smtp_server)
+    doc = complaint_json(mail)
+    assert (doc["kind"], doc["schema"], doc["category"], doc["language"], doc["channel"]) == (
+        "confidant_request", "B", "sexual_harassment", "ar", "whatsapp")
+    assert doc["confidant_preference"] == "female"
+    assert doc["complainant"]["name"] == "فاطمة"
+    assert doc["description"] == "ضايقني متطوع في الموعد."
+    assert [(a["kind"], a["size"], a["content_type"]) for a in doc["attachments"]] == [
+        ("voice", len(OGG_VOICE), "audio/ogg; codecs=opus")]
+    voice = [p for p in mail.iter_attachments()
+             if p.get_content_type() == "audio/ogg"]
+    assert [p.get_payload(decode=True) for p in voice] == [OGG_VOICE]
+
+
+async def test_schema_a_dutch_mediation_with_typed_choices_and_photo(
+    start_whatsapp: StartWhatsApp, smtp_server: Any, graph: GraphStub
+) -> None:
+    """Schema A in Dutch: typed number and typed label work, a photo with caption answers the question."""
+    meta = await start_whatsapp()
+    app = meta.app
+    nl = app.catalogs.get("nl")
+    phone = Phone(meta)
+
+    await phone.type("Hallo")
+    assert phone.text() == "\n".join(app.catalogs.get(lang)._("Choose your language.")
+                                     for lang in ("nl", "uk", "ar", "en"))
+    await phone.type("1")  # the number of the first choice: Nederlands
+    assert nl._("Continue") in [t for _k, _r, t in phone.choices().values()]
+    await phone.press("ok")
+    await phone.type(nl._("Not happy with help"))  # a typed label counts as pressing it
+    assert phone.newest_interactive()["body"]["text"] == nl._("What fits best?")
+    await phone.press("conflict")
+    await phone.press("talk_not_helped")
+    await phone.press("request_yes")
+    await phone.type("Piet Jansen")
+    await phone.press("contact_phone")
+    await phone.type("+31 6 12345678")
+    photo = b"\xff\xd8\xff\xe0" + b"jpeg" * 100
+    await phone.send_media("image", "media-photo-1", photo, "image/jpeg",
+                           caption="Wij zijn het oneens over de afspraken.")
+    assert nl.ngettext("I added your file. You have added {count} file now.",
+                       "I added your file. You have added {count} files now.", 1).format(count=1) \
+        in phone.text()
+    await phone.press("consent_yes")
+    await phone.press("confirm")
+    assert nl._("Do you also want to make a formal complaint now? You can also do it later.") \
+        in phone.text()
+    await phone.press("finish")
+    assert within_limits(graph.messages_to(phone.wa_id))
+
+    assert await app.worker.run_once() == 1
+    [mail] = mails(smtp_server)
+    doc = complaint_json(mail)
+    assert mail["Subject"] == f"[{doc['reference']}] Verzoek om bemiddeling - Schema A"
+    assert (doc["kind"], doc["schema"], doc["language"], doc["category"], doc["channel"]) == (
+        "mediation_request", "A", "nl", "conflict", "whatsapp")
+    assert doc["complainant"] == {"name": "Piet Jansen", "anonymous": False,
+                                  "contact": {"method": "phone", "value": "+31 6 12345678"}}
+    assert doc["description"] == "Wij zijn het oneens over de afspraken."
+    assert [(a["kind"], a["size"]) for a in doc["attachments"]] == [("photo", len(photo))]
+
+
+# --- the webhook's guards ---------------------------------------------------------------------
+
+
+async def test_verification_get(start_whatsapp: StartWhatsApp) -> None:
+    """Meta's verification: the right token echoes the challenge; anything else gets 403."""
+    meta = await start_whatsapp()
+    good = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"}
+    assert await meta.verify(**good) == (200, "1158201444")
+    assert (await meta.verify(**{**good, "hub.verify_token": "guess"}))[0] == 403
+    assert (await meta.verify(**{**good, "hub.mode": "unsubscribe"}))[0] == 403
+    assert (await meta.verify(**{**good, "hub.challenge": "<script>"}))[0] == 403
+    assert (await meta.verify(**{"hub.mode": "subscribe", "hub.challenge": "1"}))[0] == 403
+    assert (await meta.verify())[0] == 403
+
+
+async def test_forged_signature_changes_nothing(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """A POST with a missing, wrong or stale signature gets 403; nothing is stored or sent."""
+    meta = await start_whatsapp()
+    message = {"from": "31611111111", "id": "wamid.forged-1", "type": "text", "text": {"body": "hoi"}}
+    payload = Meta.payload({"messages": [message]})
+    body = json.dumps(payload).encode()
+    tampered = body.replace(b"hoi", b"hai")
+    assert await meta.post(body, signature=None) == 403
+    assert await meta.post(body, signature="sha256=" + "0" * 64) == 403
+    assert await meta.post(body, signature=sign(body, "another-app-secret")) == 403
+    assert await meta.post(tampered, signature=sign(body)) == 403
+    assert await meta.post(body, signature=sign(body).removeprefix("sha256=")) == 403
+    assert await meta.post(body, signature="sha256=ünïcode") == 403
+    await meta.channel.idle()
+    assert graph.sent == []
+    assert await stored_conversation(meta.app, "31611111111") is None
+    # The message id was not recorded either: the real, signed delivery is handled.
+    await meta.deliver(payload)
+    assert len(graph.messages_to("31611111111")) == 1
+
+
+async def test_redelivered_message_has_one_effect(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """Meta delivers at least once: the same wamid twice (also concurrently) is handled once."""
+    meta = await start_whatsapp()
+    phone = Phone(meta)
+    await phone.type("Hello")
+    kind, raw, title = phone.choices()["lang_en"]
+    press = {"from": phone.wa_id, "id": "wamid.same-1", "type": "interactive",
+             "interactive": {"type": kind, kind: {"id": raw, "title": title}}}
+    payload = Meta.payload({"messages": [press]})
+    statuses = await asyncio.gather(meta.post(payload), meta.post(payload))
+    await meta.channel.idle()
+    await meta.deliver(payload)
+    assert list(statuses) == [200, 200]
+    assert len(phone.collect()) == 1  # one answer: the privacy notice
+    conversation = await stored_conversation(meta.app, phone.wa_id)
+    assert conversation.state == "privacy"
+
+
+async def test_redelivery_after_restart_is_ignored(
+    start_whatsapp: StartWhatsApp, graph: GraphStub
+) -> None:
+    """After a restart (nothing in memory) a redelivered wamid is still a no-op: the database knows it."""
+    first = await start_whatsapp()
+    phone = Phone(first)
+    await phone.type("Hello")
+    await phone.press("lang_en")
+    answer = {"from": phone.wa_id, "id": "wamid.restart-1", "type": "interactive",
+              "interactive": {"type": "button_reply",
+                              "button_reply": {"id": "privacy|ok", "title": "Continue"}}}
+    await first.deliver(Meta.payload({"messages": [answer]}))
+    assert (await stored_conversation(first.app, phone.wa_id)).state == "triage"
+    await stop_whatsapp(first)
+
+    second = await start_whatsapp(app=first.app)
+    phone.meta = second
+    phone.collect()
+    await second.deliver(Meta.payload({"messages": [answer]}))
+    assert phone.collect() == []
+    assert (await stored_conversation(second.app, phone.wa_id)).state == "triage"
+
+
+async def test_status_callbacks_are_not_messages(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """Sent, delivered, read and failed statuses are counted and otherwise ignored."""
+    meta = await start_whatsapp()
+    statuses = [
+        {"id": "wamid.stub-1", "status": kind, "timestamp": "1795339800", "recipient_id": "31622222222"}
+        for kind in ("sent", "delivered", "read")
+    ] + [{"id": "wamid.stub-2", "status": "failed", "timestamp": "1795339801",
+          "recipient_id": "31622222222", "errors": [{"code": 131026, "title": "Undeliverable"}]}]
+    await meta.deliver(Meta.payload({"statuses": statuses}))
+    assert meta.channel.statuses == Counter({"sent": 1, "delivered": 1, "read": 1, "failed": 1})
+    assert graph.sent == []
+    assert await stored_conversation(meta.app, "31622222222") is None
+
+
+async def test_other_phone_number_ignored(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """A change for another phone number of the same business account is not ours to answer."""
+    meta = await start_whatsapp()
+    message = {"from": "31633333333", "id": "wamid.other-1", "type": "text", "text": {"body": "hoi"}}
+    await meta.deliver(Meta.payload({"messages": [message]}, phone_number_id="999"))
+    assert graph.sent == []
+
+
+async def test_stale_and_forged_buttons_refused(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """A button from an earlier question, or with a made-up id, is refused and the question repeated."""
+    meta = await start_whatsapp()
+    en = meta.app.catalogs.get("en")
+    phone = Phone(meta)
+    await phone.type("Hello")
+    old = phone.choices()["lang_nl"]
+    await phone.press("lang_en")
+    await phone.press_raw(old[0], old[1])
+    assert en._("This button is no longer valid. Please use the buttons below.") in phone.text()
+    await phone.press_raw("button_reply", "privacy|erase_everything")
+    assert en._("This button is no longer valid. Please use the buttons below.") in phone.text()
+    await phone.press_raw("button_reply", "x" * 5000)
+    assert en._("This button is no longer valid. Please use the buttons below.") in phone.text()
+    assert (await stored_conversation(meta.app, phone.wa_id)).state == "privacy"
+
+
+async def test_unsupported_types_get_an_answer(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """Stickers, locations, contacts, reactions and unknown types get a clear answer in the language."""
+    meta = await start_whatsapp()
+    uk = meta.app.catalogs.get("uk")
+    phone = Phone(meta)
+    await phone.type("Привіт")
+    await phone.press("lang_uk")
+    expected = uk._("I can only read text, buttons, photos, documents and voice messages. "
+                    "Please type your answer or use the buttons.")
+    for message in (
+        {"type": "sticker", "sticker": {"id": "st-1", "mime_type": "image/webp", "animated": False}},
+        {"type": "location", "location": {"latitude": 52.1, "longitude": 5.2}},
+        {"type": "contacts", "contacts": [{"name": {"formatted_name": "X"}}]},
+        {"type": "reaction", "reaction": {"message_id": "wamid.stub-1", "emoji": "👍"}},
+        {"type": "unsupported", "errors": [{"code": 131051}]},
+    ):
+        await phone._send(message)
+        assert phone.text() == expected
+    assert (await stored_conversation(meta.app, phone.wa_id)).state == "privacy"
+
+
+async def test_too_big_file_refused(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """A file over the limit is refused with the limit named, before it is downloaded; nothing kept."""
+    meta = await start_whatsapp(max_attachment_bytes=2_000_000)
+    en = meta.app.catalogs.get("en")
+    phone = Phone(meta)
+    for step in ("lang_en", "ok", "dissatisfied", "help", "skip_to_complaint", "who_self"):
+        if step == "lang_en":
+            await phone.type("Hello")
+        await phone.press(step)
+    graph.add_media("media-big", b"x" * 10, "application/pdf", declared_size=3_000_000)
+    await phone._send({"type": "document", "document": {"id": "media-big", "mime_type": "application/pdf",
+                                                        "filename": "../../etc/passwd"}})
+    assert en._("This file is too big. The limit is {size} MB. Please send a smaller file.").format(
+        size=2) in phone.text()
+    assert graph.downloads == 0
+    files = meta.app.settings.data_dir / "files"
+    assert not files.exists() or list(files.iterdir()) == []
+
+
+async def test_file_outside_a_form_is_not_kept(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """A photo sent while no form is open is answered and its stored copy removed at once."""
+    meta = await start_whatsapp()
+    en = meta.app.catalogs.get("en")
+    phone = Phone(meta)
+    await phone.type("Hello")
+    await phone.press("lang_en")
+    await phone.send_media("image", "media-early", b"\xff\xd8" * 50, "image/jpeg")
+    assert en._("You can only add files while you write your complaint.") in phone.text()
+    assert graph.downloads == 1
+    assert list((meta.app.settings.data_dir / "files").iterdir()) == []
+
+
+async def test_graph_error_is_retried(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """A 500 from the Graph API is retried: the reply arrives once."""
+    meta = await start_whatsapp()
+    phone = Phone(meta)
+    graph.fail_next(500, 1, times=1)
+    await phone.type("Hello")
+    assert len(phone.last) == 1
+    assert phone.newest_interactive()["type"] == "list"
+
+
+# --- outgoing limits --------------------------------------------------------------------------
+
+
+async def test_ukrainian_label_is_shortened_with_full_text_in_body(
+    start_whatsapp: StartWhatsApp, graph: GraphStub
+) -> None:
+    """A Ukrainian label over 20 characters is cut at a word with an ellipsis; the body shows it whole."""
+    meta = await start_whatsapp()
+    phone = Phone(meta)
+    await phone.type("Привіт")
+    await phone.press("lang_uk")
+    long_label = "Так, проблему повністю вирішено"
+    message = OutMessage(
+        "Чи вирішено вашу проблему?",
+        buttons=((Button("solved", long_label), Button("not_solved", "Ні")),),
+    )
+    assert await meta.app.channels.send("whatsapp", phone.wa_id, [message]) == "sent"
+    phone.collect()
+    interactive = phone.newest_interactive()
+    titles = [b["reply"]["title"] for b in interactive["action"]["buttons"]]
+    assert titles == ["Так, проблему…", "Ні"]
+    assert all(len(title) <= BUTTON_TITLE_LIMIT for title in titles)
+    assert interactive["body"]["text"] == f"Чи вирішено вашу проблему?\n\n1. {long_label}\n2. Ні"
+
+
+def test_shorten_keeps_whole_words() -> None:
+    """Shortening never splits a word when one fits, and always fits the limit."""
+    assert shorten("Сексуальні домагання на роботі", 22) == "Сексуальні домагання…"
+    assert shorten("Короткий", 20) == "Короткий"
+    assert shorten("Найдовшесловобезпробілівувсьомутексті", 20) == "Найдовшесловобезпро…"
+    assert len(shorten("نعم، لقد تم حل مشكلتي بالكامل الآن", 20)) <= 20
+
+
+def test_long_text_split_at_lines() -> None:
+    """A text over 4096 characters is sent in pieces cut at line breaks, none over the limit."""
+    lines = [f"Regel {n}: " + " ".join(["woord"] * 20) for n in range(100)]
+    pieces = split_text("\n".join(lines))
+    assert len(pieces) == 4
+    assert all(len(piece) <= TEXT_LIMIT for piece in pieces)
+    assert "\n".join(pieces).split("\n") == lines
+
+
+def test_more_than_ten_choices_split_evenly(tmp_path: Path) -> None:
+    """Twelve choices become two list messages of six, numbered on, each row title within 24."""
+    from flows.i18n import load_catalogs
+
+    en = load_catalogs().get("en")
+    buttons = tuple((Button(f"b{n}", f"Choice number {n} with quite a long label"),) for n in range(12))
+    out = render(OutMessage("Pick one.", buttons=buttons), en, state="edit")
+    rows = [[r["id"] for r in m["interactive"]["action"]["sections"][0]["rows"]] for m in out]
+    assert rows == [[f"edit|b{n}" for n in range(6)], [f"edit|b{n}" for n in range(6, 12)]]
+    assert "7. Choice number 6 with quite a long label" in out[1]["interactive"]["body"]["text"]
+    assert within_limits(out)
+
+
+def test_long_question_keeps_its_buttons() -> None:
+    """A question too long for an interactive body goes first as text; the buttons keep its last line."""
+    from flows.i18n import load_catalogs
+
+    en = load_catalogs().get("en")
+    summary = "Please check your answers:\n" + "What happened: " + "a" * 3000 + "\nIs everything correct?"
+    buttons = ((Button("confirm", "Send"), Button("change", "Change"), Button("cancel", "Stop")),)
+    out = render(OutMessage(summary, buttons=buttons), en, state="summary")
+    assert [m["type"] for m in out] == ["text", "interactive"]
+    assert out[0]["text"]["body"] == summary.rpartition("\n")[0]
+    assert out[1]["interactive"]["body"]["text"] == "Is everything correct?"
+    assert within_limits(out)
+
+
+# --- the 24-hour window -----------------------------------------------------------------------
+
+
+async def test_window_closed_uses_template(
+    start_whatsapp: StartWhatsApp, graph: GraphStub, clock: Any
+) -> None:
+    """25 hours after the client's last message a status update goes out as the template with the
+    reference; the update itself follows once the client writes again."""
+    meta = await start_whatsapp(template="klachtwijzer_update")
+    phone = Phone(meta)
+    await phone.type("Hallo")
+    await phone.press("lang_nl")
+    update = OutMessage("Er is nieuws over KW-2026-000042: de commissie heeft uw klacht ontvangen.")
+    assert await meta.app.channels.send("whatsapp", phone.wa_id, [update]) == "sent"
+    clock.advance(hours=25)
+    assert await meta.app.channels.send("whatsapp", phone.wa_id, [update]) == "template"
+    sent = phone.collect()
+    assert [m["type"] for m in sent] == ["text", "template"]
+    assert sent[1]["template"] == {
+        "name": "klachtwijzer_update", "language": {"code": "nl"},
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": "KW-2026-000042"}]}]}
+    await phone.type("Wat is er?")
+    assert phone.last[0]["text"]["body"] == update.text
+
+
+async def test_window_closed_without_template_is_unavailable(
+    start_whatsapp: StartWhatsApp, graph: GraphStub, clock: Any
+) -> None:
+    """Without a template, a message outside the window is not sent: the caller uses other contact."""
+    meta = await start_whatsapp()
+    phone = Phone(meta)
+    await phone.type("Hallo")
+    phone.collect()
+    clock.advance(hours=25)
+    update = OutMessage("Er is nieuws over KW-2026-000042.")
+    assert await meta.app.channels.send("whatsapp", phone.wa_id, [update]) == "unavailable"
+    assert phone.collect() == []
+    assert await meta.app.channels.send("whatsapp", "31600000000", [update]) == "unavailable"
