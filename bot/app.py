@@ -98,6 +98,7 @@ async def build_app(settings: Settings, clock: Callable[[], datetime] = utc_now)
     worker = OutboxWorker(db=db, transport=transport, sender=settings.mail_from, clock=clock)
     files = EncryptedFileStore(settings.data_dir / "files", cipher)
     channels = Channels()
-    service = IntakeService(engine, db, mail_from=settings.mail_from, clock=clock, files=files)
+    service = IntakeService(engine, db, mail_from=settings.mail_from, clock=clock, files=files,
+                            mail_keys=organisation.mailbox_keys)
     return App(settings, organisation, catalogs, engine, db, transport, worker, service, generated,
                files, channels, clock)

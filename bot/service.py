@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy.exc import IntegrityError, OperationalError
+
 from bot.mail import MailAttachment, compose_case_mail, compose_notice, new_message_id
+from bot.pgp import EncryptionError, PublicKey, encrypt_mail
 from flows.complaint import complaint_document
 from flows.engine import Engine
 from flows.model import (
@@ -32,12 +36,21 @@ from flows.model import (
     SubmitCase,
     WithdrawCase,
 )
-from storage import CaseRecord, Database, OutboxItem, StoredConversation, UnitOfWork
+from storage import (
+    CaseRecord,
+    ConcurrentUpdateError,
+    Database,
+    OutboxItem,
+    StoredConversation,
+    UnitOfWork,
+)
 
 if TYPE_CHECKING:
     from bot.handoffs import Envelope, HandoffDesk
 
 log = logging.getLogger(__name__)
+
+RETRIES = 8  # with the 10 s busy timeout of SQLite: a write lock held for a minute is waited out
 
 LAST_INBOUND = "_last_inbound_at"  # a key of the service's own in the conversation data
 
@@ -73,12 +86,14 @@ class IntakeService:
         mail_from: str,
         clock: Callable[[], datetime],
         files: FileStore | None = None,
+        mail_keys: Mapping[str, PublicKey] | None = None,
     ) -> None:
         self.engine = engine
         self.db = db
         self.mail_from = mail_from
         self.clock = clock
         self.files = files
+        self.mail_keys: Mapping[str, PublicKey] = mail_keys or {}
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -96,62 +111,83 @@ class IntakeService:
     async def handle(
         self, channel: str, chat_id: str, event: Event, *, update_id: str | None = None
     ) -> Reply:
-        """Handle one event exactly once; `update_id` makes a redelivered update a no-op."""
+        """Handle one event exactly once; `update_id` makes a redelivered update a no-op.
+
+        Events of one chat run one at a time in this process; across processes (several bots on
+        one PostgreSQL database) the row lock and version check serialise them, and a unit of
+        work that lost a race, or met a SQLite file locked for longer than its busy timeout, is
+        run again from the start: nothing half-done is ever committed, and no update is lost.
+        """
         async with self._lock(channel, chat_id):
-            now = self.clock()
-            async with self.db.unit_of_work() as uow:
-                if update_id is not None and await uow.inbound.seen(channel, update_id, now):
-                    return Reply((), duplicate=True)
-                stored = await uow.conversations.get(channel, chat_id)
-                if stored is None:
-                    stored = StoredConversation(channel=channel, chat_id=chat_id, state="language")
-                conversation = Conversation(stored.state, stored.language, stored.data)
-                if self.handoffs is not None and stored.id is not None:
-                    routed = await self.handoffs.route(uow, stored, event, now)
-                    if routed is not None:  # a relay message or a handoff button
-                        stored.data[LAST_INBOUND] = now.isoformat()
-                        await uow.conversations.save(stored)
-                        await uow.commit()
-                        return Reply(routed.messages, others=routed.others, state=stored.state)
-                later: list[OutMessage] = []
-                others: list[Envelope] = []
-                result = self.engine.step(conversation, event, now)
-                messages = list(result.messages)
-                conversation = result.conversation
-                pending: list[Effect] = list(result.effects)
-                erased = False
-                while pending:
-                    effect = pending.pop(0)
-                    if stored.id is None:
-                        stored = await uow.conversations.save(stored)
-                    if self.handoffs is not None and isinstance(effect, EraseDossier):
-                        others.extend(await self.handoffs.erasing(uow, stored, now))
-                    follow = await self._carry_out(uow, effect, stored, now)
-                    if isinstance(effect, EraseDossier):
-                        erased = True
-                    if (self.handoffs is not None and isinstance(effect, SubmitCase)
-                            and isinstance(follow, CaseRegistered)):
-                        started = await self.handoffs.submitted(
-                            uow, stored, effect.submission, follow.reference, now)
-                        later.extend(started.messages)
-                        others.extend(started.others)
-                    if follow is not None:
-                        nxt = self.engine.step(conversation, follow, now)
-                        conversation = nxt.conversation
-                        messages.extend(nxt.messages)
-                        pending.extend(nxt.effects)
-                if erased:
-                    await uow.conversations.delete(channel, chat_id)
-                else:
-                    stored.state = conversation.state
-                    stored.language = conversation.language
-                    stored.data = conversation.data
-                    # When the client last wrote (WhatsApp's 24-hour window, 002 §4.1 lapse).
+            attempt = 1
+            while True:
+                try:
+                    return await self._attempt(channel, chat_id, event, update_id)
+                except (ConcurrentUpdateError, IntegrityError, OperationalError) as exc:
+                    if not _retryable(exc) or attempt == RETRIES:
+                        raise
+                    log.warning("retrying a unit of work (attempt %d): %s", attempt,
+                                type(exc).__name__)
+                    await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+                    attempt += 1
+
+    async def _attempt(
+        self, channel: str, chat_id: str, event: Event, update_id: str | None
+    ) -> Reply:
+        now = self.clock()
+        async with self.db.unit_of_work() as uow:
+            if update_id is not None and await uow.inbound.seen(channel, update_id, now):
+                return Reply((), duplicate=True)
+            stored = await uow.conversations.get(channel, chat_id)
+            if stored is None:
+                stored = StoredConversation(channel=channel, chat_id=chat_id, state="language")
+            conversation = Conversation(stored.state, stored.language, stored.data)
+            if self.handoffs is not None and stored.id is not None:
+                routed = await self.handoffs.route(uow, stored, event, now)
+                if routed is not None:  # a relay message or a handoff button
                     stored.data[LAST_INBOUND] = now.isoformat()
                     await uow.conversations.save(stored)
-                await uow.commit()
-            messages.extend(later)
-            return Reply(tuple(messages), others=tuple(others), state=conversation.state)
+                    await uow.commit()
+                    return Reply(routed.messages, others=routed.others, state=stored.state)
+            later: list[OutMessage] = []
+            others: list[Envelope] = []
+            result = self.engine.step(conversation, event, now)
+            messages = list(result.messages)
+            conversation = result.conversation
+            pending: list[Effect] = list(result.effects)
+            erased = False
+            while pending:
+                effect = pending.pop(0)
+                if stored.id is None:
+                    stored = await uow.conversations.save(stored)
+                if self.handoffs is not None and isinstance(effect, EraseDossier):
+                    others.extend(await self.handoffs.erasing(uow, stored, now))
+                follow = await self._carry_out(uow, effect, stored, now)
+                if isinstance(effect, EraseDossier):
+                    erased = True
+                if (self.handoffs is not None and isinstance(effect, SubmitCase)
+                        and isinstance(follow, CaseRegistered)):
+                    started = await self.handoffs.submitted(
+                        uow, stored, effect.submission, follow.reference, now)
+                    later.extend(started.messages)
+                    others.extend(started.others)
+                if follow is not None:
+                    nxt = self.engine.step(conversation, follow, now)
+                    conversation = nxt.conversation
+                    messages.extend(nxt.messages)
+                    pending.extend(nxt.effects)
+            if erased:
+                await uow.conversations.delete(channel, chat_id)
+            else:
+                stored.state = conversation.state
+                stored.language = conversation.language
+                stored.data = conversation.data
+                # When the client last wrote (WhatsApp's 24-hour window, 002 §4.1 lapse).
+                stored.data[LAST_INBOUND] = now.isoformat()
+                await uow.conversations.save(stored)
+            await uow.commit()
+        messages.extend(later)
+        return Reply(tuple(messages), others=tuple(others), state=conversation.state)
 
     async def _carry_out(
         self, uow: UnitOfWork, effect: Effect, stored: StoredConversation, now: datetime
@@ -208,17 +244,7 @@ class IntakeService:
             message_id=message_id,
             date=now,
         )
-        await uow.outbox.add(
-            OutboxItem(
-                case_reference=reference,
-                purpose="case",
-                recipient=effect.mailbox,
-                message_id=message_id,
-                raw=bytes(mail),
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        await self._enqueue(uow, mail, reference, "case", effect.mailbox, message_id, now)
         await uow.audit.record(now, "client", "case_registered", reference, submission["kind"])
         log.info("registered %s (%s)", reference, submission["kind"])
         return CaseRegistered(reference, now)
@@ -247,17 +273,31 @@ class IntakeService:
             message_id=message_id,
             date=now,
         )
-        await uow.outbox.add(
-            OutboxItem(
-                case_reference=case.reference,
-                purpose=purpose,
-                recipient=case.mailbox,
-                message_id=message_id,
-                raw=bytes(mail),
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        await self._enqueue(uow, mail, case.reference, purpose, case.mailbox, message_id, now)
+
+    async def _enqueue(
+        self, uow: UnitOfWork, mail: EmailMessage, reference: str, purpose: str, recipient: str,
+        message_id: str, now: datetime,
+    ) -> None:
+        """Put a mail in the outbox, encrypted (PGP/MIME) when its mailbox has a key.
+
+        If encryption fails (a key expired while running), the mail is never sent in plain text:
+        it is stored as failed, audited, and shown to the coordinator; the case stays registered.
+        """
+        key = self.mail_keys.get(recipient.strip().lower())
+        item = OutboxItem(case_reference=reference, purpose=purpose, recipient=recipient,
+                          message_id=message_id, next_attempt_at=now, created_at=now)
+        if key is not None:
+            try:
+                mail = await asyncio.to_thread(encrypt_mail, mail, key)
+            except EncryptionError as exc:
+                item.status, item.last_error = "failed", f"encryption failed: {exc}"[:500]
+                await uow.outbox.add(item)
+                await uow.audit.record(now, "system", "mail_encryption_failed", reference)
+                log.error("mail for %s not encrypted, kept as failed: %s", reference, exc)
+                return
+        item.raw = bytes(mail)
+        await uow.outbox.add(item)
 
     async def _withdraw(
         self, uow: UnitOfWork, reference: str, stored: StoredConversation, now: datetime
@@ -308,3 +348,14 @@ def _id(stored: StoredConversation) -> int:
     if stored.id is None:
         raise RuntimeError("conversation must be saved before its effects are carried out")
     return stored.id
+
+
+def _retryable(exc: Exception) -> bool:
+    """A lost race or a busy database: the whole unit of work can simply run again."""
+    if isinstance(exc, ConcurrentUpdateError):
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    if isinstance(exc, OperationalError):
+        return "database is locked" in text or "deadlock" in text or "could not serialize" in text
+    # Two processes creating the same conversation, or inserting the same inbound update id.
+    return "unique" in text or "duplicate key" in text

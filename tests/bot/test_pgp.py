@@ -425,3 +425,35 @@ def test_gpg_binary_is_installed() -> None:
     """The gpg binary that python-gnupg drives is on PATH (Debian package `gnupg`)."""
     assert shutil.which("gpg") is not None
     assert os.access(str(shutil.which("gpg")), os.X_OK)
+
+
+async def test_conversation_mail_to_a_keyed_mailbox_arrives_encrypted(
+    keys: Keys, tmp_path: Path, app_factory: Any, settings_for: Any, smtp_server: Any
+) -> None:
+    """With a key for the confidants' mailbox in the organisation config, the client's request
+    reaches it encrypted end to end, and decrypts to the same complaint.json."""
+    from bot.app import App
+    from tests.bot.client import Client
+    from tests.bot.test_conversations import begin, complaint_json
+
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "confidants.asc").write_text(keys.public, encoding="utf-8")
+    config = tmp_path / "org.toml"
+    config.write_text('name = "Test"\n[mailbox_keys]\nconfidants = "keys/confidants.asc"\n',
+                      encoding="utf-8")
+    app: App = await app_factory(settings_for(config=config, smtp_host=smtp_server.host,
+                                              smtp_port=smtp_server.port, smtp_tls="none"))
+    client = Client(app.service)
+    await begin(client, "en", "behaviour", "aggression")
+    for button in ("danger_no", "talk_not_tried", "pref_female"):
+        await client.press(button)
+    await client.type("Olena Petrenko")
+    for button in ("contact_chat", "skip", "consent_yes", "confirm"):
+        await client.press(button)
+    assert await app.worker.run_once() == 1
+
+    [received] = smtp_server.handler.received
+    assert b"Olena" not in received.content and b"complaint.json" not in received.content
+    inner = parse(keys.decrypt(encrypted_part(received.content)))
+    doc = complaint_json(inner)
+    assert (doc["kind"], doc["complainant"]["name"]) == ("confidant_request", "Olena Petrenko")
