@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from flows import rules
-from flows.i18n import N_, Translator
+from flows.i18n import Translator
 from flows.model import Button, Effect, OutMessage, RecordFollowUp
 from flows.texts import GLOBAL_ACTIONS
 
@@ -86,8 +86,6 @@ DEADLINE_NL: dict[str, str] = {
     "decision_latest": "uitspraak, uiterlijk (001 art. 15.1)",
     "board_response": "reactie bestuur (001 art. 16.1)",
 }
-# Client-facing status names that flows/texts.py STATUS does not have yet.
-STATUS_EXTRA = {"board_responded": N_("board responded"), "signal": N_("signal")}
 
 
 class StatusChangeError(ValueError):

@@ -37,6 +37,7 @@ KIND = {
     "mediation_request": N_("request for mediation"),
     "confidant_request": N_("request for a confidant"),
     "report": N_("report (registration only)"),
+    "signal": N_("signal"),
 }
 
 STATUS = {
@@ -45,6 +46,7 @@ STATUS = {
     "in_mediation": N_("in mediation"),
     "with_committee": N_("with the committee"),
     "decided": N_("decided"),
+    "board_responded": N_("board responded"),
     "closed": N_("closed"),
     "withdrawn": N_("withdrawn"),
     "lapsed": N_("lapsed"),
