@@ -16,14 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.mail import MailAttachment, compose_case_mail, compose_notice, new_message_id
 from bot.pgp import EncryptionError, PublicKey, encrypt_mail
 from flows.complaint import complaint_document
-from flows.engine import Engine
+from flows.engine import WITHDRAWABLE, Engine
 from flows.model import (
     CaseRegistered,
     Conversation,
@@ -201,7 +201,7 @@ class IntakeService:
             await self._erase(uow, stored, now)
             return None
         if isinstance(effect, LoadDossier):
-            return await self._dossier(uow, stored)
+            return await self._dossier(uow, stored, effect.purpose)
         from flows.model import RecordFollowUp
 
         if isinstance(effect, RecordFollowUp):  # issue 4: the register (bot/register.py)
@@ -303,7 +303,7 @@ class IntakeService:
         self, uow: UnitOfWork, reference: str, stored: StoredConversation, now: datetime
     ) -> None:
         case = await uow.cases.get(reference)
-        if case is None or case.conversation_id != stored.id or case.status == "withdrawn":
+        if case is None or case.conversation_id != stored.id or case.status not in WITHDRAWABLE:
             log.warning("withdraw refused for a case not owned by this conversation")
             return
         await uow.cases.set_status(reference, "withdrawn", now)
@@ -327,7 +327,9 @@ class IntakeService:
                 await self.files.delete(str(item["ref"]))
         await uow.audit.record(now, "client", "dossier_erased")
 
-    async def _dossier(self, uow: UnitOfWork, stored: StoredConversation) -> DossierLoaded:
+    async def _dossier(
+        self, uow: UnitOfWork, stored: StoredConversation, purpose: Literal["show", "withdraw"]
+    ) -> DossierLoaded:
         cases = await uow.cases.for_conversation(_id(stored))
         return DossierLoaded(
             tuple(
@@ -339,7 +341,8 @@ class IntakeService:
                     "payload": c.payload,
                 }
                 for c in cases
-            )
+            ),
+            purpose,
         )
 
 

@@ -65,6 +65,8 @@ from flows.texts import (
 )
 
 MAX_ATTACHMENTS = 10
+# 002 §4.1: a complaint can be withdrawn while it is being handled, not after the decision.
+WITHDRAWABLE = frozenset({"received", "acknowledged", "in_mediation", "with_committee"})
 COMMANDS = ("start", "help", "language", "dossier", "withdraw", "erase", "restart", "new")
 TEXT_FIELDS = {
     "name",
@@ -315,13 +317,7 @@ class Engine:
         elif name == "dossier":
             turn.effects.append(LoadDossier())
         elif name == "withdraw":
-            open_cases = [c for c in turn.data.get("cases", []) if c["status"] != "withdrawn"]
-            if not open_cases:
-                turn.say(t._("You have no sent complaint that you can withdraw."))
-                self.prompt(turn)
-                return
-            turn.data["overlay"] = {"kind": "withdraw"}
-            self.prompt(turn)
+            turn.effects.append(LoadDossier("withdraw"))
         elif name == "erase":
             turn.data["overlay"] = {"kind": "erase"}
             self.prompt(turn)
@@ -486,6 +482,17 @@ class Engine:
 
     def _on_dossier(self, turn: Turn, event: DossierLoaded) -> None:
         t = turn.t
+        # The register may have moved a case on since the client last wrote: take its status.
+        current = {c["reference"]: c["status"] for c in event.cases}
+        for summary in turn.data.get("cases", []):
+            summary["status"] = current.get(summary["reference"], summary["status"])
+        if event.purpose == "withdraw":
+            if not self._withdrawable(turn):
+                turn.say(t._("You have no sent complaint that you can withdraw."))
+            else:
+                turn.data["overlay"] = {"kind": "withdraw"}
+            self.prompt(turn)
+            return
         lines = [t._("Everything we stored about you:")]
         lines.append(
             t._("Language: {language}").format(language=LANGUAGE_NAMES[turn.t.language])
@@ -896,7 +903,7 @@ class Engine:
         if kind == "language":
             return self._language_prompt(turn), self._language_buttons(turn)
         if kind == "withdraw":
-            cases = [c for c in turn.data.get("cases", []) if c["status"] != "withdrawn"]
+            cases = self._withdrawable(turn)
             return (
                 t._("Which one do you want to withdraw?"),
                 _rows(*(Button(f"wd_{c['reference']}", c["reference"]) for c in cases),
@@ -916,6 +923,10 @@ class Engine:
         }[kind]
         yes, no = yes_no[kind]
         return text, _rows(Button("yes", yes), Button("no", no), per_row=2)
+
+    @staticmethod
+    def _withdrawable(turn: Turn) -> list[dict[str, Any]]:
+        return [c for c in turn.data.get("cases", []) if c["status"] in WITHDRAWABLE]
 
     def _language_prompt(self, turn: Turn) -> str:
         if turn.conv.language:

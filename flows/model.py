@@ -84,6 +84,7 @@ class DossierLoaded:
     """Follow-up event: everything stored about the client, loaded by the service."""
 
     cases: tuple[dict[str, Any], ...]
+    purpose: Literal["show", "withdraw"] = "show"
 
 
 Event = (
@@ -143,7 +144,12 @@ class EraseDossier:
 
 @dataclass(frozen=True)
 class LoadDossier:
-    """Load everything stored about this client, then feed back a `DossierLoaded` event."""
+    """Load everything stored about this client, then feed back a `DossierLoaded` event.
+
+    `withdraw`: to offer the cases that can still be withdrawn, by their status in the register.
+    """
+
+    purpose: Literal["show", "withdraw"] = "show"
 
 
 @dataclass(frozen=True)

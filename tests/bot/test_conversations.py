@@ -407,3 +407,16 @@ async def test_smtp_down_then_up_delivers_once(app: App, smtp_server: Any, clock
     assert await app.worker.run_once() == 0
     [mail] = mails(smtp_server)
     assert complaint_json(mail)["reference"] == reference
+
+
+async def test_closed_case_cannot_be_withdrawn(app: App, smtp_server: Any, clock: Any) -> None:
+    """A case the committee has closed since the client last wrote is not offered for withdrawal."""
+    client = Client(app.service)
+    reference = await sent_complaint(app, client)
+    async with app.db.unit_of_work() as uow:
+        await uow.cases.set_status(reference, "closed", clock())
+        await uow.commit()
+    await client.command("withdraw")
+    assert "no sent complaint that you can withdraw" in client.text()
+    await client.command("dossier")
+    assert f"{reference}: complaint, closed" in client.text()
