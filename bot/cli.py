@@ -111,10 +111,23 @@ def check_config() -> None:
                 err=True,
             )
             raise typer.Exit(1) from exc
+    problems = channel_problems(settings)
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
     typer.echo(f"organisation: {org.name}")
     typer.echo(f"procedure:    {org.procedure.id} ({len(org.procedure.schemas)} schemas)")
     for name, address in org.mailboxes.items():
-        typer.echo(f"mailbox:      {name} = {address}")
+        key = org.mailbox_keys.get(address.lower())
+        encrypted = f" (OpenPGP {key.fingerprint[-16:]})" if key else ""
+        typer.echo(f"mailbox:      {name} = {address}{encrypted}")
+    if settings.telegram_bot_token:
+        typer.echo(f"telegram:     {settings.telegram_library}, {settings.telegram_mode}; "
+                   f"{len(org.confidants)} confidants, {len(org.coordinators)} coordinators")
+    if settings.whatsapp_enabled:
+        typer.echo(f"whatsapp:     webhook on {settings.whatsapp_listen_host}:"
+                   f"{settings.whatsapp_listen_port}; template: {org.whatsapp_template or 'none'}")
     typer.echo(f"database:     {'DATABASE_URL' if settings.database_url else settings.db_url}")
     if settings.smtp_host:
         typer.echo(f"mail:         SMTP {settings.smtp_host}:{settings.smtp_effective_port} "
@@ -123,6 +136,26 @@ def check_config() -> None:
         typer.echo(f"mail:         .eml files in {settings.outbox_dir}")
     typer.echo(f"secret key:   {'set' if settings.secret_key else 'development key in data dir'}")
     typer.echo("ok")
+
+
+def channel_problems(settings: Settings) -> list[str]:
+    """Channel settings that cannot work together, in words an operator can act on."""
+    problems = []
+    if settings.telegram_bot_token and settings.telegram_mode == "webhook":
+        if not settings.telegram_webhook_url:
+            problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL")
+        if not settings.telegram_webhook_secret:
+            problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET")
+    whatsapp = {
+        "WHATSAPP_TOKEN": settings.whatsapp_token,
+        "WHATSAPP_PHONE_NUMBER_ID": settings.whatsapp_phone_number_id,
+        "WHATSAPP_APP_SECRET": settings.whatsapp_app_secret,
+        "WHATSAPP_VERIFY_TOKEN": settings.whatsapp_verify_token,
+    }
+    missing = [name for name, value in whatsapp.items() if not value]
+    if 0 < len(missing) < len(whatsapp):
+        problems.append(f"WhatsApp is half configured: also set {', '.join(missing)}")
+    return problems
 
 
 @cli.command()

@@ -77,3 +77,13 @@ def test_run_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "generated a development key" in err
+
+
+def test_check_config_reports_half_configured_channels(tmp_path: Path) -> None:
+    """Webhook mode without URL and secret, or WhatsApp with one credential, is refused by name."""
+    env = env_for(tmp_path, TELEGRAM_BOT_TOKEN="1:x", TELEGRAM_MODE="webhook", WHATSAPP_TOKEN="t")
+    result = CliRunner().invoke(cli, ["check-config"], env=env)
+    assert result.exit_code == 1
+    assert "TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL" in result.output
+    assert ("WhatsApp is half configured: also set WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_APP_SECRET, "
+            "WHATSAPP_VERIFY_TOKEN") in result.output
