@@ -356,8 +356,8 @@ class Rules:
                 reference=t.ltr(h.reference))
         if unread:
             text += "\n" + t.ngettext(
-                "Nobody read the message you wrote while waiting. It is deleted. You can "
-                "write it again when a confidant is connected.",
+                "Nobody read the {count} message you wrote while waiting. It is deleted. You "
+                "can write it again when a confidant is connected.",
                 "Nobody read the {count} messages you wrote while waiting. They are deleted. You "
                 "can write them again when a confidant is connected.",
                 unread,

@@ -254,7 +254,8 @@ def due_soon(deadlines: Iterable[Deadline], today: date, within_days: int = 3) -
 
 
 def _dossier_button(t: Translator) -> tuple[tuple[Button, ...], ...]:
-    return ((Button("cmd:dossier", t._(GLOBAL_ACTIONS["dossier"])),),)
+    label = GLOBAL_ACTIONS["dossier"]
+    return ((Button("cmd:dossier", t._(label)),),)
 
 
 def status_text(
