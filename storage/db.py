@@ -24,6 +24,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.url import URL
@@ -42,6 +43,7 @@ from storage.repositories import (
     InboundRepository,
     OutboxRepository,
 )
+from storage.writer import SqliteWriter, WriterUnit
 
 __all__ = ["Database", "UnitOfWork", "alembic_config", "create_engine", "migrate"]
 
@@ -184,17 +186,35 @@ class UnitOfWork:
     commit (or with an exception) rolls back. Statements after a commit run in a new transaction.
     """
 
-    def __init__(self, engine: AsyncEngine, cipher: Cipher, clock: Clock, *, read_only: bool):
+    def __init__(self, engine: AsyncEngine, cipher: Cipher, clock: Clock, *, read_only: bool,
+                 writer: SqliteWriter | None = None):
         self._engine = engine
         self._cipher = cipher
         self._clock = clock
         self._read_only = read_only
         self._connection: AsyncConnection | None = None
         self._repos: _Repositories | None = None
+        # SQLite writes go through the process's one writer (group commit, storage/writer.py).
+        self._unit = writer.unit() if writer is not None and not read_only else None
+
+    def _build(self, conn: AsyncConnection | WriterUnit, *, lock: bool) -> _Repositories:
+        args = (conn, self._cipher, self._clock)
+        return _Repositories(
+            conversations=ConversationRepository(*args, lock=lock),
+            cases=CaseRepository(*args, lock=lock),
+            outbox=OutboxRepository(*args, lock=lock),
+            audit=AuditRepository(*args, lock=lock),
+            inbound=InboundRepository(*args, lock=lock),
+            register=RegisterRepository(*args, lock=lock),
+            handoffs=HandoffRepository(*args, lock=lock),
+        )
 
     async def __aenter__(self) -> UnitOfWork:
-        if self._connection is not None:
+        if self._connection is not None or self._repos is not None:
             raise RuntimeError("a unit of work cannot be entered twice")
+        if self._unit is not None:
+            self._repos = self._build(self._unit, lock=False)
+            return self
         connection = await self._engine.connect()
         try:
             if self._read_only:
@@ -205,17 +225,7 @@ class UnitOfWork:
             raise
         self._connection = connection
         # SELECT ... FOR UPDATE only in write transactions; SQLite ignores it (BEGIN IMMEDIATE).
-        lock = not self._read_only
-        args = (connection, self._cipher, self._clock)
-        self._repos = _Repositories(
-            conversations=ConversationRepository(*args, lock=lock),
-            cases=CaseRepository(*args, lock=lock),
-            outbox=OutboxRepository(*args, lock=lock),
-            audit=AuditRepository(*args, lock=lock),
-            inbound=InboundRepository(*args, lock=lock),
-            register=RegisterRepository(*args, lock=lock),
-            handoffs=HandoffRepository(*args, lock=lock),
-        )
+        self._repos = self._build(connection, lock=not self._read_only)
         return self
 
     async def __aexit__(
@@ -224,6 +234,9 @@ class UnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._unit is not None:
+            self._unit.rollback()  # no-op after commit
+            return
         connection = self._connection
         if connection is None:
             return
@@ -244,9 +257,18 @@ class UnitOfWork:
         return self._repos
 
     async def commit(self) -> None:
+        """End the transaction durably: on SQLite, returns once its batch is on disk."""
+        if self._unit is not None:
+            self._repositories()
+            await self._unit.commit()
+            return
         await self._require().commit()
 
     async def rollback(self) -> None:
+        if self._unit is not None:
+            self._repositories()
+            self._unit.rollback()
+            return
         await self._require().rollback()
 
     @property
@@ -281,10 +303,12 @@ class UnitOfWork:
 class Database:
     """The application's database: an engine, the cipher for personal data, and a clock."""
 
-    def __init__(self, engine: AsyncEngine, cipher: Cipher, clock: Clock = utc_now) -> None:
+    def __init__(self, engine: AsyncEngine, cipher: Cipher, clock: Clock = utc_now,
+                 writer: SqliteWriter | None = None) -> None:
         self._engine = engine
         self._cipher = cipher
         self._clock = clock
+        self._writer = writer
 
     @classmethod
     async def open(
@@ -306,15 +330,50 @@ class Database:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, cipher, clock)
+        return cls(engine, cipher, clock, writer=_sqlite_writer(url))
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
 
+    @property
+    def writer(self) -> SqliteWriter | None:
+        """SQLite's group-commit writer (None on PostgreSQL, which has its own)."""
+        return self._writer
+
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
         """A new transaction; `read_only` skips the write lock on SQLite (plain BEGIN)."""
-        return UnitOfWork(self._engine, self._cipher, self._clock, read_only=read_only)
+        return UnitOfWork(self._engine, self._cipher, self._clock, read_only=read_only,
+                          writer=self._writer)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
         await self._engine.dispose()
+
+
+def _sqlite_writer(url: str) -> SqliteWriter | None:
+    """The group-commit writer for a SQLite file: a synchronous pysqlite engine, same pragmas."""
+    sa_url = make_url(url)
+    path = _sqlite_file(sa_url) if sa_url.get_backend_name() == "sqlite" else None
+    if path is None:
+        return None
+    engine = sa_create_engine(
+        sa_url.set(drivername="sqlite+pysqlite"),
+        hide_parameters=True,
+        poolclass=NullPool,
+        connect_args={"check_same_thread": False},  # one connection, used by one task at a time
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+        _tighten(path)
+
+    return SqliteWriter(engine)

@@ -505,8 +505,8 @@ class RegisterRepository(_Repository):
 
     async def follow_up_answers(self) -> dict[int, str]:
         """Every recorded answer by case id (for the anonymised export)."""
-        rows = (await self._conn.execute(select(follow_ups.c.case_id, follow_ups.c.answer))).all()
-        return {case_id: answer for case_id, answer in rows}
+        result = await self._conn.execute(select(follow_ups.c.case_id, follow_ups.c.answer))
+        return {int(row.case_id): str(row.answer) for row in result.all()}
 
     async def needing_attention(self) -> builtins.list[FollowUpRecord]:
         """'No' answers (and 'partly') the coordinator has not dealt with yet (003 §4)."""

@@ -231,8 +231,12 @@ async def test_times_are_aware_utc_in_and_out(db: Database) -> None:
     assert entries[0].at.tzinfo is UTC
 
 
-async def test_begin_immediate_prevents_lost_update(db: Database) -> None:
-    """Two concurrent read-modify-write units of work: the second waits, both increments land."""
+async def test_concurrent_units_do_not_lose_an_update(db: Database) -> None:
+    """Two concurrent read-modify-write units of work: the second waits, both increments land.
+
+    On SQLite the second reads once the first has finished (they then share one durable COMMIT,
+    storage/writer.py); on PostgreSQL it waits for the first's COMMIT (row lock).
+    """
     await _new_conversation(db, n=0)
     events: list[str] = []
 
@@ -253,11 +257,13 @@ async def test_begin_immediate_prevents_lost_update(db: Database) -> None:
     async with db.unit_of_work(read_only=True) as uow:
         final = await uow.conversations.get("telegram", "4242")
     assert final is not None
-    assert (events, final.data, final.version) == (
-        ["A read 0", "A committed", "B read 1", "B committed"],
+    assert (events[0], sorted(events[1:]), final.data, final.version) == (
+        "A read 0",
+        ["A committed", "B committed", "B read 1"],
         {"n": 2},
         3,
     )
+    assert events.index("B read 1") > events.index("A read 0")
 
 
 async def test_save_uses_the_clock(db_url: str, cipher: Cipher) -> None:
