@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +84,34 @@ async def test_database_key_and_files_are_private(app_factory: Any, settings_for
         p.name: "0o600" for p in paths}
     assert await app.files.read(ref) == b"\x89PNG fake photo"
     assert b"fake photo" not in (data_dir / "files" / ref).read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only
+async def test_write_lock_held_for_ten_seconds(app_factory: Any, settings_for: Any) -> None:
+    """Another process holds the SQLite write lock for 10 s: the bot waits, then answers; nothing lost."""
+    app: App = await app_factory(settings_for())
+    await to_summary(app, "c1")
+    path = app.settings.data_dir / "klachtwijzer.db"
+    locked = asyncio.Event()
+
+    def hold_lock() -> None:
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            loop.call_soon_threadsafe(locked.set)
+            time.sleep(10)
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    loop = asyncio.get_running_loop()
+    holder = asyncio.create_task(asyncio.to_thread(hold_lock))
+    await locked.wait()
+    started = time.monotonic()
+    reply = await app.service.handle("telegram", "c1", Choice("confirm"), update_id="confirm-1")
+    waited = time.monotonic() - started
+    await holder
+    assert reply.duplicate is False and "KW-2026-000001" in "\n".join(m.text for m in reply.messages)
+    assert await counts(app) == (1, 1)
+    print(f"the bot waited {waited:.1f} s for the lock")
