@@ -695,3 +695,19 @@ def test_callback_data_fits_in_64_bytes() -> None:
                                                       "confidant_request_description_optional")
     assert state_code("summary") != state_code("edit")
 
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_sixty_messages_in_ten_seconds_are_throttled(running: Any, library: str) -> None:
+    """60 messages from one client in a burst: the first 20 (the production limit) are answered,
+    then one translated notice, then nothing more, and nothing crashes."""
+    h: Harness = await running(library)
+    h.c.flood.limit = TelegramOptions().flood_max
+    client = h.person(CLIENT, "en", "Sam")
+    answers = [await client.say("/help") for _ in range(60)]
+    en = h.a.catalogs.get("en")
+    notice = en._("You sent many messages very quickly. I could not read the last ones. Please wait "
+                  "a minute, then send them again.")
+    assert [len(a) > 0 for a in answers] == [True] * 21 + [False] * 39
+    assert [s.text for s in answers[20]] == [notice]
+    assert all(notice not in (s.text or "") for a in answers[:20] for s in a)
