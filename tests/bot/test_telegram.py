@@ -711,3 +711,41 @@ async def test_sixty_messages_in_ten_seconds_are_throttled(running: Any, library
     assert [len(a) > 0 for a in answers] == [True] * 21 + [False] * 39
     assert [s.text for s in answers[20]] == [notice]
     assert all(notice not in (s.text or "") for a in answers[:20] for s in a)
+
+
+HOSTILE_NAMES = ["../../x", "/etc/passwd", "n" * 300 + ".pdf", "x\u202efdp.exe", "a\x00b.pdf"]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_hostile_file_names_never_choose_where_files_land(
+    running: Any, library: str, smtp_server: Any, tmp_path: Path
+) -> None:
+    """Documents named `../../x`, `/etc/passwd`, 300 bytes or `x<RLO>fdp.exe` are stored under random
+    names in the data dir only, and reach the mail as bijlage-N with a safe extension."""
+    h: Harness = await running(library)
+    before = {p for p in tmp_path.rglob("*") if "files" not in p.parts}
+    client = h.person(CLIENT, "en", "Sam")
+    await begin(client, "en", "dissatisfied", "help")
+    for button in ("skip_to_complaint", "who_self"):
+        await client.press(button)
+    await client.say("Sam")
+    await client.say("Jan")
+    for number, name in enumerate(HOSTILE_NAMES):
+        file_id = h.stub.add_file(b"%PDF-" + bytes([number]), f"documents/file_{number}")
+        document = {"file_id": file_id, "file_unique_id": f"u{number}", "file_name": name,
+                    "mime_type": "application/x-msdownload" if name.endswith(".exe")
+                    else "application/pdf", "file_size": 6}
+        await client._send(message_update(h.stub.next_update_id(), client.user, document=document))
+    await client.say("It happened.")
+    for button in ("when_unknown", "tried_nothing", "contact_chat", "consent_yes", "confirm"):
+        await client.press(button)
+    await h.a.worker.run_once()
+
+    stored = sorted(p.name for p in (h.a.settings.data_dir / "files").iterdir())
+    assert [len(n) for n in stored] == [32] * len(HOSTILE_NAMES)
+    after = {p for p in tmp_path.rglob("*") if "files" not in p.parts}
+    assert {p for p in after - before if not str(p).startswith(str(h.a.settings.data_dir))} == set()
+    [mail] = mails(smtp_server)
+    names = [p.get_filename() for p in mail.iter_attachments()]
+    assert names == ["complaint.json", "bijlage-1.pdf", "bijlage-2.pdf", "bijlage-3.pdf",
+                     "bijlage-4.bin", "bijlage-5.pdf"]  # the .exe is never named as one
