@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from typing import TYPE_CHECKING
 
 from bot.register import (
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DAILY_AT = time(6, 0)  # Dutch time
+INBOUND_KEPT = timedelta(days=30)  # how long a handled update id is remembered
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class DailyResult:
     follow_ups: int
     purged: int
     digest_sent: bool
+    pruned_updates: int = 0
 
 
 async def run_daily_once(app: App) -> DailyResult | None:
@@ -57,10 +59,14 @@ async def run_daily_once(app: App) -> DailyResult | None:
     lapsed = await lapse_unreachable(app)
     asked = await send_follow_ups(app)
     purged = await purge(app)
+    async with app.db.unit_of_work() as uow:
+        # Update ids only guard against redelivery (WhatsApp retries for up to 7 days).
+        pruned = await uow.inbound.prune(now - INBOUND_KEPT)
+        await uow.commit()
     _, sent = await queue_digest(app, lapsed=lapsed)
     log.info("register daily run: %d lapsed, %d follow-ups, %d dossiers destroyed, digest %s",
              len(lapsed), asked, len(purged.cases), "queued" if sent else "not needed")
-    return DailyResult(tuple(lapsed), asked, len(purged.cases), sent)
+    return DailyResult(tuple(lapsed), asked, len(purged.cases), sent, pruned)
 
 
 async def run_daily(app: App, stop: asyncio.Event, interval: float = 60.0) -> None:

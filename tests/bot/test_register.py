@@ -160,6 +160,23 @@ async def test_digest_once_a_day_lists_due_and_overdue(
     assert "uiterlijk 29-11-2026, VERLOPEN sinds 1 dag" in body
 
 
+async def test_daily_run_forgets_old_update_ids(app: App, chat: RecordingChannel, clock: Clock) -> None:
+    """The daily run forgets update ids older than 30 days and keeps the recent ones."""
+    async with app.db.unit_of_work() as uow:
+        await uow.inbound.seen("telegram", "old", clock.now)
+        await uow.commit()
+    clock.advance(days=29)
+    async with app.db.unit_of_work() as uow:
+        await uow.inbound.seen("telegram", "recent", clock.now)
+        await uow.commit()
+    clock.advance(days=2)
+    result = await run_daily_once(app)
+    assert result is not None and result.pruned_updates == 1
+    async with app.db.unit_of_work() as uow:
+        assert (await uow.inbound.seen("telegram", "recent", clock.now),
+                await uow.inbound.seen("telegram", "old", clock.now)) == (True, False)
+
+
 async def test_scheduler_loop_delivers_and_stops(app: App, chat: RecordingChannel, clock: Clock) -> None:
     """run_daily delivers a pending client message (queued while the chat ran elsewhere) and stops."""
     import asyncio
