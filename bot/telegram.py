@@ -28,6 +28,7 @@ import hmac
 import io
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -463,6 +464,8 @@ class TelegramCore:
         self.desk = HandoffDesk(app.organisation, app.catalogs, app.db, app.clock, files=app.files)
         self.coordinators = frozenset(app.organisation.coordinators)
         self._pending: set[asyncio.Future[Any]] = set()
+        self._chat_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
         self.processed: deque[int] = deque(maxlen=10_000)  # update ids handled (monitoring, tests)
 
     # --- setup ---------------------------------------------------------------------------------
@@ -540,18 +543,35 @@ class TelegramCore:
     # --- receiving -----------------------------------------------------------------------------
 
     async def on_update(self, raw: dict[str, Any]) -> None:
-        """One update from either library (polling or webhook)."""
+        """One update from either library (polling or webhook).
+
+        The libraries hand updates over concurrently, so conversations do not wait for each
+        other; updates of one chat are handled one at a time in the order they arrived (the
+        per-chat lock is FIFO and is the first thing an update waits for).
+        """
         try:
-            await self._on_update(raw)
+            incoming = parse_update(raw)
+            if incoming is not None:
+                async with self._chat_lock(incoming.chat_id):
+                    await self._on_update(incoming)
         finally:
             update_id = raw.get("update_id")
             if isinstance(update_id, int):
                 self.processed.append(update_id)
 
-    async def _on_update(self, raw: dict[str, Any]) -> None:
-        incoming = parse_update(raw)
-        if incoming is None:
-            return
+    def _chat_lock(self, chat_id: int) -> asyncio.Lock:
+        lock = self._chat_locks.get(chat_id)
+        if lock is None:
+            lock = self._chat_locks[chat_id] = asyncio.Lock()
+        return lock
+
+    def _background(self, factory: Callable[[], Awaitable[Any]]) -> None:
+        """A Bot API call nobody waits for (typing indicator, answering a button press)."""
+        task = asyncio.ensure_future(self._quietly(factory))
+        self._pending.add(task)
+        task.add_done_callback(self._done)
+
+    async def _on_update(self, incoming: Incoming) -> None:
         verdict = self.flood.check(incoming.chat_id)
         if verdict != "ok":
             if verdict == "notice":
@@ -560,7 +580,7 @@ class TelegramCore:
                     "You sent many messages very quickly. I could not read the last ones. "
                     "Please wait a minute, then send them again."), rtl=t.rtl)], state=None)
             if incoming.callback_id:
-                await self._quietly(lambda: self.api.answer_callback(str(incoming.callback_id), None))
+                self._background(lambda: self.api.answer_callback(str(incoming.callback_id), None))
             log.info("flood limit: update dropped")
             return
         token = SENDER_NAME.set(incoming.display_name or None)
@@ -595,7 +615,7 @@ class TelegramCore:
                     str(incoming.callback_id), t._("This button is no longer valid. Please use "
                                                   "the buttons below.")))
                 return None
-            await self._quietly(lambda: self.api.answer_callback(str(incoming.callback_id), None))
+            self._background(lambda: self.api.answer_callback(str(incoming.callback_id), None))
             await self._mark(incoming)
             return Choice(decoded[0], decoded[1])
         if incoming.file is not None:
@@ -646,13 +666,13 @@ class TelegramCore:
         ref = await self.app.files.save(data)
         return Attachment(file.kind, ref, len(data), file.content_type)
 
-    async def _typing(self, chat_id: int) -> None:
-        await self._quietly(lambda: self.api.send_typing(chat_id))
+    def _typing(self, chat_id: int) -> None:
+        self._background(lambda: self.api.send_typing(chat_id))
 
     async def _client(self, incoming: Incoming) -> None:
         t = self.translator(incoming.language_code)
         if incoming.callback_id is None:
-            await self._typing(incoming.chat_id)
+            self._typing(incoming.chat_id)
         event = await self._event(incoming, t)
         if event is None:
             return
@@ -710,7 +730,7 @@ class TelegramCore:
                 "This command is only for staff of the organisation."), rtl=t.rtl)], state=None)
             return
         st = self.app.catalogs.get(self._staff_language(incoming))
-        await self._typing(incoming.chat_id)
+        self._typing(incoming.chat_id)
         rows = await self._signal_rows(incoming.text or "")
         if command == "signals":
             data = signals_csv(rows)

@@ -181,7 +181,7 @@ class AiogramAdapter:
         self._polling = asyncio.create_task(self.dispatcher.start_polling(
             self.bot,
             polling_timeout=self.options.poll_timeout,
-            handle_as_tasks=False,
+            handle_as_tasks=True,  # the core keeps each chat's updates in order
             allowed_updates=ALLOWED_UPDATES,
             handle_signals=False,
             close_bot_session=False,

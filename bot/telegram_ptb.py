@@ -130,6 +130,7 @@ class PtbAdapter:
             .base_url(f"{base}/bot")
             .base_file_url(f"{base}/file/bot")
             .get_updates_read_timeout(options.poll_timeout + 10)
+            .concurrent_updates(True)  # the core keeps each chat's updates in order
             .build()
         )
         self.api = PtbApi(self.application)
