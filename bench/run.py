@@ -1,0 +1,353 @@
+"""`python -m bench`: one run of every measurement, interleaved, median of the rounds; a table, and
+with `--json` one JSON line (the last line of stdout). Progress goes to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from bench.fill import fill, prepare
+from bench.load import Kind, Library, LoadResult, quiet, run_load
+from bench.machine import machine, machine_line
+from bench.raw import raw_transactions
+from bench.script import LANGUAGES, Script, _key, calibrate
+
+LIBRARIES: tuple[Library, ...] = ("ptb", "aiogram")
+METHOD = (
+    "How: the bot is this project's Telegram adapter (build_app + run_telegram, polling); per "
+    "message it parses the update, loads the conversation, makes one state-machine step, commits, "
+    "writes an outbox row when the step forwards a complaint, and replies (plus what the adapter "
+    "always does: a typing action for text, answering and marking a pressed button). The echo bot "
+    "is a minimal bot on the same library that answers every message and button with one "
+    "sendMessage. Both poll the same in-process Bot API stand-in (tests/bot/telegram_stub.py; "
+    "getUpdates batches of at most 100, poll timeout 1 s) and get the same updates (the same texts, "
+    "the same button messages and callback-data sizes) from the same number of simulated clients, "
+    "pushed the same way; each client walks a complaint in its language (nl, uk, ar, en: language, "
+    "welcome, triage, category, the complaint form with five typed answers, consent, confirm, "
+    "/restart) and sends its next update when its replies reached the stand-in; a message is done "
+    "when its last reply reached the stand-in. The bot's pacing and flood limits are set out of "
+    "the way (TelegramOptions). Echo and bot runs alternate (order flipped each round), each on a "
+    "fresh stand-in and a fresh database in the data dir. R1's raw transactions (BEGIN IMMEDIATE, "
+    "read the conversation, insert the update id, update the conversation with a 1 KB blob, an "
+    "outbox row every N-th, COMMIT) use one connection and the app's pragmas (WAL, "
+    "synchronous=FULL); N = <N>, as in the conversation. Flatness: the same bot on fresh chats, "
+    "<C> at a time, against a database migrated by the app and filled with sqlite3 executemany "
+    "(copies of one real mid-flow conversation with its encrypted blob, never read, and one "
+    "inbound update id each). Memory: a fresh process drives the conversations through "
+    "app.service.handle and reads VmRSS."
+)
+
+
+def method(plan: Plan, outbox_every: int) -> str:
+    """How the figures were made, in a paragraph for the README."""
+    return METHOD.replace("<N>", str(outbox_every)).replace("<C>", str(plan.flat_chats))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of everything one run measures."""
+
+    rounds: int
+    chats: int  # concurrent conversations of the throughput runs (R2; latency at this many)
+    messages: int  # measured messages per throughput run
+    spread: bool  # warm up until the clients are spread over the conversation (else: /start)
+    latency: tuple[tuple[int, int], ...]  # (chats, messages) for the other latencies
+    latency_libraries: tuple[Library, ...]
+    paced_think: float  # mean pause (s) of a client between a reply and its next message
+    paced_messages: int
+    raw_transactions: int
+    flat_rows: tuple[int, int]
+    flat_chats: int
+    flat_messages: int
+    memory_conversations: int
+
+
+FULL = Plan(rounds=3, chats=64, messages=512, spread=True, latency=((1, 104), (8, 160)),
+            latency_libraries=("ptb", "aiogram"), paced_think=2.0, paced_messages=256,
+            raw_transactions=2000, flat_rows=(1_000, 1_000_000), flat_chats=16,
+            flat_messages=256, memory_conversations=10_000)
+QUICK = Plan(rounds=1, chats=64, messages=96, spread=False, latency=((1, 13), (8, 32)),
+             latency_libraries=("ptb",), paced_think=1.0, paced_messages=64,
+             raw_transactions=300, flat_rows=(1_000, 10_000), flat_chats=8, flat_messages=32,
+             memory_conversations=200)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100), nearest rank."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+class Bench:
+    """The rounds: every measurement once per round, figures kept per round."""
+
+    def __init__(self, plan: Plan, root: Path, secret: SecretStr,
+                 echo_concurrent: bool | None) -> None:
+        self.plan = plan
+        self.root = root
+        self.secret = secret
+        self.echo_concurrent = echo_concurrent
+        self.scripts: list[Script] = []
+        self._runs = 0
+        self.rates: dict[str, list[float]] = {}
+        self.ratios: dict[str, list[float]] = {}
+        # library -> "1", "8", "64", "64_paced" -> [(p50 s, p99 s) per round]
+        self.latency: dict[str, dict[str, list[tuple[float, float]]]] = {}
+
+    async def load(self, kind: Kind, library: Library, chats: int, messages: int, *,
+                   data_dir: Path | None = None, think: float = 0.0) -> LoadResult:
+        """One run on a fresh stand-in: a fresh database unless `data_dir` is given."""
+        self._runs += 1
+        directory = data_dir or self.root / f"run-{self._runs}"
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            result = await run_load(kind, library, self.scripts, chats=chats, messages=messages,
+                                    spread=self.plan.spread, data_dir=directory,
+                                    secret=self.secret, echo_concurrent=self.echo_concurrent,
+                                    chat_offset=10_000 * self._runs, think=think)
+        finally:
+            if data_dir is None:
+                shutil.rmtree(directory, ignore_errors=True)
+        paced = f", pausing ~{think:g} s" if think else ""
+        say(f"  {library:8} {kind:4} {chats:3} chats{paced}: {result.rate:7.1f} msg/s, "
+            f"p50 {1000 * percentile(result.latencies, 50):7.1f} ms, "
+            f"p99 {1000 * percentile(result.latencies, 99):7.1f} ms ({result.messages} messages)")
+        return result
+
+    def _note_latency(self, library: str, label: str, result: LoadResult) -> None:
+        per = self.latency.setdefault(library, {})
+        per.setdefault(label, []).append(
+            (percentile(result.latencies, 50), percentile(result.latencies, 99)))
+
+    async def round(self, number: int, flat_dirs: tuple[Path, Path]) -> None:
+        p = self.plan
+        say(f"round {number}/{p.rounds}")
+        # R2: echo and bot in turn, the order flipped every round.
+        for library in LIBRARIES:
+            order: tuple[Kind, Kind] = ("echo", "bot") if number % 2 else ("bot", "echo")
+            results = {kind: await self.load(kind, library, p.chats, p.messages) for kind in order}
+            self.rates.setdefault(f"{library}_echo", []).append(results["echo"].rate)
+            self.rates.setdefault(f"{library}_bot", []).append(results["bot"].rate)
+            self.ratios.setdefault(f"r2_{library}", []).append(
+                results["bot"].rate / results["echo"].rate)
+            self._note_latency(library, str(p.chats), results["bot"])
+        # Latency with fewer conversations, and with 64 that pause like people do.
+        for library in p.latency_libraries:
+            for chats, messages in p.latency:
+                self._note_latency(library, str(chats),
+                                   await self.load("bot", library, chats, messages))
+        self._note_latency("ptb", f"{p.chats}_paced", await self.load(
+            "bot", "ptb", p.chats, p.paced_messages, think=p.paced_think))
+        # R1: raw sqlite3 right after the bot runs of this round.
+        raw = await asyncio.to_thread(raw_transactions, self.root / "raw-sqlite.db",
+                                      p.raw_transactions,
+                                      outbox_every=self.scripts[0].outbox_every)
+        say(f"  raw sqlite3: {raw:8.1f} transactions/s ({p.raw_transactions} transactions)")
+        self.rates.setdefault("raw_sqlite", []).append(raw)
+        self.ratios.setdefault("r1", []).append(self.rates["ptb_bot"][-1] / raw)
+        # Flatness: the same bot on fresh chats, small and large database in turn.
+        per_message: dict[Path, float] = {}
+        for directory in (flat_dirs if number % 2 else flat_dirs[::-1]):
+            result = await self.load("bot", "ptb", p.flat_chats, p.flat_messages,
+                                     data_dir=directory)
+            per_message[directory] = result.seconds / result.messages
+        small, large = per_message[flat_dirs[0]], per_message[flat_dirs[1]]
+        self.rates.setdefault("flat_small_ms", []).append(1000 * small)
+        self.rates.setdefault("flat_large_ms", []).append(1000 * large)
+        self.ratios.setdefault("flatness", []).append(large / small)
+
+
+async def fill_flat(plan: Plan, root: Path, secret: SecretStr) -> tuple[Path, Path]:
+    dirs = []
+    for rows in plan.flat_rows:
+        directory = root / f"flat-{rows}"
+        path = await prepare(directory, secret)
+        total, seconds = await asyncio.to_thread(fill, path, rows)
+        say(f"  filled {total:,} conversations in {seconds:.1f} s "
+            f"({path.stat().st_size / 1e6:.0f} MB)")
+        dirs.append(directory)
+    return dirs[0], dirs[1]
+
+
+async def memory(plan: Plan, root: Path) -> dict[str, float]:
+    directory = root / "memory"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.memory", str(plan.memory_conversations), str(directory),
+        stdout=subprocess.PIPE)
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError("the memory measurement failed")
+    result: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def measure(plan: Plan, root: Path, echo_concurrent: bool | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    secret = _key()
+    bench = Bench(plan, root, secret, echo_concurrent)
+    say("calibrating the conversation through the service")
+    bench.scripts = [await calibrate(lang) for lang in LANGUAGES]  # alembic: one at a time
+    say(f"filling the flatness databases ({plan.flat_rows[0]:,} and {plan.flat_rows[1]:,} "
+        "conversations)")
+    flat_dirs = await fill_flat(plan, root, secret)
+    for number in range(1, plan.rounds + 1):
+        await bench.round(number, flat_dirs)
+    say(f"memory: {plan.memory_conversations:,} conversations in mid-flow, in a fresh process")
+    rss = await memory(plan, root)
+    say(f"  RSS {rss['rss_mb']:.1f} MB (before the conversations: {rss['rss_mb_before']:.1f} MB)")
+
+    lat = {lib: {label: {"p50": 1000 * median([v[0] for v in values]),
+                         "p99": 1000 * median([v[1] for v in values])}
+                 for label, values in per.items()}
+           for lib, per in bench.latency.items()}
+    rates = {k: median(v) for k, v in bench.rates.items()}
+    ratios = {k: median(v) for k, v in bench.ratios.items()}
+    result: dict[str, Any] = {
+        "r2_ptb": ratios["r2_ptb"],
+        "r2_aiogram": ratios["r2_aiogram"],
+        "r1": ratios["r1"],
+        "p99_ms_64": lat["ptb"][str(plan.chats)]["p99"],
+        "flatness": ratios["flatness"],
+    }
+    for label, figures in lat["ptb"].items():
+        result[f"p50_ms_{label}"] = figures["p50"]
+        result[f"p99_ms_{label}"] = figures["p99"]
+    result.update({
+        "paced_think_s": plan.paced_think,
+        "r1_aiogram": rates["aiogram_bot"] / rates["raw_sqlite"],
+        "msgs_per_s_ptb_bot": rates["ptb_bot"],
+        "msgs_per_s_ptb_echo": rates["ptb_echo"],
+        "msgs_per_s_aiogram_bot": rates["aiogram_bot"],
+        "msgs_per_s_aiogram_echo": rates["aiogram_echo"],
+        "tx_per_s_raw_sqlite": rates["raw_sqlite"],
+        "latency_ms": lat,
+        "flatness_rows": list(plan.flat_rows),
+        "flatness_ms_per_msg": [rates["flat_small_ms"], rates["flat_large_ms"]],
+        "rss_mb_10k": rss["rss_mb"],
+        "rss_mb_before": rss["rss_mb_before"],
+        "rss_conversations": rss["conversations"],
+        "outbox_every": bench.scripts[0].outbox_every,
+        "echo": {None: "library default", True: "concurrent", False: "sequential"}[echo_concurrent],
+        "rounds": plan.rounds,
+        "plan": asdict(plan),
+        "machine": machine(root),
+        "seconds": time.perf_counter() - started,
+    })
+    return result
+
+
+def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
+    """The figures as a Markdown table (for the README), the machine line and the method."""
+    lat = result["latency_ms"]
+    spread = " that spreads the clients evenly over the conversation" if plan.spread else ""
+
+    def latency_row(label: str, text: str) -> str:
+        cells = []
+        for library in LIBRARIES:
+            v = lat.get(library, {}).get(label)
+            cells.append(f"{v['p50']:.1f} / {v['p99']:.1f}" if v else "-")
+        return f"| latency p50 / p99 ms, {text} | {cells[0]} | {cells[1]} |"
+
+    small, large = result["flatness_rows"]
+    ms_small, ms_large = result["flatness_ms_per_msg"]
+    rows = [
+        f"Klachtwijzer bench{' (quick: rough figures)' if quick else ''}: median of "
+        f"{plan.rounds} round(s); {plan.chats} concurrent conversations, {plan.messages} measured "
+        f"messages per throughput run after a warm-up{spread}; a complaint is forwarded every "
+        f"{result['outbox_every']} messages",
+        "",
+        "| | python-telegram-bot | aiogram |",
+        "|---|---:|---:|",
+        f"| echo bot ({result['echo']}), messages/s | {result['msgs_per_s_ptb_echo']:.0f} | "
+        f"{result['msgs_per_s_aiogram_echo']:.0f} |",
+        f"| Klachtwijzer, messages/s | {result['msgs_per_s_ptb_bot']:.0f} | "
+        f"{result['msgs_per_s_aiogram_bot']:.0f} |",
+        f"| **R2** = bot / echo (goal ≥ 0.8) | **{result['r2_ptb']:.2f}** | "
+        f"**{result['r2_aiogram']:.2f}** |",
+        f"| **R1** = bot / raw sqlite3 ({result['tx_per_s_raw_sqlite']:.0f} transactions/s) | "
+        f"**{result['r1']:.2f}** | {result['r1_aiogram']:.2f} |",
+    ]
+    for chats, _ in plan.latency:
+        rows.append(latency_row(str(chats), f"{chats} conversation{'s' if chats > 1 else ''}, "
+                                            "each sending as soon as it has its reply"))
+    rows += [
+        latency_row(str(plan.chats), f"{plan.chats} conversations, each sending as soon as it "
+                                     "has its reply (goal p99 ≤ 50)"),
+        latency_row(f"{plan.chats}_paced", f"{plan.chats} conversations, each pausing "
+                                           f"~{plan.paced_think:g} s (random) before its next message"),
+        f"| **flatness**: ms per message with {small:,} vs {large:,} stored conversations "
+        f"(goal ≤ 1.2) | {ms_small:.1f} vs {ms_large:.1f} = **{result['flatness']:.2f}** | |",
+        f"| memory: RSS with {result['rss_conversations']:,} conversations in mid-flow | "
+        f"{result['rss_mb_10k']:.0f} MB (before them: {result['rss_mb_before']:.0f} MB) | |",
+        "",
+        f"Machine: {machine_line(result['machine'])}. Whole run: {result['seconds']:.0f} s.",
+        "",
+        method(plan, result["outbox_every"]),
+    ]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="a small run of every measurement (seconds; figures are rough)")
+    parser.add_argument("--json", action="store_true", help="also print one JSON line at the end")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
+    parser.add_argument("--messages", type=int, help="measured messages per throughput run")
+    parser.add_argument("--echo", choices=("default", "sequential", "concurrent"),
+                        default="default",
+                        help="how the echo bots take updates (default: each library's default)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="where the databases go (default: a new dir under ./data, removed "
+                             "afterwards); put it on the disk production uses")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.rounds:
+        plan = Plan(**{**asdict(plan), "rounds": args.rounds})
+    if args.messages:
+        plan = Plan(**{**asdict(plan), "messages": args.messages})
+    quiet()
+    if args.data_dir is not None:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="bench-", dir=args.data_dir))
+    else:
+        made = not Path("data").exists()
+        Path("data").mkdir(exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="bench-", dir="data"))
+    try:
+        echo = {"default": None, "sequential": False, "concurrent": True}[args.echo]
+        result = asyncio.run(measure(plan, root, echo))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        if args.data_dir is None and made:
+            with contextlib.suppress(OSError):
+                Path("data").rmdir()  # only if empty
+    print(table(result, plan, args.quick))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, separators=(",", ":")))
+    return 0

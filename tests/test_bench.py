@@ -1,0 +1,69 @@
+"""The speed bench (bench/) runs end to end in its quick mode and reports every figure.
+
+No timing is asserted: the figures are for the README; these tests only prove that the bench still
+measures the current code through its public entry points and says what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIRED = ("r2_ptb", "r2_aiogram", "r1", "p99_ms_64", "flatness")
+FIGURES = (*REQUIRED, "p50_ms_1", "p99_ms_1", "p50_ms_8", "p99_ms_8", "p50_ms_64",
+           "msgs_per_s_ptb_bot", "msgs_per_s_ptb_echo", "msgs_per_s_aiogram_bot",
+           "msgs_per_s_aiogram_echo", "tx_per_s_raw_sqlite", "rss_mb_10k")
+
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
+
+
+class QuickRun:
+    def __init__(self, result: dict[str, Any], table: str, data_dir: Path) -> None:
+        self.result = result
+        self.table = table
+        self.data_dir = data_dir
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
+    data_dir = tmp_path_factory.mktemp("bench")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DATABASE_URL", "KLACHTWIJZER_", "TELEGRAM_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", "--data-dir", str(data_dir)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    return QuickRun(json.loads(lines[-1]), "\n".join(lines[:-1]), data_dir)
+
+
+def test_quick_bench_reports_every_figure_as_a_positive_number(quick_run: QuickRun) -> None:
+    """`python -m bench --quick --json` ends with one JSON line whose figures are positive and finite."""
+    bad = {key: quick_run.result.get(key) for key in FIGURES
+           if not (isinstance(quick_run.result.get(key), int | float)
+                   and math.isfinite(quick_run.result[key]) and quick_run.result[key] > 0)}
+    assert bad == {}
+
+
+def test_quick_bench_names_the_machine_and_what_it_counted(quick_run: QuickRun) -> None:
+    """The run names the machine, the counts and the conversation mix, and prints the table."""
+    result = quick_run.result
+    machine = {k: bool(result["machine"].get(k)) for k in ("cpu", "cores", "python", "sqlite", "disk")}
+    assert machine == dict.fromkeys(("cpu", "cores", "python", "sqlite", "disk"), True)
+    assert (result["plan"]["chats"], result["rss_conversations"], result["outbox_every"]) == (
+        64, result["plan"]["memory_conversations"], 13)
+    assert "| **R2** = bot / echo (goal ≥ 0.8) |" in quick_run.table
+
+
+def test_quick_bench_leaves_nothing_in_its_data_dir(quick_run: QuickRun) -> None:
+    """The databases the bench made (a million rows in a full run) are removed afterwards."""
+    assert list(quick_run.data_dir.iterdir()) == []
