@@ -30,7 +30,7 @@ import logging
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
@@ -72,6 +72,7 @@ STAFF_COMMANDS = ("signals", "stats")
 MAX_CALLBACK_BYTES = 64
 MAX_TEXT = 4000  # Telegram's limit is 4096; keep a margin
 RLM = "\u200f"
+TYPING_AFTER = 0.3  # seconds: a reply that comes sooner needs no "typing…" indicator
 NOISY_LOGGERS = ("httpx", "httpcore", "telegram.ext.Updater", "telegram.Bot", "telegram.request",
                  "tornado.access", "aiohttp.access", "aiogram.event")
 SIGNAL_FIELDS = ("reference", "kind", "schema", "language", "channel", "month", "status")
@@ -666,20 +667,27 @@ class TelegramCore:
         ref = await self.app.files.save(data)
         return Attachment(file.kind, ref, len(data), file.content_type)
 
-    def _typing(self, chat_id: int) -> None:
-        self._background(lambda: self.api.send_typing(chat_id))
+    @contextlib.contextmanager
+    def _typing(self, chat_id: int) -> Iterator[None]:
+        """Show "typing…" while the bot works, if that takes long enough to be noticed."""
+        shown = asyncio.get_running_loop().call_later(
+            TYPING_AFTER, self._background, lambda: self.api.send_typing(chat_id))
+        try:
+            yield
+        finally:
+            shown.cancel()
 
     async def _client(self, incoming: Incoming) -> None:
         t = self.translator(incoming.language_code)
-        if incoming.callback_id is None:
-            self._typing(incoming.chat_id)
-        event = await self._event(incoming, t)
-        if event is None:
-            return
-        await self._handle(incoming.chat_id, event, str(incoming.update_id))
-        if incoming.caption and isinstance(event, Attachment):
-            # The words sent with a file are the client's too: handle them as typed text.
-            await self._handle(incoming.chat_id, Text(incoming.caption), f"{incoming.update_id}:caption")
+        with self._typing(incoming.chat_id):
+            event = await self._event(incoming, t)
+            if event is None:
+                return
+            await self._handle(incoming.chat_id, event, str(incoming.update_id))
+            if incoming.caption and isinstance(event, Attachment):
+                # The words sent with a file are the client's too: handle them as typed text.
+                await self._handle(incoming.chat_id, Text(incoming.caption),
+                                   f"{incoming.update_id}:caption")
 
     async def _handle(self, chat_id: int, event: Event, update_id: str) -> None:
         reply = await self.app.service.handle(CHANNEL, str(chat_id), event, update_id=update_id)
@@ -730,8 +738,8 @@ class TelegramCore:
                 "This command is only for staff of the organisation."), rtl=t.rtl)], state=None)
             return
         st = self.app.catalogs.get(self._staff_language(incoming))
-        self._typing(incoming.chat_id)
-        rows = await self._signal_rows(incoming.text or "")
+        with self._typing(incoming.chat_id):
+            rows = await self._signal_rows(incoming.text or "")
         if command == "signals":
             data = signals_csv(rows)
             caption = st.ngettext("{count} signal, anonymised.", "{count} signals, anonymised.",

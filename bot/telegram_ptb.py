@@ -131,6 +131,7 @@ class PtbAdapter:
             .base_file_url(f"{base}/file/bot")
             .get_updates_read_timeout(options.poll_timeout + 10)
             .concurrent_updates(True)  # the core keeps each chat's updates in order
+            .connection_pool_size(32)  # replies to many chats at once (PTB's default is 1)
             .build()
         )
         self.api = PtbApi(self.application)
