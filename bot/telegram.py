@@ -72,6 +72,7 @@ STAFF_COMMANDS = ("signals", "stats")
 MAX_CALLBACK_BYTES = 64
 MAX_TEXT = 4000  # Telegram's limit is 4096; keep a margin
 RLM = "\u200f"
+ALLOWED_UPDATES = ["message", "callback_query"]  # what the bot asks Telegram for (both libraries)
 TYPING_AFTER = 0.3  # seconds: a reply that comes sooner needs no "typing…" indicator
 NOISY_LOGGERS = ("httpx", "httpcore", "telegram.ext.Updater", "telegram.Bot", "telegram.request",
                  "tornado.access", "aiohttp.access", "aiogram.event")

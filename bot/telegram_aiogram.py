@@ -36,6 +36,7 @@ from aiohttp import web
 
 from bot.settings import Settings
 from bot.telegram import (
+    ALLOWED_UPDATES,
     Keyboard,
     TelegramApiError,
     TelegramCore,
@@ -46,7 +47,6 @@ from bot.telegram import (
 from bot.telegram import TelegramRetryAfter as CoreRetryAfter
 
 T = TypeVar("T")
-ALLOWED_UPDATES = ["message", "callback_query"]
 
 
 async def _call(factory: Callable[[], Awaitable[T]]) -> T:

@@ -21,6 +21,7 @@ from telegram.ext import Application, ContextTypes, TypeHandler
 
 from bot.settings import Settings
 from bot.telegram import (
+    ALLOWED_UPDATES,
     Keyboard,
     TelegramApiError,
     TelegramCore,
@@ -31,7 +32,6 @@ from bot.telegram import (
 )
 
 T = TypeVar("T")
-ALLOWED_UPDATES = ["message", "callback_query"]
 
 
 async def _call(factory: Callable[[], Awaitable[T]]) -> T:
