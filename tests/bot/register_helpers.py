@@ -5,10 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
-from typing import Any
 
 from bot.app import App
 from bot.channels import Delivery
@@ -36,10 +32,6 @@ class RecordingChannel:
     def texts(self, chat_id: str | None = None) -> list[str]:
         return [m.text for c, m in self.delivered if chat_id is None or c == chat_id]
 
-
-def mails(smtp_server: Any) -> list[EmailMessage]:
-    parser = BytesParser(policy=policy.default)
-    return [parser.parsebytes(r.content) for r in smtp_server.handler.received]
 
 
 async def file_complaint(

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from typing import Any
 
 import pytest
 
 from bot.app import App
 from tests.bot.client import Client
+from tests.bot.mailbox import complaint_json, mails
 
 ARABIC_LETTER = re.compile("[\u0600-\u06ff]")
 CYRILLIC_LETTER = re.compile("[\u0400-\u04ff]")
@@ -25,17 +22,6 @@ async def app(app_factory: Any, settings_for: Any, smtp_server: Any) -> App:
     return built
 
 
-def mails(smtp_server: Any) -> list[EmailMessage]:
-    parser = BytesParser(policy=policy.default)
-    return [parser.parsebytes(r.content) for r in smtp_server.handler.received]  # type: ignore[misc]
-
-
-def complaint_json(mail: EmailMessage) -> dict[str, Any]:
-    for part in mail.iter_attachments():
-        if part.get_filename() == "complaint.json":
-            data: dict[str, Any] = json.loads(part.get_content())
-            return data
-    raise AssertionError("no complaint.json attached")
 
 
 async def begin(client: Client, lang: str, triage: str, category: str | None = None) -> None:

@@ -16,6 +16,7 @@ from bot.mail import (
     compose_notice,
     header_safe,
 )
+from tests.bot.mailbox import complaint_json
 
 SENDER = "Klachtwijzer <klachtwijzer@steunpunt.example>"
 RECIPIENT = "vertrouwenspersonen@regioverband.nl"
@@ -42,11 +43,6 @@ def body_of(msg: EmailMessage) -> str:
     content: str = part.get_content()
     return content
 
-
-def complaint_json(msg: EmailMessage) -> Any:
-    parts = [p for p in msg.iter_attachments() if p.get_filename() == "complaint.json"]
-    assert len(parts) == 1
-    return json.loads(parts[0].get_content())
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import stat
@@ -26,6 +25,7 @@ from bot.outbox import (
     TransientMailError,
 )
 from storage import Cipher, Database, OutboxItem, generate_key
+from tests.bot.mailbox import complaint_json
 
 SENDER = "klachtwijzer@steunpunt.example"
 RECIPIENT = "vertrouwenspersonen@regioverband.nl"
@@ -51,10 +51,6 @@ def parse(raw: bytes) -> EmailMessage:
     assert isinstance(msg, EmailMessage)
     return msg
 
-
-def complaint_json(msg: EmailMessage) -> Any:
-    part = next(p for p in msg.iter_attachments() if p.get_filename() == "complaint.json")
-    return json.loads(part.get_content())
 
 
 def raw_mail(doc: dict[str, Any]) -> bytes:

@@ -434,7 +434,8 @@ async def test_conversation_mail_to_a_keyed_mailbox_arrives_encrypted(
     reaches it encrypted end to end, and decrypts to the same complaint.json."""
     from bot.app import App
     from tests.bot.client import Client
-    from tests.bot.test_conversations import begin, complaint_json
+    from tests.bot.mailbox import complaint_json
+    from tests.bot.test_conversations import begin
 
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "confidants.asc").write_text(keys.public, encoding="utf-8")

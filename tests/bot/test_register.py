@@ -13,7 +13,8 @@ from bot.app import App
 from bot.scheduler import run_daily, run_daily_once
 from flows import register as rules
 from flows.model import Choice
-from tests.bot.register_helpers import RecordingChannel, file_complaint, mails
+from tests.bot.mailbox import mails
+from tests.bot.register_helpers import RecordingChannel, file_complaint
 from tests.conftest import Clock
 
 

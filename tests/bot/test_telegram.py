@@ -9,14 +9,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,7 @@ from bot.app import App, build_app
 from bot.settings import Settings
 from bot.telegram import CallbackCodec, TelegramCore, TelegramOptions, run_telegram, state_code
 from storage.handoffs import HandoffRecord
+from tests.bot.mailbox import complaint_json, mails
 from tests.bot.telegram_stub import BotApiStub, Sent, callback_update, message_update, user
 from tests.conftest import Clock
 
@@ -241,17 +238,6 @@ async def running(make_harness: Callable[..., Harness]) -> AsyncIterator[Callabl
         await harness.stop()
 
 
-def mails(smtp_server: Any) -> list[EmailMessage]:
-    parser = BytesParser(policy=policy.default)
-    return [parser.parsebytes(r.content) for r in smtp_server.handler.received]  # type: ignore[misc]
-
-
-def complaint_json(mail: EmailMessage) -> dict[str, Any]:
-    for part in mail.iter_attachments():
-        if part.get_filename() == "complaint.json":
-            data: dict[str, Any] = json.loads(part.get_content())
-            return data
-    raise AssertionError("no complaint.json attached")
 
 
 def ar(app: App) -> Any:

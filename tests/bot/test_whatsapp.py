@@ -31,7 +31,8 @@ from bot.whatsapp import (
 )
 from flows.model import Button, OutMessage
 from tests.bot.graph_stub import GraphStub
-from tests.bot.test_conversations import ARABIC_LETTER, complaint_json, mails
+from tests.bot.mailbox import complaint_json, mails
+from tests.bot.test_conversations import ARABIC_LETTER
 
 TOKEN = "EAAG-test-token"
 PHONE_NUMBER_ID = "109876543210"
