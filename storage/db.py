@@ -95,21 +95,26 @@ def _prepare_sqlite_file(path: Path) -> None:
     _tighten(path)
 
 
+def _prepare_sqlite_connection(dbapi_connection: Any, path: Path | None) -> None:
+    """Every new SQLite connection, pooled or the writer's: our pragmas, our transactions."""
+    # Stop the sqlite3 module from issuing BEGIN/COMMIT around DML on its own; we BEGIN ourselves.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+    if path is not None:
+        _tighten(path)
+
+
 def _install_sqlite_hooks(engine: AsyncEngine, path: Path | None) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-        # Stop the sqlite3 module from issuing BEGIN/COMMIT around DML on its own; we BEGIN below.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            for pragma in SQLITE_PRAGMAS:
-                cursor.execute(pragma)
-        finally:
-            cursor.close()
-        if path is not None:
-            _tighten(path)
+        _prepare_sqlite_connection(dbapi_connection, path)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -367,13 +372,6 @@ def _sqlite_writer(url: str) -> SqliteWriter | None:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            for pragma in SQLITE_PRAGMAS:
-                cursor.execute(pragma)
-        finally:
-            cursor.close()
-        _tighten(path)
+        _prepare_sqlite_connection(dbapi_connection, path)
 
     return SqliteWriter(engine)
