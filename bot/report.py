@@ -85,7 +85,7 @@ class YearReport:
 
 
 def _breakdown(title: str, rows: Sequence[Mapping[str, object]], key: str,
-               labels: Mapping[Any, str], keep_order: bool = True) -> Breakdown:
+               labels: Mapping[Any, str]) -> Breakdown:
     counts = Counter(labels.get(row[key], str(row[key])) for row in rows)
     ordered = {label: counts[label] for label in dict.fromkeys(labels.values()) if counts[label]}
     for label, count in counts.items():
