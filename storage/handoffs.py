@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.engine import RowMapping
@@ -26,6 +26,17 @@ from storage.schema import HANDOFF_STATUSES, cases, conversations, handoff_messa
 __all__ = ["HandoffMessage", "HandoffRecord", "HandoffRepository"]
 
 OPEN_STATUSES = ("offered", "active")
+
+# A handoff with where its client is. Built once: the open-handoff check runs for every client
+# message, and a prebuilt statement skips SQLAlchemy's per-call cache-key and IN-list work.
+_SELECT = select(
+    handoffs, conversations.c.channel.label("client_channel"),
+    conversations.c.chat_id.label("client_chat_id"),
+).join(conversations, conversations.c.id == handoffs.c.conversation_id)
+_OPEN_FOR_CONVERSATION = _SELECT.where(
+    handoffs.c.conversation_id == bindparam("conversation_id"),
+    or_(*(handoffs.c.status == status for status in OPEN_STATUSES)),
+).order_by(handoffs.c.id)
 
 
 @dataclass(kw_only=True)
@@ -63,10 +74,7 @@ class HandoffRepository(_Repository):
     __slots__ = ()
 
     def _select(self) -> Any:
-        return select(
-            handoffs, conversations.c.channel.label("client_channel"),
-            conversations.c.chat_id.label("client_chat_id"),
-        ).join(conversations, conversations.c.id == handoffs.c.conversation_id)
+        return _SELECT
 
     def _from_row(self, row: RowMapping) -> HandoffRecord:
         return HandoffRecord(
@@ -169,10 +177,8 @@ class HandoffRepository(_Repository):
         return [self._from_row(row) for row in rows]
 
     async def open_for_conversation(self, conversation_id: int) -> builtins.list[HandoffRecord]:
-        stmt = self._select().where(
-            handoffs.c.conversation_id == conversation_id, handoffs.c.status.in_(OPEN_STATUSES)
-        ).order_by(handoffs.c.id)
-        rows = (await self._conn.execute(stmt)).mappings().all()
+        rows = (await self._conn.execute(
+            _OPEN_FOR_CONVERSATION, {"conversation_id": conversation_id})).mappings().all()
         return [self._from_row(row) for row in rows]
 
     # --- messages -----------------------------------------------------------------------------
