@@ -32,7 +32,9 @@ from tests.bot.telegram_stub import BotApiStub, Sent, callback_update, message_u
 TOKEN = "123456789:AAE-klachtwijzer-bench-token-abcdefgh"  # noqa: S105 - the stand-in's, not a secret
 CHAT_BASE = 8_000_000  # chat ids of simulated clients: CHAT_BASE + offset + index
 ANSWER_TIMEOUT = 60.0  # seconds a client waits for its replies before the run is declared broken
-Kind = Literal["bot", "echo"]
+# "echo_answering": the echo bot that also answers every button press (answerCallbackQuery), as
+# Telegram asks of every bot (the client's button spins until it is answered).
+Kind = Literal["bot", "echo", "echo_answering"]
 Library = Literal["ptb", "aiogram"]
 
 
@@ -113,14 +115,15 @@ class Running:
 
 
 async def start_project_bot(stub: BenchStub, library: Library, data_dir: Path,
-                            secret: SecretStr) -> Running:
-    """This project's bot: `build_app` + `run_telegram` (polling), pacing and flood limits off."""
+                            secret: SecretStr, database_url: str | None = None) -> Running:
+    """This project's bot: `build_app` + `run_telegram` (polling), pacing and flood limits off;
+    on SQLite in `data_dir`, or on the PostgreSQL database `database_url`."""
     from bot.app import build_app
     from bot.settings import Settings
     from bot.telegram import TelegramOptions, run_telegram
 
     settings = Settings(
-        data_dir=data_dir, mail_from="bench@klachtwijzer.test", database_url=None,
+        data_dir=data_dir, mail_from="bench@klachtwijzer.test", database_url=database_url,
         secret_key=secret, telegram_bot_token=SecretStr(TOKEN), telegram_library=library,
         telegram_api_base=stub.base, telegram_mode="polling",
     )
@@ -151,10 +154,11 @@ async def start_project_bot(stub: BenchStub, library: Library, data_dir: Path,
     return Running(stopper)
 
 
-async def start_echo_ptb(stub: BenchStub, concurrent: bool | None) -> Running:
+async def start_echo_ptb(stub: BenchStub, concurrent: bool | None, answering: bool) -> Running:
     """A minimal python-telegram-bot echo bot: one MessageHandler, one CallbackQueryHandler.
 
-    `concurrent` None: the library's default (one update at a time)."""
+    `concurrent` None: the library's default (one update at a time). `answering`: a button press
+    is also answered (answerCallbackQuery, at the same time as the echo)."""
     from telegram import Update
     from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
@@ -164,9 +168,13 @@ async def start_echo_ptb(stub: BenchStub, concurrent: bool | None) -> Running:
                                            update.effective_message.text or "?")
 
     async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if update.effective_chat is not None and update.callback_query is not None:
-            await context.bot.send_message(update.effective_chat.id,
-                                           update.callback_query.data or "?")
+        query = update.callback_query
+        if update.effective_chat is not None and query is not None:
+            echo = context.bot.send_message(update.effective_chat.id, query.data or "?")
+            if answering:
+                await asyncio.gather(query.answer(), echo)
+            else:
+                await echo
 
     builder = (Application.builder().token(TOKEN).base_url(f"{stub.base}/bot")
                .base_file_url(f"{stub.base}/file/bot").get_updates_read_timeout(11))
@@ -192,10 +200,12 @@ async def start_echo_ptb(stub: BenchStub, concurrent: bool | None) -> Running:
     return Running(stopper)
 
 
-async def start_echo_aiogram(stub: BenchStub, concurrent: bool | None) -> Running:
+async def start_echo_aiogram(stub: BenchStub, concurrent: bool | None,
+                             answering: bool) -> Running:
     """A minimal aiogram echo bot: one Dispatcher with a message and a callback handler.
 
-    `concurrent` None: the library's default (every update as a task)."""
+    `concurrent` None: the library's default (every update as a task). `answering`: a button
+    press is also answered (answerCallbackQuery, at the same time as the echo)."""
     from aiogram import Bot, Dispatcher
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer
@@ -209,7 +219,11 @@ async def start_echo_aiogram(stub: BenchStub, concurrent: bool | None) -> Runnin
 
     async def on_callback(query: CallbackQuery) -> None:
         if query.message is not None:
-            await bot.send_message(query.message.chat.id, query.data or "?")
+            echo = bot.send_message(query.message.chat.id, query.data or "?")
+            if answering:
+                await asyncio.gather(bot.answer_callback_query(query.id), echo)
+            else:
+                await echo
 
     dispatcher.message.register(on_message)
     dispatcher.callback_query.register(on_callback)
@@ -340,17 +354,17 @@ async def drive(stub: BenchStub, kind: Kind, scripts: list[Script], chats: int, 
 async def run_load(kind: Kind, library: Library, scripts: list[Script], *, chats: int,
                    messages: int, spread: bool, data_dir: Path, secret: SecretStr,
                    echo_concurrent: bool | None = None, chat_offset: int = 0,
-                   think: float = 0.0) -> LoadResult:
+                   think: float = 0.0, database_url: str | None = None) -> LoadResult:
     """Start a fresh stand-in and bot, drive the clients, stop everything; the figures."""
     stub = BenchStub(TOKEN)
     await stub.start()
     try:
         if kind == "bot":
-            running = await start_project_bot(stub, library, data_dir, secret)
+            running = await start_project_bot(stub, library, data_dir, secret, database_url)
         elif library == "ptb":
-            running = await start_echo_ptb(stub, echo_concurrent)
+            running = await start_echo_ptb(stub, echo_concurrent, kind == "echo_answering")
         else:
-            running = await start_echo_aiogram(stub, echo_concurrent)
+            running = await start_echo_aiogram(stub, echo_concurrent, kind == "echo_answering")
         try:
             seconds, latencies = await drive(stub, kind, scripts, chats, messages, spread,
                                              chat_offset, think)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,15 +34,19 @@ METHOD = (
     "writes an outbox row when the step forwards a complaint, and replies (plus what the adapter "
     "always does: a typing action for text, answering and marking a pressed button). The echo bot "
     "is a minimal bot on the same library that answers every message and button with one "
-    "sendMessage. Both poll the same in-process Bot API stand-in (tests/bot/telegram_stub.py; "
-    "getUpdates batches of at most 100, poll timeout 1 s) and get the same updates (the same texts, "
+    "sendMessage; the second echo bot also answers each button press with answerCallbackQuery "
+    "(at the same time as its sendMessage), which Telegram asks of every bot. All poll the same "
+    "in-process Bot API stand-in (tests/bot/telegram_stub.py; getUpdates batches of at most "
+    "100, poll timeout 1 s) and get the same updates (the same texts, "
     "the same button messages and callback-data sizes) from the same number of simulated clients, "
     "pushed the same way; each client walks a complaint in its language (nl, uk, ar, en: language, "
     "welcome, triage, category, the complaint form with five typed answers, consent, confirm, "
     "/restart) and sends its next update when its replies reached the stand-in; a message is done "
     "when its last reply reached the stand-in. The bot's pacing and flood limits are set out of "
-    "the way (TelegramOptions). Echo and bot runs alternate (order flipped each round), each on a "
-    "fresh stand-in and a fresh database in the data dir. R1's raw transactions (BEGIN IMMEDIATE, "
+    "the way (TelegramOptions). Echo and bot runs alternate (order flipped each round; one "
+    "unmeasured run of each first), each on a "
+    "fresh stand-in and a fresh database in the data dir (with --postgres: a fresh database on that "
+    "server, for the PostgreSQL rows). R1's raw transactions (BEGIN IMMEDIATE, "
     "read the conversation, insert the update id, update the conversation with a 1 KB blob, an "
     "outbox row every N-th, COMMIT) use one connection and the app's pragmas (WAL, "
     "synchronous=FULL); N = <N>, as in the conversation. Flatness: the same bot on fresh chats, "
@@ -107,8 +112,9 @@ class Bench:
     """The rounds: every measurement once per round, figures kept per round."""
 
     def __init__(self, plan: Plan, root: Path, secret: SecretStr,
-                 echo_concurrent: bool | None) -> None:
+                 echo_concurrent: bool | None, postgres: str | None = None) -> None:
         self.plan = plan
+        self.postgres = postgres  # admin URL of a PostgreSQL server: the bot runs there too
         self.root = root
         self.secret = secret
         self.echo_concurrent = echo_concurrent
@@ -120,21 +126,28 @@ class Bench:
         self.latency: dict[str, dict[str, list[tuple[float, float]]]] = {}
 
     async def load(self, kind: Kind, library: Library, chats: int, messages: int, *,
-                   data_dir: Path | None = None, think: float = 0.0) -> LoadResult:
-        """One run on a fresh stand-in: a fresh database unless `data_dir` is given."""
+                   data_dir: Path | None = None, think: float = 0.0,
+                   on_postgres: bool = False) -> LoadResult:
+        """One run on a fresh stand-in: a fresh database (SQLite in a new directory, or a new
+        PostgreSQL database with `on_postgres`) unless `data_dir` is given."""
         self._runs += 1
         directory = data_dir or self.root / f"run-{self._runs}"
         directory.mkdir(parents=True, exist_ok=True)
         try:
-            result = await run_load(kind, library, self.scripts, chats=chats, messages=messages,
-                                    spread=self.plan.spread, data_dir=directory,
-                                    secret=self.secret, echo_concurrent=self.echo_concurrent,
-                                    chat_offset=10_000 * self._runs, think=think)
+            async with fresh_database(self.postgres if on_postgres else None,
+                                      f"kw_bench_{self._runs}") as database_url:
+                result = await run_load(kind, library, self.scripts, chats=chats,
+                                        messages=messages, spread=self.plan.spread,
+                                        data_dir=directory, secret=self.secret,
+                                        echo_concurrent=self.echo_concurrent,
+                                        chat_offset=10_000 * self._runs, think=think,
+                                        database_url=database_url)
         finally:
             if data_dir is None:
                 shutil.rmtree(directory, ignore_errors=True)
         paced = f", pausing ~{think:g} s" if think else ""
-        say(f"  {library:8} {kind:4} {chats:3} chats{paced}: {result.rate:7.1f} msg/s, "
+        where = ", PostgreSQL" if on_postgres else ""
+        say(f"  {library:8} {kind:14} {chats:3} chats{paced}{where}: {result.rate:7.1f} msg/s, "
             f"p50 {1000 * percentile(result.latencies, 50):7.1f} ms, "
             f"p99 {1000 * percentile(result.latencies, 99):7.1f} ms ({result.messages} messages)")
         return result
@@ -147,22 +160,37 @@ class Bench:
     async def round(self, number: int, flat_dirs: tuple[Path, Path]) -> None:
         p = self.plan
         say(f"round {number}/{p.rounds}")
-        # R2: echo and bot in turn, the order flipped every round.
+        # R2: the echo bots and the bot in turn, the order flipped every round.
         for library in LIBRARIES:
-            order: tuple[Kind, Kind] = ("echo", "bot") if number % 2 else ("bot", "echo")
+            kinds: tuple[Kind, ...] = ("echo", "echo_answering", "bot")
+            order = kinds if number % 2 else kinds[::-1]
             results = {kind: await self.load(kind, library, p.chats, p.messages) for kind in order}
-            self.rates.setdefault(f"{library}_echo", []).append(results["echo"].rate)
-            self.rates.setdefault(f"{library}_bot", []).append(results["bot"].rate)
+            if self.postgres:
+                results["bot_pg"] = await self.load("bot", library, p.chats, p.messages,
+                                                    on_postgres=True)
+                self._note_latency(library, f"{p.chats}_pg", results["bot_pg"])
+            for name, result in results.items():
+                self.rates.setdefault(f"{library}_{name}", []).append(result.rate)
             self.ratios.setdefault(f"r2_{library}", []).append(
                 results["bot"].rate / results["echo"].rate)
+            self.ratios.setdefault(f"r2_answering_{library}", []).append(
+                results["bot"].rate / results["echo_answering"].rate)
+            if self.postgres:
+                self.ratios.setdefault(f"r2_{library}_pg", []).append(
+                    results["bot_pg"].rate / results["echo"].rate)
             self._note_latency(library, str(p.chats), results["bot"])
         # Latency with fewer conversations, and with 64 that pause like people do.
         for library in p.latency_libraries:
             for chats, messages in p.latency:
                 self._note_latency(library, str(chats),
                                    await self.load("bot", library, chats, messages))
-        self._note_latency("ptb", f"{p.chats}_paced", await self.load(
-            "bot", "ptb", p.chats, p.paced_messages, think=p.paced_think))
+        for library in LIBRARIES:
+            self._note_latency(library, f"{p.chats}_paced", await self.load(
+                "bot", library, p.chats, p.paced_messages, think=p.paced_think))
+            if self.postgres:
+                self._note_latency(library, f"{p.chats}_paced_pg", await self.load(
+                    "bot", library, p.chats, p.paced_messages, think=p.paced_think,
+                    on_postgres=True))
         # R1: raw sqlite3 right after the bot runs of this round.
         raw = await asyncio.to_thread(raw_transactions, self.root / "raw-sqlite.db",
                                       p.raw_transactions,
@@ -180,6 +208,30 @@ class Bench:
         self.rates.setdefault("flat_small_ms", []).append(1000 * small)
         self.rates.setdefault("flat_large_ms", []).append(1000 * large)
         self.ratios.setdefault("flatness", []).append(large / small)
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(admin_url: str | None, name: str) -> AsyncIterator[str | None]:
+    """A new, empty PostgreSQL database on the server of `admin_url` for one run, dropped after
+    it; None (the bot's SQLite default) without a server."""
+    if admin_url is None:
+        yield None
+        return
+    import asyncpg
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def fill_flat(plan: Plan, root: Path, secret: SecretStr) -> tuple[Path, Path]:
@@ -206,15 +258,22 @@ async def memory(plan: Plan, root: Path) -> dict[str, float]:
     return result
 
 
-async def measure(plan: Plan, root: Path, echo_concurrent: bool | None) -> dict[str, Any]:
+async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
+                  postgres: str | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     secret = _key()
-    bench = Bench(plan, root, secret, echo_concurrent)
+    bench = Bench(plan, root, secret, echo_concurrent, postgres)
     say("calibrating the conversation through the service")
     bench.scripts = [await calibrate(lang) for lang in LANGUAGES]  # alembic: one at a time
     say(f"filling the flatness databases ({plan.flat_rows[0]:,} and {plan.flat_rows[1]:,} "
         "conversations)")
     flat_dirs = await fill_flat(plan, root, secret)
+    # Each library builds parts of its models on first use: one unmeasured run of each kind first,
+    # so that whichever runs first in round 1 does not pay for it.
+    say("warming up (not measured)")
+    for library in LIBRARIES:
+        for kind in ("echo", "echo_answering", "bot"):
+            await bench.load(kind, library, 8, 32)
     for number in range(1, plan.rounds + 1):
         await bench.round(number, flat_dirs)
     say(f"memory: {plan.memory_conversations:,} conversations in mid-flow, in a fresh process")
@@ -238,6 +297,10 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None) -> dict[
         result[f"p50_ms_{label}"] = figures["p50"]
         result[f"p99_ms_{label}"] = figures["p99"]
     result.update({
+        "r2_answering_ptb": ratios["r2_answering_ptb"],
+        "r2_answering_aiogram": ratios["r2_answering_aiogram"],
+        "msgs_per_s_ptb_echo_answering": rates["ptb_echo_answering"],
+        "msgs_per_s_aiogram_echo_answering": rates["aiogram_echo_answering"],
         "paced_think_s": plan.paced_think,
         "r1_aiogram": rates["aiogram_bot"] / rates["raw_sqlite"],
         "msgs_per_s_ptb_bot": rates["ptb_bot"],
@@ -258,7 +321,25 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None) -> dict[
         "machine": machine(root),
         "seconds": time.perf_counter() - started,
     })
+    if postgres:
+        result["postgres"] = {
+            "r2_ptb": ratios["r2_ptb_pg"], "r2_aiogram": ratios["r2_aiogram_pg"],
+            "msgs_per_s_ptb_bot": rates["ptb_bot_pg"],
+            "msgs_per_s_aiogram_bot": rates["aiogram_bot_pg"],
+            "p99_ms_64": lat["ptb"][f"{plan.chats}_pg"]["p99"],
+            "server": await postgres_version(postgres),
+        }
     return result
+
+
+async def postgres_version(admin_url: str) -> str:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return str(await conn.fetchval("SHOW server_version")).split()[0]
+    finally:
+        await conn.close()
 
 
 def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
@@ -289,6 +370,11 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
         f"{result['msgs_per_s_aiogram_bot']:.0f} |",
         f"| **R2** = bot / echo (goal ≥ 0.8) | **{result['r2_ptb']:.2f}** | "
         f"**{result['r2_aiogram']:.2f}** |",
+        f"| echo bot that also answers button presses, messages/s | "
+        f"{result['msgs_per_s_ptb_echo_answering']:.0f} | "
+        f"{result['msgs_per_s_aiogram_echo_answering']:.0f} |",
+        f"| R2 against that echo bot | {result['r2_answering_ptb']:.2f} | "
+        f"{result['r2_answering_aiogram']:.2f} |",
         f"| **R1** = bot / raw sqlite3 ({result['tx_per_s_raw_sqlite']:.0f} transactions/s) | "
         f"**{result['r1']:.2f}** | {result['r1_aiogram']:.2f} |",
     ]
@@ -300,6 +386,19 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
                                      "has its reply (goal p99 ≤ 50)"),
         latency_row(f"{plan.chats}_paced", f"{plan.chats} conversations, each pausing "
                                            f"~{plan.paced_think:g} s (random) before its next message"),
+    ]
+    pg = result.get("postgres")
+    if pg:
+        rows += [
+            f"| Klachtwijzer on PostgreSQL {pg['server']}, messages/s | "
+            f"{pg['msgs_per_s_ptb_bot']:.0f} | {pg['msgs_per_s_aiogram_bot']:.0f} |",
+            f"| R2 on PostgreSQL = bot / echo | {pg['r2_ptb']:.2f} | {pg['r2_aiogram']:.2f} |",
+            latency_row(f"{plan.chats}_pg", f"{plan.chats} conversations on PostgreSQL, each "
+                                            "sending as soon as it has its reply"),
+            latency_row(f"{plan.chats}_paced_pg", f"{plan.chats} conversations on PostgreSQL, "
+                                                  f"each pausing ~{plan.paced_think:g} s"),
+        ]
+    rows += [
         f"| **flatness**: ms per message with {small:,} vs {large:,} stored conversations "
         f"(goal ≤ 1.2) | {ms_small:.1f} vs {ms_large:.1f} = **{result['flatness']:.2f}** | |",
         f"| memory: RSS with {result['rss_conversations']:,} conversations in mid-flow | "
@@ -325,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path,
                         help="where the databases go (default: a new dir under ./data, removed "
                              "afterwards); put it on the disk production uses")
+    parser.add_argument("--postgres", metavar="ADMIN_URL",
+                        help="also run the bot on PostgreSQL: a server's admin URL "
+                             "(postgresql+asyncpg://user@host:port/postgres; each run gets a new "
+                             "database). A throw-away server: --postgres \"$(bash .ci/postgres)\"")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.rounds:
@@ -341,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tempfile.mkdtemp(prefix="bench-", dir="data"))
     try:
         echo = {"default": None, "sequential": False, "concurrent": True}[args.echo]
-        result = asyncio.run(measure(plan, root, echo))
+        result = asyncio.run(measure(plan, root, echo, args.postgres))
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if args.data_dir is None and made:

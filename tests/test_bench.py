@@ -16,13 +16,19 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ON_POSTGRES, POSTGRES_ADMIN_URL
+
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ("r2_ptb", "r2_aiogram", "r1", "p99_ms_64", "flatness")
 FIGURES = (*REQUIRED, "p50_ms_1", "p99_ms_1", "p50_ms_8", "p99_ms_8", "p50_ms_64",
            "msgs_per_s_ptb_bot", "msgs_per_s_ptb_echo", "msgs_per_s_aiogram_bot",
-           "msgs_per_s_aiogram_echo", "tx_per_s_raw_sqlite", "rss_mb_10k")
+           "msgs_per_s_aiogram_echo", "tx_per_s_raw_sqlite", "rss_mb_10k", "r2_answering_ptb",
+           "r2_answering_aiogram", "msgs_per_s_ptb_echo_answering",
+           "msgs_per_s_aiogram_echo_answering")
+POSTGRES_FIGURES = ("r2_ptb", "r2_aiogram", "msgs_per_s_ptb_bot", "msgs_per_s_aiogram_bot",
+                    "p99_ms_64")
 
-pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
+pytestmark = [pytest.mark.slow]
 
 
 class QuickRun:
@@ -37,8 +43,11 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
     data_dir = tmp_path_factory.mktemp("bench")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DATABASE_URL", "KLACHTWIJZER_", "TELEGRAM_"))}
+    command = [sys.executable, "-m", "bench", "--quick", "--json", "--data-dir", str(data_dir)]
+    if ON_POSTGRES:  # the suite's PostgreSQL pass: the bench runs the bot there too
+        command += ["--postgres", POSTGRES_ADMIN_URL]
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", "--data-dir", str(data_dir)],
+        command,
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -67,3 +76,14 @@ def test_quick_bench_names_the_machine_and_what_it_counted(quick_run: QuickRun) 
 def test_quick_bench_leaves_nothing_in_its_data_dir(quick_run: QuickRun) -> None:
     """The databases the bench made (a million rows in a full run) are removed afterwards."""
     assert list(quick_run.data_dir.iterdir()) == []
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="needs KLACHTWIJZER_TEST_POSTGRES (the PostgreSQL pass)")
+def test_quick_bench_runs_the_bot_on_postgresql_too(quick_run: QuickRun) -> None:
+    """With --postgres the bench runs the bot on that server and reports its figures and version."""
+    pg = quick_run.result["postgres"]
+    bad = {key: pg.get(key) for key in POSTGRES_FIGURES
+           if not (isinstance(pg.get(key), int | float) and math.isfinite(pg[key]) and pg[key] > 0)}
+    assert bad == {}
+    assert pg["server"].split(".")[0].isdigit()
+    assert f"| Klachtwijzer on PostgreSQL {pg['server']}, messages/s |" in quick_run.table
