@@ -1219,7 +1219,30 @@ class Engine:
             if contact.get("value"):
                 shown += ": " + t.ltr(contact["value"])
             lines.append(f"• {t._(FIELD['contact'])}: {shown}")
+        # Chats with a confidant that the client chose to keep (issue 3), word for word.
+        for transcript in doc.get("confidant_conversations") or []:
+            if not transcript:
+                continue
+            started = datetime.fromisoformat(str(transcript[0]["at"]))
+            lines.append(t._("Your conversation with the confidant on {date}:").format(
+                date=t.date(started)))
+            for line in transcript:
+                who = t._("You") if line.get("from") == "client" else t._("Your confidant")
+                lines.append(f"– {who}: {self._transcript_text(t, line)}")
         return lines
+
+    @staticmethod
+    def _transcript_text(t: Translator, line: dict[str, Any]) -> str:
+        kind = line.get("kind")
+        if kind == "text" and line.get("text"):
+            return t.quote(str(line["text"]))
+        if kind == "shared":
+            return t._("(name shared)")
+        if kind == "photo":
+            return t._("(a photo)")
+        if kind == "voice":
+            return t._("(a voice message)")
+        return t._("(a file)")
 
     def _render_summary(self, turn: Turn) -> tuple[str, tuple[tuple[Button, ...], ...]]:
         t = turn.t

@@ -361,6 +361,18 @@ async def test_schema_b_arabic_female_confidant_relays_both_ways(
         ("confidant", "voice", None),
         ("confidant", "shared", None),
     ]
+    # The client sees the kept chat in their file, word for word (issue 3: nothing hidden).
+    dossier = "\n".join(s.text or "" for s in await client.say("/dossier"))
+    you, her = t._("You"), t._("Your confidant")
+    assert "\n".join([
+        t._("Your conversation with the confidant on {date}:").format(date=t.date(app.clock())),
+        f"– {you}: {t.quote('هل يوجد أحد؟')}",
+        f"– {you}: {t.quote('أحتاج مساعدة')}",
+        f"– {her}: {t.quote('Ik ben er. Wat is er gebeurd?')}",
+        f"– {you}: {t._('(a photo)')}",
+        f"– {her}: {t._('(a voice message)')}",
+        f"– {her}: {t._('(name shared)')}",
+    ]) in dossier
 
     # The mail to the confidants' mailbox was sent all the same (000).
     await app.worker.run_once()
