@@ -4,8 +4,8 @@ Every minute: deliver pending messages to clients (status updates the secretary 
 follow-up questions). Once a day, from 06:00 Dutch time: lapse cases of clients unreachable for
 two months (`002` §4.1), ask the follow-up question (`003` §4), destroy dossiers past retention
 (`001` art. 17.4) and send the digest to the committee mailbox. "Once a day" is claimed in the
-database, so a restart or a second process does not send a second digest. Time comes from
-`app.clock`, so tests move it by hand.
+database, so a restart or a second process does not send a second digest; a run that died
+halfway is claimed again after an hour. Time comes from `app.clock`, so tests move it by hand.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from bot.register import (
     ORG_TZ,
     deliver_pending,
     lapse_unreachable,
-    local_date,
     purge,
     queue_digest,
     send_follow_ups,
@@ -34,6 +33,8 @@ log = logging.getLogger(__name__)
 
 DAILY_AT = time(6, 0)  # Dutch time
 INBOUND_KEPT = timedelta(days=30)  # how long a handled update id is remembered
+# A daily run that started this long ago and did not finish is taken as dead and run again.
+DAILY_LEASE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,17 @@ async def run_daily_once(app: App) -> DailyResult | None:
     local = now.astimezone(ORG_TZ)
     if local.time() < DAILY_AT:
         return None
+    today = local.date()
+    day_start = datetime.combine(today, time(0), ORG_TZ)
+    day_end = datetime.combine(today + timedelta(days=1), time(0), ORG_TZ)
     async with app.db.unit_of_work() as uow:
-        claimed = await uow.register.claim_day(local_date(now).toordinal())
+        claimed = await uow.register.claim_daily_run(now, day_start, DAILY_LEASE)
         await uow.commit()
     if not claimed:
         return None
+    # The jobs may run again for the same day: a case lapses once, a follow-up is asked once, a
+    # destroyed dossier is gone. Only a run that died between queueing the digest and finishing
+    # would mail that digest twice.
     lapsed = await lapse_unreachable(app)
     asked = await send_follow_ups(app)
     purged = await purge(app)
@@ -64,6 +71,9 @@ async def run_daily_once(app: App) -> DailyResult | None:
         pruned = await uow.inbound.prune(now - INBOUND_KEPT)
         await uow.commit()
     _, sent = await queue_digest(app, lapsed=lapsed)
+    async with app.db.unit_of_work() as uow:
+        await uow.register.finish_daily_run(now, day_end)
+        await uow.commit()
     log.info("register daily run: %d lapsed, %d follow-ups, %d dossiers destroyed, digest %s",
              len(lapsed), asked, len(purged.cases), "queued" if sent else "not needed")
     return DailyResult(tuple(lapsed), asked, len(purged.cases), sent, pruned)

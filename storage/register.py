@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
@@ -615,16 +615,38 @@ class RegisterRepository(_Repository):
 
     # --- the scheduler -----------------------------------------------------------------------------
 
-    async def claim_day(self, day: int) -> bool:
-        """Claim the daily run of `day` (a date ordinal); False if it ran already (atomic upsert)."""
+    async def claim_daily_run(self, now: datetime, day_start: datetime, lease: timedelta) -> bool:
+        """Claim today's daily run at `now` (one atomic upsert, so one process wins).
+
+        False when today's run finished already, or another process started it less than
+        `lease` ago. A run that started earlier today and never finished (its process died
+        halfway) may be claimed again, so a crash does not skip a day. The counter holds the
+        minute the run started, or after `finish_daily_run` the minute the day ends.
+        """
+        threshold = max(_minute(day_start), _minute(now - lease))
         stmt = (
             _upsert(self._conn, counters)
-            .values(name=DAILY_COUNTER, value=day)
+            .values(name=DAILY_COUNTER, value=_minute(now))
             .on_conflict_do_update(
                 index_elements=[counters.c.name],
-                set_={"value": day},
-                where=counters.c.value < day,
+                set_={"value": _minute(now)},
+                where=counters.c.value < threshold,
             )
             .returning(counters.c.value)
         )
         return (await self._conn.execute(stmt)).first() is not None
+
+    async def finish_daily_run(self, started: datetime, day_end: datetime) -> bool:
+        """Mark the run claimed at `started` as done: no process claims one again before
+        `day_end`. False if another process took the claim over in the meantime."""
+        result = await self._conn.execute(
+            update(counters)
+            .where(counters.c.name == DAILY_COUNTER, counters.c.value == _minute(started))
+            .values(value=_minute(day_end))
+        )
+        return result.rowcount == 1
+
+
+def _minute(at: datetime) -> int:
+    """Minutes since 1970 (fits the counter's 32-bit integer until the year 6053)."""
+    return int(at.timestamp() // 60)

@@ -3,14 +3,14 @@ channel port and SMTP server (issue 4)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
 
 from bot import register
 from bot.app import App
-from bot.scheduler import run_daily, run_daily_once
+from bot.scheduler import DAILY_LEASE, run_daily, run_daily_once
 from flows import register as rules
 from flows.model import Choice
 from tests.bot.mailbox import mails
@@ -159,6 +159,33 @@ async def test_digest_once_a_day_lists_due_and_overdue(
     await app.worker.run_once()
     body = mails(smtp_server)[-1].get_body().get_content()  # type: ignore[union-attr]
     assert "uiterlijk 29-11-2026, VERLOPEN sinds 1 dag" in body
+
+
+async def test_daily_run_that_died_halfway_runs_again_after_an_hour(
+    app: App, chat: RecordingChannel, clock: Clock, smtp_server: Any
+) -> None:
+    """A daily run claimed by a process that then died is run again after the lease, once."""
+    _client, ref = await file_complaint(app, "c-dead")
+    clock.advance(days=4)  # the acknowledgement is due: the digest has something to say
+    now = clock.now
+    local = now.astimezone(register.ORG_TZ)
+    async with app.db.unit_of_work() as uow:  # another process claimed today's run and died
+        assert await uow.register.claim_daily_run(
+            now, datetime.combine(local.date(), time(0), register.ORG_TZ), DAILY_LEASE)
+        await uow.commit()
+    assert await run_daily_once(app) is None  # it may still be running
+    clock.advance(minutes=30)
+    assert await run_daily_once(app) is None
+    clock.advance(minutes=31)
+    result = await run_daily_once(app)  # more than an hour: taken over
+    assert result is not None and result.digest_sent
+    clock.advance(hours=2)
+    assert await run_daily_once(app) is None  # finished: not again today
+    await app.worker.run_once()
+    digests = [m for m in mails(smtp_server) if "Dagoverzicht" in m["Subject"]]
+    assert [m["Subject"] for m in digests] == [
+        f"[Klachtwijzer] Dagoverzicht register {local.strftime('%d-%m-%Y')}: 2 termijnen"]
+    assert ref in digests[0].get_body().get_content()  # type: ignore[union-attr]
 
 
 async def test_daily_run_forgets_old_update_ids(app: App, chat: RecordingChannel, clock: Clock) -> None:

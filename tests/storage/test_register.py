@@ -60,15 +60,29 @@ async def test_notes_and_comments_are_encrypted_at_rest(db: Database, cipher: Ci
     assert event.note == "Gebeld met Olena"
 
 
-async def test_claim_day_only_once(db: Database) -> None:
-    """The daily run is claimed once per day, and never for an earlier day."""
-    day = T0.date().toordinal()
-    results = []
-    for ordinal in (day, day, day - 1, day + 1):
+async def test_daily_run_is_claimed_once_and_again_only_when_it_died(db: Database) -> None:
+    """One claim per day; a finished run is not claimed again that day, a dead one after the lease."""
+    day1 = T0.replace(hour=0)
+    lease = timedelta(hours=1)
+
+    async def claim(at: datetime) -> bool:
         async with db.unit_of_work() as uow:
-            results.append(await uow.register.claim_day(ordinal))
+            won = await uow.register.claim_daily_run(at, at.replace(hour=0), lease)
             await uow.commit()
-    assert results == [True, False, False, True]
+        return won
+
+    results = [await claim(T0), await claim(T0 + timedelta(minutes=1))]
+    async with db.unit_of_work() as uow:
+        assert await uow.register.finish_daily_run(T0, day1 + timedelta(days=1))
+        await uow.commit()
+    results.append(await claim(T0 + timedelta(hours=5)))  # finished: not again today
+    day2 = T0 + timedelta(days=1)
+    results.append(await claim(day2))  # the next day; this run dies without finishing
+    results.append(await claim(day2 + timedelta(minutes=59)))  # still within its lease
+    results.append(await claim(day2 + timedelta(minutes=61)))  # taken over: run again
+    async with db.unit_of_work() as uow:  # the dead run's late finish no longer counts
+        late = await uow.register.finish_daily_run(day2, day1 + timedelta(days=2))
+    assert (results, late) == ([True, False, False, True, False, True], False)
 
 
 async def test_destroy_dossier_keeps_only_the_anonymised_row(db: Database) -> None:
