@@ -11,9 +11,10 @@ from typing import Literal, Protocol
 
 from flows.model import OutMessage
 
-# How a message that was not a direct reply reached the client: in the chat itself, as an approved
-# template (WhatsApp outside its 24-hour window), or not at all (the caller falls back to the
-# contact the client chose, and the register records which).
+# How a message that was not a direct reply reached the client: in the chat itself; announced by
+# an approved template (WhatsApp outside its 24-hour window: the message itself was not sent, the
+# caller keeps it to show when the client writes again); or not at all (the caller falls back to
+# the contact the client chose, and the register records which).
 Delivery = Literal["sent", "template", "unavailable"]
 
 

@@ -524,6 +524,31 @@ async def deliver_pending(app: App, *, only: int | None = None) -> dict[int, tup
     return decided
 
 
+async def announced_news(app: App, channel: str, chat_id: str) -> list[tuple[int, OutMessage]]:
+    """News that only a template announced to this chat (WhatsApp outside its 24-hour window),
+    rendered now in the client's language: to show when the client writes again. Kept in the
+    database, so a restart in between loses nothing."""
+    async with app.db.unit_of_work(read_only=True) as uow:
+        news = []
+        for n in await uow.register.announced(channel, chat_id):
+            case = await uow.register.get(n.reference)
+            if case is None:  # pragma: no cover - cascades with the case
+                continue
+            chat = await uow.register.client_chat(n.reference)
+            news.append((n.id, await _message(app, uow, n, case,
+                                              chat.language if chat else case.language)))
+    return news
+
+
+async def news_shown(app: App, notification_ids: Sequence[int]) -> None:
+    """The client was shown these announced notifications' news."""
+    now = app.clock()
+    async with app.db.unit_of_work() as uow:
+        for notification_id in notification_ids:
+            await uow.register.shown(notification_id, now)
+        await uow.commit()
+
+
 # --- follow-up (003 §4) -------------------------------------------------------------------------
 
 

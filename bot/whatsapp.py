@@ -21,7 +21,8 @@ WhatsApp messages.
   against their SHA-256, and kept encrypted under a random name (`app.files`).
 * As the `ChannelSender` "whatsapp" it delivers messages that are not a direct reply: inside the
   24-hour customer-service window as usual ("sent"); outside it as the organisation's approved
-  template with the case reference as its parameter ("template"), or not at all ("unavailable").
+  template with the case reference as its parameter ("template"; the register keeps the news and
+  it is shown when the client writes again), or not at all ("unavailable").
 
 Logs never contain phone numbers, message ids, names or texts.
 """
@@ -44,6 +45,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels import Delivery
+from bot.register import announced_news, news_shown
 from bot.service import LAST_INBOUND, Reply
 from flows.i18n import FSI, PDI, Translator
 from flows.model import (
@@ -106,7 +108,6 @@ HANDLE_RETRY_DELAYS: Final = (0.2, 1.0, 3.0)  # on a failed unit of work (e.g. d
 DRAIN_SECONDS: Final = 20.0  # at shutdown: time for events already accepted
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 RECENT_IDS: Final = 10_000
-MAX_HELD: Final = 20  # messages kept per chat until the client answers a template
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:=+/-]{1,256}$")
 _MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # goes into a Graph URL path: no dots, no slashes
@@ -474,7 +475,6 @@ class WhatsAppChannel:
         self._queues: dict[str, deque[Inbound]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self._held: dict[str, list[OutMessage]] = {}
         self._closed = False
         self.statuses: Counter[str] = Counter()  # delivery statuses seen, by kind (no ids kept)
 
@@ -598,9 +598,8 @@ class WhatsAppChannel:
 
     async def _process(self, item: Inbound) -> None:
         stored = await self._load(item.wa_id)
-        held = self._held.pop(item.wa_id, [])
-        if held and stored is not None:  # the client wrote: the window is open again
-            await self._deliver(item.wa_id, held, stored)
+        if stored is not None:  # the client wrote: the window is open again
+            await self._show_announced(item.wa_id, stored)
         message = item.message
         kind = str(message.get("type", "unknown"))
         if stored is None:
@@ -711,6 +710,18 @@ class WhatsAppChannel:
                                                          messages) == "unavailable":
                 log.warning("a message for another %s chat could not be delivered", envelope.channel)
 
+    async def _show_announced(self, wa_id: str, stored: StoredConversation) -> None:
+        """News that a template announced while the window was closed, now that it is open.
+        The register keeps it until it was shown, so neither a failure here nor a restart loses
+        it (the client's own message is handled all the same)."""
+        try:
+            news = await announced_news(self.app, CHANNEL, wa_id)
+            if news:
+                await self._deliver(wa_id, [message for _, message in news], stored)
+                await news_shown(self.app, [notification for notification, _ in news])
+        except Exception as exc:
+            log.warning("announced news not shown yet (%s)", type(exc).__name__)
+
     async def _unsupported(self, wa_id: str, stored: StoredConversation) -> None:
         t = self.app.catalogs.get(stored.language)
         await self._send_all(wa_id, _text_messages(_unsupported_text(t)))
@@ -780,10 +791,8 @@ class WhatsAppChannel:
                 if exc.code == TEMPLATE_LANGUAGE_ERROR:
                     continue
                 return "unavailable"
-            # The news itself follows as soon as the client answers (the window opens again).
-            held = self._held.setdefault(chat_id, [])
-            held.extend(messages)
-            del held[:-MAX_HELD]
+            # The news itself follows when the client writes again (the window opens): the
+            # register keeps it (`announced_news`), this channel keeps nothing.
             return "template"
         return "unavailable"
 

@@ -442,6 +442,32 @@ class RegisterRepository(_Repository):
         )
         return result.rowcount
 
+    async def announced(self, channel: str, chat_id: str) -> builtins.list[NotificationRecord]:
+        """Notifications of this chat's cases that only a template announced (WhatsApp outside
+        its 24-hour window) and whose news the client has not been shown yet, oldest first."""
+        stmt = (
+            self._notifications_stmt()
+            .join(conversations, conversations.c.id == cases.c.conversation_id)
+            .where(
+                conversations.c.channel == channel,
+                conversations.c.chat_id == chat_id,
+                case_notifications.c.delivery == "template",
+                case_notifications.c.resolved_at.is_(None),
+            )
+            .order_by(case_notifications.c.id)
+        )
+        rows = (await self._conn.execute(stmt)).mappings().all()
+        return [self._notification(row) for row in rows]
+
+    async def shown(self, notification_id: int, at: datetime) -> None:
+        """The news of a template-announced notification reached the client."""
+        await self._conn.execute(
+            update(case_notifications)
+            .where(case_notifications.c.id == notification_id,
+                   case_notifications.c.delivery == "template")
+            .values(resolved_at=at)
+        )
+
     async def follow_up_due(self, closed_before: datetime) -> builtins.list[RegisterCase]:
         """Closed cases to ask about (003 §4): closed before the cut-off and never asked yet.
 

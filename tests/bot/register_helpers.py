@@ -43,9 +43,10 @@ async def file_complaint(
     contact_value: str | None = None,
     name: str = "Sara Haddad",
     attachment: str | None = None,
+    channel: str = "terminal",
 ) -> tuple[Client, str]:
     """A client files a formal complaint (Schema A) through the real service; returns its reference."""
-    client = Client(app.service, chat_id=chat_id)
+    client = Client(app.service, chat_id=chat_id, channel=channel)
     await client.start(hint=lang)
     await client.press(f"lang_{lang}")
     await client.press("ok")

@@ -18,6 +18,7 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
+from bot import register
 from bot.app import App
 from bot.whatsapp import (
     BUTTON_TITLE_LIMIT,
@@ -32,6 +33,7 @@ from bot.whatsapp import (
 from flows.model import Button, OutMessage
 from tests.bot.graph_stub import GraphStub
 from tests.bot.mailbox import complaint_json, mails
+from tests.bot.register_helpers import file_complaint
 from tests.bot.test_conversations import ARABIC_LETTER
 
 TOKEN = "EAAG-test-token"
@@ -631,26 +633,38 @@ def test_long_question_keeps_its_buttons() -> None:
 # --- the 24-hour window -----------------------------------------------------------------------
 
 
-async def test_window_closed_uses_template(
+async def test_window_closed_uses_template_and_news_survives_a_restart(
     start_whatsapp: StartWhatsApp, graph: GraphStub, clock: Any
 ) -> None:
     """25 hours after the client's last message a status update goes out as the template with the
-    reference; the update itself follows once the client writes again."""
-    meta = await start_whatsapp(template="klachtwijzer_update")
-    phone = Phone(meta)
-    await phone.type("Hallo")
-    await phone.press("lang_nl")
-    update = OutMessage("Er is nieuws over KW-2026-000042: de commissie heeft uw klacht ontvangen.")
-    assert await meta.app.channels.send("whatsapp", phone.wa_id, [update]) == "sent"
+    reference; the news itself is shown once when the client writes again, even after a restart."""
+    first = await start_whatsapp(template="klachtwijzer_update")
+    phone = Phone(first)
+    _client, ref = await file_complaint(first.app, phone.wa_id, lang="nl", channel="whatsapp")
+    t = first.app.catalogs.get("nl")
     clock.advance(hours=25)
-    assert await meta.app.channels.send("whatsapp", phone.wa_id, [update]) == "template"
-    sent = phone.collect()
-    assert [m["type"] for m in sent] == ["text", "template"]
-    assert sent[1]["template"] == {
+    change = await register.set_status(first.app, ref, "acknowledged")
+    assert (change.delivery, change.method) == ("template", None)
+    [template] = phone.collect()
+    assert template["template"] == {
         "name": "klachtwijzer_update", "language": {"code": "nl"},
-        "components": [{"type": "body", "parameters": [{"type": "text", "text": "KW-2026-000042"}]}]}
-    await phone.type("Wat is er?")
-    assert phone.last[0]["text"]["body"] == update.text
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": ref}]}]}
+    await stop_whatsapp(first)
+
+    second = await start_whatsapp(app=first.app)  # a new process: nothing kept in memory
+    phone.meta = second
+    sent = await phone.type("Wat is er?")
+    texts = [m["text"]["body"] if m["type"] == "text" else m["interactive"]["body"]["text"]
+             for m in sent]
+    news = t._("News about {reference}:").format(reference=ref) + "\n" + t._(
+        "The complaints committee confirms that it got your complaint. The committee will now "
+        "look into it.")
+    assert (texts[0].startswith(news), len(texts) > 1) == (True, True)  # the news, then the reply
+    again = await phone.type("Hallo?")
+    assert not any(ref in str(m) for m in again)
+    async with second.app.db.unit_of_work(read_only=True) as uow:
+        [notification] = await uow.register.notifications(ref)
+    assert (notification.delivery, notification.resolved_at) == ("template", clock.now)
 
 
 async def test_window_closed_without_template_is_unavailable(
