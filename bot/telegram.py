@@ -69,6 +69,15 @@ MENU_COMMANDS: tuple[tuple[str, str], ...] = (
     ("erase", GLOBAL_ACTIONS["erase"]),
 )
 STAFF_COMMANDS = ("signals", "stats")
+# Staff see their own menu in their private chat with the bot (Telegram's per-chat command scope).
+COORDINATOR_MENU: tuple[tuple[str, str], ...] = (
+    ("signals", N_("Download the anonymised signals (CSV)")),
+    ("stats", N_("Signal counts")),
+)
+CONFIDANT_MENU: tuple[tuple[str, str], ...] = (
+    ("end", N_("End the conversation")),
+    ("help", GLOBAL_ACTIONS["help"]),
+)
 MAX_CALLBACK_BYTES = 64
 MAX_TEXT = 4000  # Telegram's limit is 4096; keep a margin
 RLM = "\u200f"
@@ -143,7 +152,9 @@ class BotApi(Protocol):
         self, chat_id: int, kind: str, data: bytes, filename: str, caption: str | None
     ) -> int: ...
 
-    async def set_commands(self, commands: Sequence[tuple[str, str]], language: str | None) -> None: ...
+    async def set_commands(self, commands: Sequence[tuple[str, str]], language: str | None,
+                           chat_id: int | None = None) -> None:
+        """setMyCommands for everyone, or (`chat_id`) for one private chat only."""
 
 
 class Adapter(Protocol):
@@ -473,11 +484,30 @@ class TelegramCore:
     # --- setup ---------------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        """The command menu in each language (and English for any other)."""
+        """The command menu in each language (and English for any other); staff get their own."""
         for language in (*LANGUAGES, None):
             t = self.app.catalogs.get(language or "en")
             commands = [(name, t._(description)) for name, description in MENU_COMMANDS]
             await self.pacer.call(partial(self.api.set_commands, commands, language))
+        for user_id, menu in self._staff_menus().items():
+            for language in (*LANGUAGES, None):
+                st = self.app.catalogs.get(language or "nl")
+                commands = [(name, st._(description)) for name, description in menu]
+                try:
+                    await self.pacer.call(
+                        partial(self.api.set_commands, commands, language, user_id))
+                except TelegramApiError as exc:  # e.g. they never opened a chat with the bot
+                    log.info("a staff command menu could not be set: %s", type(exc).__name__)
+                    break
+
+    def _staff_menus(self) -> dict[int, tuple[tuple[str, str], ...]]:
+        """Each coordinator's and confidant's menu (both, for someone who is both)."""
+        menus: dict[int, tuple[tuple[str, str], ...]] = {}
+        for confidant in self.app.organisation.confidants:
+            menus[confidant.telegram_id] = CONFIDANT_MENU
+        for coordinator in self.coordinators:
+            menus[coordinator] = menus.get(coordinator, ()) + COORDINATOR_MENU
+        return menus
 
     def translator(self, language_code: str | None) -> Translator:
         code = (language_code or "").split("-")[0].lower()

@@ -25,6 +25,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import (
     BotCommand,
+    BotCommandScopeChat,
     BufferedInputFile,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -124,9 +125,11 @@ class AiogramApi:
             message = await _call(lambda: self.bot.send_document(chat_id, upload, caption=caption))
         return int(message.message_id)
 
-    async def set_commands(self, commands: Sequence[tuple[str, str]], language: str | None) -> None:
+    async def set_commands(self, commands: Sequence[tuple[str, str]], language: str | None,
+                           chat_id: int | None = None) -> None:
         await _call(lambda: self.bot.set_my_commands(
             [BotCommand(command=name, description=description) for name, description in commands],
+            scope=BotCommandScopeChat(chat_id=chat_id) if chat_id is not None else None,
             language_code=language,
         ))
 

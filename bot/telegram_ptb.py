@@ -14,7 +14,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Update,
+)
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
@@ -108,9 +115,11 @@ class PtbApi:
             message = await _call(lambda: self.bot.send_document(chat_id, upload, caption=caption))
         return int(message.message_id)
 
-    async def set_commands(self, commands: Sequence[tuple[str, str]], language: str | None) -> None:
+    async def set_commands(self, commands: Sequence[tuple[str, str]], language: str | None,
+                           chat_id: int | None = None) -> None:
         await _call(lambda: self.bot.set_my_commands(
             [BotCommand(name, description) for name, description in commands],
+            scope=BotCommandScopeChat(chat_id) if chat_id is not None else None,
             language_code=language,
         ))
 

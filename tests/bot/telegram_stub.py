@@ -54,6 +54,7 @@ class BotApiStub:
         self.offset = 0
         self.files: dict[str, tuple[str, bytes]] = {}
         self.failures: dict[str, list[int]] = {}  # method -> retry_after seconds to answer with
+        self.unknown_chats: set[int] = set()  # users who never opened the bot: "chat not found"
         self._new_update = asyncio.Condition()
         self._ids = itertools.count(1)
         self._update_ids = itertools.count(100)
@@ -178,6 +179,12 @@ class BotApiStub:
                  "parameters": {"retry_after": retry_after}},
                 status=429,
             )
+        scope = params.get("scope")
+        chat = params.get("chat_id", scope.get("chat_id") if isinstance(scope, dict) else None)
+        if chat is not None and int(chat) in self.unknown_chats:
+            return web.json_response(
+                {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"},
+                status=400)
         handler = getattr(self, "_m_" + method, None)
         if handler is None:
             return self._ok(True)

@@ -575,7 +575,7 @@ async def test_webhook_refuses_wrong_or_missing_secret(running: Any, library: st
 async def test_command_menu_per_language(running: Any, library: str) -> None:
     """setMyCommands is set for nl, uk, ar, en (and the default) with translated descriptions."""
     h: Harness = await running(library)
-    calls = [c for c in h.stub.calls if c.method == "setMyCommands"]
+    calls = [c for c in h.stub.calls if c.method == "setMyCommands" and "scope" not in c.params]
     by_language = {c.params.get("language_code"): c.params["commands"] for c in calls}
     assert sorted(by_language, key=str) == sorted(["nl", "uk", "ar", "en", None], key=str)
     for language in ("nl", "uk", "ar", "en"):
@@ -584,6 +584,45 @@ async def test_command_menu_per_language(running: Any, library: str) -> None:
             ("start", t._("Start or continue")), ("help", t._("Help")),
             ("language", t._("Language")), ("dossier", t._("My file")),
             ("withdraw", t._("Withdraw")), ("erase", t._("Erase my data"))]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_staff_get_their_own_command_menu(running: Any, library: str) -> None:
+    """Confidants and coordinators get their own translated menu in their private chat only."""
+    h: Harness = await running(library)
+    scoped: dict[tuple[int, str | None], list[tuple[str, str]]] = {}
+    for call in h.stub.calls:
+        if call.method == "setMyCommands" and "scope" in call.params:
+            assert call.params["scope"]["type"] == "chat"
+            key = (call.params["scope"]["chat_id"], call.params.get("language_code"))
+            scoped[key] = [(c["command"], c["description"]) for c in call.params["commands"]]
+    assert sorted({chat for chat, _ in scoped}) == sorted([FEMALE_1, FEMALE_2, MALE, COORDINATOR])
+    assert sorted({language for _, language in scoped}, key=str) == sorted(
+        ["nl", "uk", "ar", "en", None], key=str)
+    for language in ("nl", "uk", "ar", "en", None):
+        st = h.a.catalogs.get(language or "nl")
+        assert (scoped[(MALE, language)], scoped[(COORDINATOR, language)]) == (
+            [("end", st._("End the conversation")), ("help", st._("Help"))],
+            [("signals", st._("Download the anonymised signals (CSV)")),
+             ("stats", st._("Signal counts"))])
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_staff_menu_for_someone_who_never_opened_the_bot_does_not_stop_it(
+    make_harness: Callable[..., Harness], library: str
+) -> None:
+    """A confidant who never opened the bot ("chat not found") gets no menu; the bot runs on."""
+    h = make_harness(library, "polling")
+    h.stub.unknown_chats.add(FEMALE_1)
+    await h.start()
+    try:
+        client = h.person(CLIENT, "en", "Sara")
+        reply = await client.say("/start")
+        chats = {c.params["scope"]["chat_id"] for c in h.stub.calls
+                 if c.method == "setMyCommands" and "scope" in c.params}
+        assert (len(reply) > 0, sorted(chats)) == (True, sorted([FEMALE_1, FEMALE_2, MALE, COORDINATOR]))
+    finally:
+        await h.stop()
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
