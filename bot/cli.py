@@ -180,7 +180,7 @@ def diagram(
 
 # --- the register (issue 4): for the committee secretary and the coordinator --------------------
 
-case_cli = typer.Typer(help="The register of cases: add, list, show, set-status, note.",
+case_cli = typer.Typer(help="The register of cases: add, list, show, set-status, message, note.",
                        no_args_is_help=True)
 cli.add_typer(case_cli, name="case")
 
@@ -341,15 +341,18 @@ def case_show(reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001
         if view.notifications:
             typer.echo("berichten aan de cliënt:")
             for n in view.notifications:
-                what = ("nazorgvraag" if n.purpose == "follow_up"
-                        else f"status '{STATUS_NL.get(n.status or '', n.status)}'")
+                what = {"follow_up": "nazorgvraag", "message": "bericht (zie geschiedenis)"}.get(
+                    n.purpose, f"status '{STATUS_NL.get(n.status or '', n.status)}'")
                 if n.delivery is None:
                     how = "wacht op verzending"
                 elif n.delivery == "manual":
                     how = f"handmatig contact nodig {METHOD_NL.get(n.method or 'none', '')}".strip()
                     how += f" (gedaan {when(n.resolved_at)})" if n.resolved_at else " (OPEN)"
+                elif n.delivery == "template":
+                    shown = f", getoond {when(n.resolved_at)}" if n.resolved_at else ", nog niet getoond"
+                    how = "via WhatsApp-sjabloon" + shown
                 else:
-                    how = {"sent": "via de chat", "template": "via WhatsApp-sjabloon"}[n.delivery]
+                    how = "via de chat"
                 typer.echo(f"  {when(n.created_at)}  {what}: {how}")
         if view.follow_up:
             f = view.follow_up
@@ -395,6 +398,38 @@ def case_set_status(
                        f"`klachtwijzer case note {change.case.reference} --contacted`.")
         else:
             typer.echo(told[change.delivery])
+
+    _register_run(work)
+
+
+@case_cli.command("message")
+def case_message(
+    reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")],
+    text: Annotated[str, typer.Argument(help="what to write to the client, in words they read "
+                                             "(shown word for word; stored encrypted)")],
+    asks_information: Annotated[bool, typer.Option(
+        "--asks-information", help="this asks for missing information (2 weeks, 001 art. 14.3)")]
+    = False,
+    by: Annotated[str, typer.Option(help="who writes (audit log)")] = "cli",
+) -> None:
+    """Write to the client in their chat; their answer comes to the case's mailbox."""
+    from bot.register import METHOD_NL, send_message
+
+    async def work(app: App) -> None:
+        change = await send_message(app, reference, text, actor=by,
+                                    asks_information=asks_information)
+        told = {
+            "sent": "bericht staat in de chat van de cliënt",
+            "template": "cliënt is via een WhatsApp-sjabloon gewaarschuwd; het bericht volgt "
+                        "zodra de cliënt weer schrijft",
+            "pending": "bericht wacht op de draaiende bot (klachtwijzer run)",
+        }
+        if change.delivery == "manual":
+            how = METHOD_NL.get(change.method or "none", "")
+            typer.echo(f"LET OP: de cliënt is niet bereikbaar via de chat; handmatig contact "
+                       f"nodig ({how}).")
+        else:
+            typer.echo(f"{change.case.reference}: {told[change.delivery]}")
 
     _register_run(work)
 

@@ -522,6 +522,46 @@ def compose_notice(
     return _finish(msg)
 
 
+def reply_body(reference: str, text: str, language: str | None) -> str:
+    """The client's answer to a message from staff, verbatim, in Dutch around it."""
+    ref = header_safe(reference)
+    return "\n".join([
+        f"De klager van de zaak met referentie {ref} heeft in de chat geantwoord op uw bericht.",
+        "",
+        f"Antwoord (letterlijk, in de eigen taal van de klager: {language_name(language)}; "
+        "niet vertaald):",
+        "-----",
+        text,
+        "-----",
+        "",
+        f"Terugschrijven in de chat: klachtwijzer case message {ref} \"...\"",
+        "Dit bericht is automatisch verstuurd door Klachtwijzer.",
+    ]) + "\n"
+
+
+def compose_reply(
+    reference: str,
+    text: str,
+    *,
+    language: str | None,
+    sender: str,
+    recipient: str,
+    message_id: str | None = None,
+    date: datetime | None = None,
+) -> EmailMessage:
+    """Mail the client's answer to the case's mailbox (001 art. 14.3: missing information)."""
+    msg = _base_message(
+        sender=sender,
+        recipient=recipient,
+        subject=f"[{header_safe(reference)}] Antwoord van de klager",
+        message_id=message_id or new_message_id(sender),
+        date=date,
+    )
+    msg.set_content(reply_body(reference, text, language), subtype="plain", charset="utf-8",
+                    cte="quoted-printable")
+    return _finish(msg)
+
+
 # --- the register's daily digest (issue 4) ------------------------------------------------------
 
 DIGEST_SECTIONS: Mapping[str, str] = {

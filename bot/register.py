@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from bot.mail import compose_digest, new_message_id
 from flows import register as rules
+from flows import rules as rules_text
 from flows.model import OutMessage, RecordFollowUp
 from storage import Database, OutboxItem, StoredConversation, UnitOfWork
 from storage.register import NotificationRecord, RegisterCase
@@ -390,6 +391,40 @@ async def set_status(
     return StatusChange(case, delivery, method)
 
 
+async def send_message(
+    app: App, reference: str, text: str, *, actor: str = "cli", asks_information: bool = False
+) -> StatusChange:
+    """Write to the client of a case in their chat, word for word; they can answer there and the
+    answer is mailed to the case's mailbox. `asks_information` also records 001 art. 14.3 (the
+    client has two weeks to give missing information). The text is kept encrypted in the case
+    history and shown in the client's /dossier."""
+    text = rules_text.clean_inbound(text).strip()
+    if rules_text.is_blank(text):
+        raise RegisterError("het bericht is leeg")
+    if len(text) > rules.MAX_MESSAGE:
+        raise RegisterError(f"het bericht is te lang: {len(text)} tekens, het maximum is "
+                            f"{rules.MAX_MESSAGE}")
+    now = app.clock()
+    async with app.db.unit_of_work() as uow:
+        case = await _case(uow, reference)
+        if case.kind == "signal" or await uow.register.client_chat(case.reference) is None:
+            raise RegisterError(f"{case.reference}: deze cliënt is niet via een chat bereikbaar "
+                                "(een signaal, of het dossier is vernietigd)")
+        event = await uow.register.add_event(case.reference, now, actor=actor, action="message",
+                                             note=text)
+        if asks_information:
+            await uow.register.add_event(case.reference, now, actor=actor,
+                                         action="info_requested")
+        notification = await uow.register.add_notification(case.reference, "message", now,
+                                                            event_id=event)
+        await uow.audit.record(now, actor, "message_to_client", case.reference)
+        await uow.commit()
+    log.info("register: message to the client of %s", case.reference)
+    delivered = await deliver_pending(app, only=notification)
+    delivery, method = delivered.get(notification, ("pending", None))
+    return StatusChange(case, delivery, method)
+
+
 async def add_note(
     app: App,
     reference: str,
@@ -471,6 +506,9 @@ async def _message(app: App, uow: UnitOfWork, n: NotificationRecord, case: Regis
     t = app.catalogs.get(language or case.language)
     if n.purpose == "follow_up":
         return rules.follow_up_message(t, case.reference)
+    if n.purpose == "message":
+        text = await uow.register.event_note(n.event_id) if n.event_id is not None else None
+        return rules.staff_message(t, case.reference, text)
     events = await uow.register.events(case.reference)
     return rules.status_message(
         t, kind=case.kind, status=n.status or case.status, reference=case.reference,

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from bot.mail import MailAttachment, compose_case_mail, compose_notice, new_message_id
+from bot.mail import (
+    MailAttachment,
+    compose_case_mail,
+    compose_notice,
+    compose_reply,
+    new_message_id,
+)
 from bot.pgp import EncryptionError, PublicKey, encrypt_mail
 from flows.complaint import complaint_document
 from flows.engine import WITHDRAWABLE, Engine
@@ -33,6 +39,7 @@ from flows.model import (
     Event,
     LoadDossier,
     OutMessage,
+    ReplyToCase,
     SubmitCase,
     WithdrawCase,
 )
@@ -209,6 +216,9 @@ class IntakeService:
 
             await record_follow_up(uow, effect, stored, now)
             return None
+        if isinstance(effect, ReplyToCase):
+            await self._reply(uow, effect, stored, now)
+            return None
         raise TypeError(f"unknown effect {type(effect).__name__}")
 
     async def _submit(
@@ -310,17 +320,39 @@ class IntakeService:
         await self._notice(uow, case, "withdrawal", now)
         await uow.audit.record(now, "client", "case_withdrawn", reference)
 
+    async def _reply(
+        self, uow: UnitOfWork, effect: ReplyToCase, stored: StoredConversation, now: datetime
+    ) -> None:
+        """The client's answer to a staff message: in the case history and mailed to its mailbox."""
+        case = await uow.cases.get(effect.reference)
+        if case is None or case.conversation_id != stored.id or case.payload is None:
+            log.warning("an answer for a case not owned by this conversation was refused")
+            return
+        await uow.register.add_event(case.reference, now, actor="client", action="client_reply",
+                                     note=effect.text)
+        message_id = new_message_id(self.mail_from)
+        mail = compose_reply(case.reference, effect.text, language=stored.language,
+                             sender=self.mail_from, recipient=case.mailbox,
+                             message_id=message_id, date=now)
+        await self._enqueue(uow, mail, case.reference, "reply", case.mailbox, message_id, now)
+        await uow.audit.record(now, "client", "client_replied", case.reference)
+
     async def _erase(self, uow: UnitOfWork, stored: StoredConversation, now: datetime) -> None:
-        """001 art. 17.4: destroy the dossier now; keep only the anonymised statistics."""
+        """001 art. 17.4: destroy the dossier now; keep only the anonymised statistics.
+
+        Everything personal goes: the complaint, its mails in the outbox (sent ones too), staff
+        notes, messages and answers, the follow-up comment. The mailbox is asked to destroy its
+        copies (a notice with the reference only) when it may have received something.
+        """
         for case in await uow.cases.for_conversation(_id(stored)):
             cancelled = await uow.outbox.cancel_for_case(case.reference)
             already_sent = not cancelled or case.status != "received"
-            if already_sent:
-                await self._notice(uow, case, "erasure", now)
             for item in (case.payload or {}).get("attachments") or []:
                 if self.files is not None:
                     await self.files.delete(str(item["ref"]))
-            await uow.cases.erase(case.reference, now)
+            await uow.register.destroy_dossier(case.reference, now)
+            if already_sent:
+                await self._notice(uow, case, "erasure", now)
             await uow.audit.record(now, "client", "case_erased", case.reference)
         for item in stored.data.get("attachments") or []:
             if self.files is not None:
@@ -331,6 +363,15 @@ class IntakeService:
         self, uow: UnitOfWork, stored: StoredConversation, purpose: Literal["show", "withdraw"]
     ) -> DossierLoaded:
         cases = await uow.cases.for_conversation(_id(stored))
+        messages: dict[str, list[dict[str, str]]] = {}
+        if purpose == "show":  # messages from staff and the client's answers, word for word
+            for c in cases:
+                messages[c.reference] = [
+                    {"at": e.at.isoformat(), "from": "client" if e.action == "client_reply"
+                     else "staff", "text": e.note}
+                    for e in await uow.register.events(c.reference)
+                    if e.action in ("message", "client_reply") and e.note
+                ]
         return DossierLoaded(
             tuple(
                 {
@@ -339,6 +380,7 @@ class IntakeService:
                     "status": c.status,
                     "created_at": c.created_at.isoformat(),
                     "payload": c.payload,
+                    "messages": messages.get(c.reference, []),
                 }
                 for c in cases
             ),

@@ -49,7 +49,13 @@ from flows.model import (
     WithdrawCase,
 )
 from flows.procedure import Form, Procedure, Schema
-from flows.register import FollowUpStep, follow_up_choice, follow_up_text
+from flows.register import (
+    FollowUpStep,
+    follow_up_choice,
+    follow_up_text,
+    reply_choice,
+    reply_text,
+)
 from flows.texts import (
     CATEGORY,
     CONTACT,
@@ -357,7 +363,8 @@ class Engine:
 
     def _on_choice(self, turn: Turn, event: Choice) -> None:
         button = event.button_id
-        if self._follow_up(turn, follow_up_choice(turn.data, turn.t, button)):
+        if (self._follow_up(turn, follow_up_choice(turn.data, turn.t, button))
+                or self._follow_up(turn, reply_choice(turn.data, turn.t, button))):
             return
         if button.startswith("cmd:") and button[4:] in COMMANDS:
             self._on_command(turn, button[4:])
@@ -385,7 +392,8 @@ class Engine:
 
     def _on_text(self, turn: Turn, text: str) -> None:
         t = turn.t
-        if self._follow_up(turn, follow_up_text(turn.data, t, text)):
+        if (self._follow_up(turn, follow_up_text(turn.data, t, text))
+                or self._follow_up(turn, reply_text(turn.data, t, text))):
             return
         if turn.data.get("overlay") or not self._takes_text(turn):
             # A typed button label (or its number) counts as pressing it.
@@ -520,6 +528,13 @@ class Engine:
                 lines.extend(self._document_lines(turn, payload))
             else:
                 lines.append(t._("(The content of this case was erased.)"))
+            if case.get("messages"):
+                lines.append(t._("Messages about this case:"))
+            for message in case.get("messages") or []:
+                who = t._("You") if message["from"] == "client" else t._("The organisation")
+                lines.append("– {date}, {who}: {text}".format(
+                    date=t.date(datetime.fromisoformat(message["at"])), who=who,
+                    text=t.quote(message["text"])))
         turn.say("\n".join(lines))
         self.prompt(turn)
 

@@ -164,7 +164,16 @@ class RecordFollowUp:
     comment: str | None = None
 
 
-Effect = SubmitCase | WithdrawCase | EraseDossier | LoadDossier | RecordFollowUp
+@dataclass(frozen=True)
+class ReplyToCase:
+    """The client answered a message that staff wrote about their case: record it and mail it to
+    the case's mailbox (see `klachtwijzer case message`, flows/register.py)."""
+
+    reference: str
+    text: str
+
+
+Effect = SubmitCase | WithdrawCase | EraseDossier | LoadDossier | RecordFollowUp | ReplyToCase
 
 
 # --- state --------------------------------------------------------------------------------------

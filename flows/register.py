@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from flows import rules
 from flows.i18n import Translator
-from flows.model import Button, Effect, OutMessage, RecordFollowUp
+from flows.model import Button, Effect, OutMessage, RecordFollowUp, ReplyToCase
 from flows.texts import GLOBAL_ACTIONS
 
 # --- the status lifecycle ------------------------------------------------------------------------
@@ -514,3 +514,86 @@ def median_days(values: Sequence[int | None]) -> float | None:
     if len(known) < SUPPRESS_BELOW:
         return None
     return float(statistics.median(known))
+
+
+# --- messages from staff, and the client's answer (001 art. 14.3) ---------------------------------
+
+REPLY_PREFIX = "rp_"
+REPLY_KEY = "reply_to"  # in the conversation data while we wait for the client's answer
+MAX_MESSAGE = 2000  # a staff message, or the client's answer to it
+
+
+def reply_button(action: str, reference: str) -> str:
+    return f"{REPLY_PREFIX}{action}:{reference}"
+
+
+def parse_reply_button(button_id: str) -> tuple[str, str] | None:
+    """`rp_answer:KW-2026-000001` -> ("answer", "KW-2026-000001"); None for any other button."""
+    if not button_id.startswith(REPLY_PREFIX) or ":" not in button_id:
+        return None
+    action, reference = button_id[len(REPLY_PREFIX) :].split(":", 1)
+    if action not in ("answer", "cancel") or not reference or len(reference) > 32:
+        return None
+    return action, reference
+
+
+def staff_message(t: Translator, reference: str, text: str | None) -> OutMessage:
+    """What staff wrote about a case, word for word, with a button to answer it."""
+    head = t._("A message about {reference}:").format(reference=t.ltr(reference))
+    body = t.quote(text) if text else t._("(This message was erased.)")
+    buttons = ((Button(reply_button("answer", reference), t._("Answer")),), *_dossier_button(t))
+    return OutMessage(text=f"{head}\n{body}", buttons=buttons, rtl=t.rtl)
+
+
+def _answer_prompt(t: Translator, reference: str) -> OutMessage:
+    return OutMessage(
+        text=t._("Type your answer in one message. We send it to the people who handle "
+                 "{reference}.").format(reference=t.ltr(reference)),
+        buttons=((Button(reply_button("cancel", reference), t._("Cancel")),),),
+        rtl=t.rtl,
+    )
+
+
+def reply_choice(data: dict[str, Any], t: Translator, button_id: str) -> FollowUpStep | None:
+    """"Answer" under a staff message: wait for the client's text. Any other button ends the wait
+    and returns None. Only the client's own cases can be answered."""
+    parsed = parse_reply_button(button_id)
+    if parsed is None:
+        data.pop(REPLY_KEY, None)
+        return None
+    action, reference = parsed
+    if not _owns(data, reference):
+        notice = t._("This button is no longer valid. Please use the buttons below.")
+        return FollowUpStep(messages=(OutMessage(notice, rtl=t.rtl),))
+    if action == "cancel":
+        data.pop(REPLY_KEY, None)
+        return FollowUpStep(messages=(OutMessage(t._("OK. We did not send anything."),
+                                                 rtl=t.rtl),))
+    data[REPLY_KEY] = reference
+    return FollowUpStep(messages=(_answer_prompt(t, reference),), reprompt=False)
+
+
+def reply_text(data: dict[str, Any], t: Translator, text: str) -> FollowUpStep | None:
+    """Text while we wait for an answer to a staff message: that is the answer. Otherwise None."""
+    reference = data.get(REPLY_KEY)
+    if not isinstance(reference, str):
+        return None
+    if rules.is_blank(text):
+        return FollowUpStep(
+            messages=(OutMessage(t._("I did not receive any text. Please type your answer."),
+                                 rtl=t.rtl), _answer_prompt(t, reference)),
+            reprompt=False,
+        )
+    if len(text) > MAX_MESSAGE:
+        notice = t._(
+            "Your text is too long: {length} characters. The limit is {limit}. "
+            "Please make it shorter. Nothing was saved."
+        ).format(length=len(text), limit=MAX_MESSAGE)
+        return FollowUpStep(messages=(OutMessage(notice, rtl=t.rtl),
+                                      _answer_prompt(t, reference)), reprompt=False)
+    data.pop(REPLY_KEY, None)
+    return FollowUpStep(
+        messages=(OutMessage(t._("Thank you. We sent your answer about {reference}.").format(
+            reference=t.ltr(reference)), rtl=t.rtl),),
+        effects=(ReplyToCase(reference, text),),
+    )

@@ -98,6 +98,7 @@ class NotificationRecord:
     delivery: str | None
     method: str | None
     resolved_at: datetime | None
+    event_id: int | None = None  # purpose "message": the event with the text
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -264,10 +265,10 @@ class RegisterRepository(_Repository):
     async def _add_event(
         self, case_id: int, at: datetime, actor: str, action: str, value: str | None,
         note: str | None,
-    ) -> None:
+    ) -> int:
         if action not in CASE_EVENT_ACTIONS:
             raise ValueError(f"unknown case event {action!r}")
-        await self._conn.execute(
+        result = await self._conn.execute(
             sql_insert(case_events).values(
                 case_id=case_id,
                 at=at,
@@ -277,6 +278,7 @@ class RegisterRepository(_Repository):
                 note=None if note is None else self._cipher.encrypt(note[:NOTE_LIMIT].encode()),
             )
         )
+        return _new_id(result)
 
     async def add_event(
         self,
@@ -287,8 +289,14 @@ class RegisterRepository(_Repository):
         action: str,
         value: str | None = None,
         note: str | None = None,
-    ) -> None:
-        await self._add_event(await self._id(reference), at, actor, action, value, note)
+    ) -> int:
+        return await self._add_event(await self._id(reference), at, actor, action, value, note)
+
+    async def event_note(self, event_id: int) -> str | None:
+        """One event's note, decrypted (None once the dossier was destroyed)."""
+        raw = (await self._conn.execute(
+            select(case_events.c.note).where(case_events.c.id == event_id))).scalar_one_or_none()
+        return None if raw is None else self._cipher.decrypt(raw).decode()
 
     async def events(self, reference: str) -> builtins.list[CaseEventRecord]:
         """The case's history, oldest first, notes decrypted."""
@@ -360,13 +368,15 @@ class RegisterRepository(_Repository):
     # --- notifications -------------------------------------------------------------------------
 
     async def add_notification(
-        self, reference: str, purpose: str, at: datetime, *, status: str | None = None
+        self, reference: str, purpose: str, at: datetime, *, status: str | None = None,
+        event_id: int | None = None,
     ) -> int:
         if purpose not in NOTIFICATION_PURPOSES:
             raise ValueError(f"unknown notification purpose {purpose!r}")
         result = await self._conn.execute(
             sql_insert(case_notifications).values(
-                case_id=await self._id(reference), purpose=purpose, status=status, created_at=at
+                case_id=await self._id(reference), purpose=purpose, status=status, created_at=at,
+                event_id=event_id,
             )
         )
         return _new_id(result)
@@ -402,6 +412,7 @@ class RegisterRepository(_Repository):
             delivery=row["delivery"],
             method=row["method"],
             resolved_at=row["resolved_at"],
+            event_id=row["event_id"],
         )
 
     async def notifications(

@@ -55,7 +55,7 @@ CASE_KINDS: tuple[str, ...] = (
     "complaint", "mediation_request", "confidant_request", "report", "signal"
 )
 # "digest": the daily register digest to the committee mailbox (issue 4).
-OUTBOX_PURPOSES: tuple[str, ...] = ("case", "withdrawal", "erasure", "digest")
+OUTBOX_PURPOSES: tuple[str, ...] = ("case", "withdrawal", "erasure", "digest", "reply")
 OUTBOX_STATUSES: tuple[str, ...] = ("pending", "sent", "failed", "cancelled")
 
 NAMING_CONVENTION = {
@@ -211,8 +211,10 @@ CASE_EVENT_ACTIONS: tuple[str, ...] = (
     "contacted",  # a manual contact (phone, e-mail) was made; open manual contacts are resolved
     "attention_done",  # the coordinator dealt with a follow-up answer
     "follow_up",  # value: the client's answer recorded by staff (yes, partly, no)
+    "message",  # note: what staff wrote to the client in the chat (`klachtwijzer case message`)
+    "client_reply",  # note: the client's answer to such a message (also mailed to the mailbox)
 )
-NOTIFICATION_PURPOSES: tuple[str, ...] = ("status", "follow_up")
+NOTIFICATION_PURPOSES: tuple[str, ...] = ("status", "follow_up", "message")
 NOTIFICATION_DELIVERIES: tuple[str, ...] = ("sent", "template", "manual")
 FOLLOW_UP_ANSWERS: tuple[str, ...] = ("yes", "partly", "no")
 
@@ -246,6 +248,8 @@ case_notifications = Table(
     Column("delivery", String(16), nullable=True),
     Column("method", String(16), nullable=True),
     Column("resolved_at", UTCDateTime, nullable=True),
+    # purpose "message": the case event that holds the (encrypted) text
+    Column("event_id", Integer, ForeignKey("case_events.id", ondelete="CASCADE"), nullable=True),
     CheckConstraint(_in("purpose", NOTIFICATION_PURPOSES), name="purpose"),
     CheckConstraint(_in("delivery", NOTIFICATION_DELIVERIES), name="delivery"),
     Index("ix_case_notifications_pending", "delivered_at"),

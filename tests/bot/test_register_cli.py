@@ -84,3 +84,34 @@ def test_export_report_purge_digest(tmp_path: Path) -> None:
     assert code == 0 and "dagoverzicht naar klachtencommissie@regioverband.nl: verstuurd" in out
     [eml] = (tmp_path / "data" / "outbox").glob("*.eml")
     assert "Er is vandaag niets te melden." in eml.read_text(encoding="utf-8")
+
+
+def test_case_message_from_the_command_line(tmp_path: Path) -> None:
+    """`case message` stores the text for the client; with no chat running here it says a manual
+    contact is needed, and `case show` lists the message in the history."""
+    import asyncio
+
+    from bot.app import build_app
+    from bot.settings import Settings
+    from tests.bot.register_helpers import file_complaint
+
+    async def filed() -> str:
+        app = await build_app(Settings(data_dir=tmp_path / "data", database_url=None))
+        try:
+            _client, ref = await file_complaint(app, "c-cli", contact="phone",
+                                                contact_value="+31 6 12345678")
+            return ref
+        finally:
+            await app.close()
+
+    ref = asyncio.run(filed())
+    code, out = run(tmp_path, "case", "message", ref, "Wanneer kunt u langskomen?",
+                    "--asks-information", "--by", "secretaris")
+    assert (code, out) == (0, "LET OP: de cliënt is niet bereikbaar via de chat; handmatig "
+                              "contact nodig (per telefoon).\n")
+    code, out = run(tmp_path, "case", "show", ref)
+    assert code == 0, out
+    assert 'secretaris   message  "Wanneer kunt u langskomen?"' in out
+    assert "secretaris   info_requested" in out and "bericht (zie geschiedenis)" in out
+    code, out = run(tmp_path, "case", "message", ref, "   ")
+    assert (code, out.strip().splitlines()[-1]) == (1, "fout: het bericht is leeg")
