@@ -454,27 +454,29 @@ def follow_up_choice(data: dict[str, Any], t: Translator, button_id: str) -> Fol
     )
 
 
+def _refuse_typed(t: Translator, text: str, limit: int, prompt: OutMessage) -> FollowUpStep | None:
+    """An empty or too long typed answer: say why and ask again (nothing is saved); else None."""
+    if rules.is_blank(text):
+        notice = t._("I did not receive any text. Please type your answer.")
+    elif len(text) > limit:
+        notice = t._(
+            "Your text is too long: {length} characters. The limit is {limit}. "
+            "Please make it shorter. Nothing was saved."
+        ).format(length=len(text), limit=limit)
+    else:
+        return None
+    return FollowUpStep(messages=(OutMessage(notice, rtl=t.rtl), prompt), reprompt=False)
+
+
 def follow_up_text(data: dict[str, Any], t: Translator, text: str) -> FollowUpStep | None:
     """Text while we wait for a follow-up comment: that is the comment. Otherwise None."""
     pending = data.get(FOLLOW_UP_KEY)
     if not pending:
         return None
     reference, answer = str(pending["reference"]), str(pending["answer"])
-    if rules.is_blank(text):
-        return FollowUpStep(
-            messages=(OutMessage(t._("I did not receive any text. Please type your answer."),
-                                 rtl=t.rtl), _comment_prompt(t, reference)),
-            reprompt=False,
-        )
-    if len(text) > MAX_COMMENT:
-        notice = t._(
-            "Your text is too long: {length} characters. The limit is {limit}. "
-            "Please make it shorter. Nothing was saved."
-        ).format(length=len(text), limit=MAX_COMMENT)
-        return FollowUpStep(
-            messages=(OutMessage(notice, rtl=t.rtl), _comment_prompt(t, reference)),
-            reprompt=False,
-        )
+    refused = _refuse_typed(t, text, MAX_COMMENT, _comment_prompt(t, reference))
+    if refused is not None:
+        return refused
     data.pop(FOLLOW_UP_KEY, None)
     return FollowUpStep(
         messages=(OutMessage(t._("Thank you. We passed it on."), rtl=t.rtl),),
@@ -578,19 +580,9 @@ def reply_text(data: dict[str, Any], t: Translator, text: str) -> FollowUpStep |
     reference = data.get(REPLY_KEY)
     if not isinstance(reference, str):
         return None
-    if rules.is_blank(text):
-        return FollowUpStep(
-            messages=(OutMessage(t._("I did not receive any text. Please type your answer."),
-                                 rtl=t.rtl), _answer_prompt(t, reference)),
-            reprompt=False,
-        )
-    if len(text) > MAX_MESSAGE:
-        notice = t._(
-            "Your text is too long: {length} characters. The limit is {limit}. "
-            "Please make it shorter. Nothing was saved."
-        ).format(length=len(text), limit=MAX_MESSAGE)
-        return FollowUpStep(messages=(OutMessage(notice, rtl=t.rtl),
-                                      _answer_prompt(t, reference)), reprompt=False)
+    refused = _refuse_typed(t, text, MAX_MESSAGE, _answer_prompt(t, reference))
+    if refused is not None:
+        return refused
     data.pop(REPLY_KEY, None)
     return FollowUpStep(
         messages=(OutMessage(t._("Thank you. We sent your answer about {reference}.").format(

@@ -1,4 +1,5 @@
-"""Fixtures for the mail tests: a real aiosmtpd SMTP server on 127.0.0.1 that we can script."""
+"""Fixtures for the bot tests: a real aiosmtpd SMTP server on 127.0.0.1 that we can script, the app
+on it, and a recording chat channel for the register's messages to clients."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP as AioSMTPServer
+
+from bot.app import App
+from tests.bot.register_helpers import RecordingChannel
 
 
 @dataclass(frozen=True)
@@ -134,3 +138,19 @@ def mail_doc() -> Any:
         )
 
     return make
+
+
+@pytest.fixture
+async def app(app_factory: Any, settings_for: Any, smtp_server: Any) -> App:
+    """The app on a fresh SQLite file (or PostgreSQL database), mailing to `smtp_server`."""
+    settings = settings_for(smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_tls="none")
+    built: App = await app_factory(settings)
+    return built
+
+
+@pytest.fixture
+def chat(app: App) -> RecordingChannel:
+    """The terminal channel as a chat that records what the register sends to clients."""
+    channel = RecordingChannel("terminal")
+    app.channels.register(channel)
+    return channel

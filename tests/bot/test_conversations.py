@@ -5,21 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
 from bot.app import App
 from tests.bot.client import Client
 from tests.bot.mailbox import complaint_json, mails
 
 ARABIC_LETTER = re.compile("[\u0600-\u06ff]")
 CYRILLIC_LETTER = re.compile("[\u0400-\u04ff]")
-
-
-@pytest.fixture
-async def app(app_factory: Any, settings_for: Any, smtp_server: Any) -> App:
-    settings = settings_for(smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_tls="none")
-    built: App = await app_factory(settings)
-    return built
 
 
 

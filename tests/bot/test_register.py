@@ -18,20 +18,6 @@ from tests.bot.register_helpers import RecordingChannel, file_complaint
 from tests.conftest import Clock
 
 
-@pytest.fixture
-async def app(app_factory: Any, settings_for: Any, smtp_server: Any) -> App:
-    settings = settings_for(smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_tls="none")
-    built: App = await app_factory(settings)
-    return built
-
-
-@pytest.fixture
-def chat(app: App) -> RecordingChannel:
-    channel = RecordingChannel("terminal")
-    app.channels.register(channel)
-    return channel
-
-
 async def test_case_lives_through_every_status(app: App, chat: RecordingChannel, clock: Clock) -> None:
     """received -> acknowledged -> in_mediation -> with_committee -> decided -> board_responded ->
     closed: each change is stored with its time, audited, and told to the client in their language."""

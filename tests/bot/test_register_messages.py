@@ -21,20 +21,6 @@ QUESTION = "Коли саме це сталося? Напишіть, будь л
 ANSWER = "10 листопада, біля 15:00, у центрі на Stationsweg"
 
 
-@pytest.fixture
-async def app(app_factory: Any, settings_for: Any, smtp_server: Any) -> App:
-    settings = settings_for(smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_tls="none")
-    built: App = await app_factory(settings)
-    return built
-
-
-@pytest.fixture
-def chat(app: App) -> RecordingChannel:
-    channel = RecordingChannel("terminal")
-    app.channels.register(channel)
-    return channel
-
-
 async def test_staff_ask_in_the_chat_and_the_answer_reaches_the_mailbox(
     app: App, chat: RecordingChannel, clock: Clock, smtp_server: Any
 ) -> None:
@@ -84,12 +70,20 @@ async def test_staff_ask_in_the_chat_and_the_answer_reaches_the_mailbox(
 async def test_answer_can_be_cancelled_and_forged_buttons_change_nothing(
     app: App, chat: RecordingChannel, smtp_server: Any
 ) -> None:
-    """Cancel sends nothing; another client's Answer button for this case is refused."""
+    """Blank and too long answers are asked again, Cancel sends nothing, and another client's
+    Answer button for this case is refused."""
     client, ref = await file_complaint(app, "c-own")
     stranger, _ = await file_complaint(app, "c-stranger")
     en = app.catalogs.get("en")
     await register.send_message(app, ref, "Can you send us the date?")
     await client.send(Choice(f"rp_answer:{ref}"))
+    blank = await client.type(" \u200b ")
+    long = await client.type("x" * 2001)
+    assert [blank[0].text, long[0].text, long[1].button_ids()] == [
+        en._("I did not receive any text. Please type your answer."),
+        en._("Your text is too long: {length} characters. The limit is {limit}. Please make it "
+             "shorter. Nothing was saved.").format(length=2001, limit=2000),
+        [f"rp_cancel:{ref}"]]
     cancelled = await client.send(Choice(f"rp_cancel:{ref}"))
     assert cancelled[0].text == en._("OK. We did not send anything.")
     await client.type("10 November")  # no longer an answer: the engine handles it as usual
