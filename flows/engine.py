@@ -532,7 +532,7 @@ class Engine:
                 lines.append(t._("Messages about this case:"))
             for message in case.get("messages") or []:
                 who = t._("You") if message["from"] == "client" else t._("The organisation")
-                lines.append("– {date}, {who}: {text}".format(
+                lines.append("– " + t._("{date}, {who}: {text}").format(
                     date=t.date(datetime.fromisoformat(message["at"])), who=who,
                     text=t.quote(message["text"])))
         turn.say("\n".join(lines))

@@ -61,9 +61,11 @@ async def test_staff_ask_in_the_chat_and_the_answer_reaches_the_mailbox(
         ("client_reply", "client", ANSWER)]
     await client.command("dossier")
     dossier = client.text()
+    line = uk._("{date}, {who}: {text}")
     assert uk._("Messages about this case:") + "\n" + "\n".join([
-        f"– {uk.date(clock.now)}, {uk._('The organisation')}: {uk.quote(QUESTION)}",
-        f"– {uk.date(clock.now)}, {uk._('You')}: {uk.quote(ANSWER)}",
+        "– " + line.format(date=uk.date(clock.now), who=uk._("The organisation"),
+                           text=uk.quote(QUESTION)),
+        "– " + line.format(date=uk.date(clock.now), who=uk._("You"), text=uk.quote(ANSWER)),
     ]) in dossier
 
 
