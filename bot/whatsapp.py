@@ -389,6 +389,17 @@ class GraphClient:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def mark_read(self, wamid: str) -> None:
+        """Mark a client's message (and the ones before it) as read; no retries."""
+        payload = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+        url = f"{self._base}/{self._phone_number_id}/messages"
+        try:
+            async with self._session.post(url, json=payload, headers=self._headers) as response:
+                if response.status >= 300:
+                    raise await self._error(response)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise GraphError(0, None, type(exc).__name__) from None
+
     async def media_info(self, media_id: str) -> dict[str, Any]:
         """GET /{media-id}: the download url, mime type, sha256 and size of a client's file."""
         async with self._session.get(f"{self._base}/{media_id}", headers=self._headers) as response:
@@ -597,6 +608,17 @@ class WhatsAppChannel:
             return await uow.conversations.get(CHANNEL, wa_id)
 
     async def _process(self, item: Inbound) -> None:
+        try:
+            await self._handle_inbound(item)
+        finally:
+            # Two blue ticks: the client sees that their message arrived (after our reply, so
+            # that the reply is not held up by it). Best effort; a failure changes nothing else.
+            try:
+                await self.graph.mark_read(item.wamid)
+            except GraphError as exc:
+                log.info("WhatsApp read receipt not sent (status %s)", exc.status)
+
+    async def _handle_inbound(self, item: Inbound) -> None:
         stored = await self._load(item.wa_id)
         if stored is not None:  # the client wrote: the window is open again
             await self._show_announced(item.wa_id, stored)

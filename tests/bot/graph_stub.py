@@ -34,6 +34,8 @@ class GraphStub:
     downloads: int = 0
     failures: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     unauthorised: int = 0
+    read: list[str] = field(default_factory=list)  # message ids marked as read, in order
+    refuse_reads: bool = False  # answer read receipts with Graph error 131009
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
 
@@ -65,6 +67,12 @@ class GraphStub:
         if request.match_info["phone"] != self.phone_number_id:
             return web.json_response({"error": {"code": 100, "message": "unknown id"}}, status=400)
         payload = await request.json()
+        if payload.get("status") == "read":  # a read receipt, not a message
+            if self.refuse_reads:
+                return web.json_response({"error": {"code": 131009, "message": "invalid"}},
+                                         status=400)
+            self.read.append(str(payload.get("message_id")))
+            return web.json_response({"success": True})
         if self.failures:
             status, error = self.failures.pop(0)
             return web.json_response(error, status=status)

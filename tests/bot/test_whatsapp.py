@@ -109,9 +109,11 @@ class Phone:
     wa_id: str = "31612345678"
     seen: int = 0
     last: list[dict[str, Any]] = field(default_factory=list)
+    wamids: list[str] = field(default_factory=list)  # of the messages this phone sent
 
     async def _send(self, message: dict[str, Any]) -> list[dict[str, Any]]:
         message = {"from": self.wa_id, "id": self.meta.wamid(), "timestamp": "1795339800", **message}
+        self.wamids.append(message["id"])
         payload = Meta.payload({"contacts": [{"profile": {"name": "Test"}, "wa_id": self.wa_id}],
                                 "messages": [message]})
         await self.meta.deliver(payload)
@@ -457,6 +459,21 @@ async def test_redelivery_after_restart_is_ignored(
     await second.deliver(Meta.payload({"messages": [answer]}))
     assert phone.collect() == []
     assert (await stored_conversation(second.app, phone.wa_id)).state == "triage"
+
+
+async def test_messages_are_marked_read_after_the_reply(
+    start_whatsapp: StartWhatsApp, graph: GraphStub
+) -> None:
+    """Each client message gets its blue ticks once it was answered; a refused read receipt
+    changes nothing else."""
+    meta = await start_whatsapp()
+    phone = Phone(meta)
+    first = await phone.type("Hallo")
+    second = await phone.press("lang_nl")
+    assert (graph.read, len(first) > 0, len(second) > 0) == (phone.wamids, True, True)
+    graph.refuse_reads = True
+    third = await phone.press("ok")
+    assert (graph.read, len(third) > 0) == (phone.wamids[:2], True)
 
 
 async def test_status_callbacks_are_not_messages(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
