@@ -36,6 +36,7 @@ from flows.handoff import (
 )
 from flows.i18n import Catalogs
 from flows.model import Attachment, Choice, Command, Event, OutMessage, Text
+from flows.register import awaits_typed_answer
 from storage import Database, StoredConversation, UnitOfWork
 from storage.handoffs import HandoffRecord
 
@@ -201,7 +202,7 @@ class HandoffDesk:
             return await self._end(uow, rec, "client", now)
         if isinstance(event, Text):
             text = rules.clean_inbound(event.text)
-            if rules.is_blank(text):
+            if rules.is_blank(text) or awaits_typed_answer(stored.data):
                 return None
             if len(text) > MAX_RELAY_TEXT:
                 t = self.rules.client(self._domain(rec))

@@ -525,6 +525,12 @@ REPLY_KEY = "reply_to"  # in the conversation data while we wait for the client'
 MAX_MESSAGE = 2000  # a staff message, or the client's answer to it
 
 
+def awaits_typed_answer(data: Mapping[str, Any]) -> bool:
+    """The client was asked to type an answer (a follow-up comment, or an answer to staff): their
+    next text is that answer, even while a confidant chat is open."""
+    return bool(data.get(FOLLOW_UP_KEY) or data.get(REPLY_KEY))
+
+
 def reply_button(action: str, reference: str) -> str:
     return f"{REPLY_PREFIX}{action}:{reference}"
 

@@ -384,6 +384,38 @@ async def test_schema_b_arabic_female_confidant_relays_both_ways(
         await asyncio.to_thread(Path(os.environ["KW_TRANSCRIPT"]).write_text, text, "utf-8")
 
 
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_answer_to_staff_during_a_confidant_chat_goes_to_the_mailbox(
+    running: Any, library: str, smtp_server: Any
+) -> None:
+    """While a confidant chat is open, the answer to a staff message is not relayed to the
+    confidant: it goes to the case's mailbox; the next text is relayed again."""
+    from bot import register
+
+    h: Harness = await running(library)
+    client = h.person(CLIENT, "ar", "Layla")
+    confidant = h.person(FEMALE_1, "nl", "Anna")
+    await arabic_confidant_request(client)
+    offer = next(s for s in confidant.inbox() if "ho:accept" in str(s.button_ids()))
+    await confidant.press(offer.button_ids()[0])
+    async with h.a.db.unit_of_work(read_only=True) as uow:
+        conversation = await uow.conversations.get("telegram", str(CLIENT))
+        assert conversation is not None and conversation.id is not None
+        [case] = await uow.cases.for_conversation(conversation.id)
+    await register.send_message(h.a, case.reference, "Welke dag was het?")
+    await h.c.idle()
+    await client.press(f"rp_answer:{case.reference}")
+    seen_by_confidant = len(confidant.inbox())
+    await client.say("يوم الاثنين")
+    await client.say("شكرا")
+    relayed = [s.text or "" for s in confidant.inbox()[seen_by_confidant:]]
+    assert (any("يوم الاثنين" in text for text in relayed),
+            any("شكرا" in text for text in relayed)) == (False, True)
+    await h.a.worker.run_once()
+    answers = [m for m in mails(smtp_server) if m["Subject"].endswith("Antwoord van de klager")]
+    assert [m["To"] for m in answers] == ["vertrouwenspersonen@regioverband.nl"]
+
+
 def _handoff_id(person: Person) -> int:
     for sent in reversed(person.inbox()):
         for button_id in sent.button_ids():
