@@ -147,14 +147,18 @@ class Rules:
         if not h.offered_to:
             return Outcome(h)
         if h.preference in ("female", "male"):
-            wait = t._(
+            wait = t.ngettext(
                 "We are now looking for a confidant ({preference}) who can chat with you here. "
-                "Please wait. This can take up to {minutes} minutes."
+                "Please wait. This can take up to {minutes} minute.",
+                "We are now looking for a confidant ({preference}) who can chat with you here. "
+                "Please wait. This can take up to {minutes} minutes.", minutes,
             ).format(preference=t._(PREFERENCE[h.preference]), minutes=minutes)
         else:
-            wait = t._(
+            wait = t.ngettext(
                 "We are now looking for a confidant who can chat with you here. "
-                "Please wait. This can take up to {minutes} minutes."
+                "Please wait. This can take up to {minutes} minute.",
+                "We are now looking for a confidant who can chat with you here. "
+                "Please wait. This can take up to {minutes} minutes.", minutes,
             ).format(minutes=minutes)
         wait += "\n" + t._("You may already write your message. The confidant reads it after "
                            "accepting. To stop waiting, type /end.")

@@ -298,8 +298,11 @@ async def test_schema_b_arabic_female_confidant_relays_both_ways(
                    "give your name.\n"
                    "Do you want a confidant? You may choose a woman or a man.").format(
         step=2, total=4) in (s.text or "") for s in client.inbox())
-    assert any(t._("We are now looking for a confidant ({preference}) who can chat with you "
-                   "here. Please wait. This can take up to {minutes} minutes.").format(
+    assert any(t.ngettext(
+        "We are now looking for a confidant ({preference}) who can chat with you here. Please "
+        "wait. This can take up to {minutes} minute.",
+        "We are now looking for a confidant ({preference}) who can chat with you here. Please "
+        "wait. This can take up to {minutes} minutes.", 30).format(
         preference=t._("a woman"), minutes=30) in (s.text or "") for s in reply)
     offers = {p.chat: [s for s in p.inbox() if "ho:accept" in str(s.button_ids())]
               for p in (first, second, man)}
