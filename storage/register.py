@@ -608,7 +608,8 @@ class RegisterRepository(_Repository):
         await self._conn.execute(
             update(cases)
             .where(cases.c.id == case_id)
-            .values(payload=None, conversation_id=None, erased_at=func.coalesce(cases.c.erased_at, at))
+            .values(payload=None, conversation_id=None, updated_at=at,
+                    erased_at=func.coalesce(cases.c.erased_at, at))
         )
         await self._conn.execute(
             update(case_events).where(case_events.c.case_id == case_id).values(note=None)

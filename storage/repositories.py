@@ -269,12 +269,6 @@ class CaseRepository(_Repository):
             values["withdrawn_at"] = at
         await self._update(reference, values)
 
-    async def erase(self, reference: str, at: datetime) -> None:
-        """Drop the personal data; keep the anonymised columns for statistics."""
-        await self._update(
-            reference, {"payload": None, "conversation_id": None, "erased_at": at, "updated_at": at}
-        )
-
     async def _update(self, reference: str, values: dict[str, Any]) -> None:
         result = await self._conn.execute(
             update(cases).where(cases.c.reference == reference).values(**values)

@@ -114,12 +114,13 @@ async def test_set_status_withdrawn_sets_withdrawn_at(db: Database) -> None:
 
 
 async def test_erase_keeps_statistics_and_drops_payload(db: Database) -> None:
-    """erase removes payload and the conversation link but keeps kind, category, dates, status."""
+    """destroy_dossier removes payload and the conversation link but keeps kind, category, dates,
+    status."""
     erased_at = T0 + timedelta(days=30)
     async with db.unit_of_work() as uow:
         conv = await uow.conversations.save(StoredConversation(channel="telegram", chat_id="7", state="done"))
         await uow.cases.add(_case("KW-2026-000001", conv.id))
-        await uow.cases.erase("KW-2026-000001", erased_at)
+        await uow.register.destroy_dossier("KW-2026-000001", erased_at)
         await uow.commit()
     async with db.unit_of_work(read_only=True) as uow:
         case = await uow.cases.get("KW-2026-000001")
