@@ -959,10 +959,12 @@ class Engine:
                     "Here you can tell us if you are not happy with the help you get, or if "
                     "someone treated you badly.\n\n"
                     "Your privacy:\n"
-                    "• We keep your answers in your own file. Only the complaints committee or a "
-                    "confidant can read them.\n"
+                    "• We keep your answers in your own file. Only the people who handle "
+                    "complaints can read them: the complaints committee, a confidant or a "
+                    "coordinator.\n"
                     "• We share nothing without your consent.\n"
-                    "• You can see, withdraw or erase your file at any time.\n\n"
+                    "• You can always see your file, withdraw your complaint or erase your "
+                    "data.\n\n"
                     "Type /help at any moment for help."
                 ).format(organisation=self.organisation),
                 _rows(Button("ok", t._("Continue"))),
