@@ -932,8 +932,8 @@ class Engine:
                 "A complaint that you sent is then erased here too."
             ),
             "withdraw_confirm": t._(
-                "Do you really want to withdraw {reference}? The committee then stops working "
-                "on it. It stays registered."
+                "Do you really want to withdraw {reference}? Then nobody works on it any more. "
+                "It stays registered."
             ).format(reference=t.ltr(str(overlay.get("reference", "")))),
         }[kind]
         yes, no = yes_no[kind]

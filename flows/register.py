@@ -347,7 +347,7 @@ def status_text(
             ).format(count=follow_up_days)
     elif status == "withdrawn":
         body = t._(
-            "Your case is withdrawn, as you asked. The committee stops working on it. It stays "
+            "Your case is withdrawn, as you asked. Nobody works on it any more. It stays "
             "registered."
         )
     elif status == "lapsed":
