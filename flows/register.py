@@ -549,6 +549,8 @@ def staff_message(t: Translator, reference: str, text: str | None) -> OutMessage
     """What staff wrote about a case, word for word, with a button to answer it."""
     head = t._("A message about {reference}:").format(reference=t.ltr(reference))
     body = t.quote(text) if text else t._("(This message was erased.)")
+    if t.rtl:  # the text has a line of its own: make that line right-to-left as well
+        body = "\u200f" + body
     buttons = ((Button(reply_button("answer", reference), t._("Answer")),), *_dossier_button(t))
     return OutMessage(text=f"{head}\n{body}", buttons=buttons, rtl=t.rtl)
 

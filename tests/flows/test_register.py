@@ -162,3 +162,13 @@ def test_suppression_of_small_counts() -> None:
     assert rules.suppress_breakdown({"a": 2, "b": 3, "c": 12}) == {"a": "<5", "b": "<5", "c": "12"}
     assert rules.suppress_breakdown({"a": 7, "b": 12}) == {"a": "7", "b": "12"}
     assert rules.median_days([1, 2, 3, 4]) is None and rules.median_days([1, 2, 3, 4, 9]) == 3.0
+
+
+def test_staff_message_keeps_its_own_line_right_to_left_in_arabic() -> None:
+    """The staff text sits on a line of its own: in Arabic that line starts right-to-left too,
+    and the text itself is isolated; in other languages nothing is added."""
+    ar, nl = catalogs.get("ar"), catalogs.get("nl")
+    arabic = rules.staff_message(ar, "KW-2026-000007", "Which day?")
+    dutch = rules.staff_message(nl, "KW-2026-000007", "Welke dag?")
+    assert (arabic.text.split("\n")[1], dutch.text.split("\n")[1], arabic.rtl) == (
+        "\u200f\u2068Which day?\u2069", "\u2068Welke dag?\u2069", True)
