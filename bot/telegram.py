@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from bot.channels import Delivery
 from bot.handoffs import SENDER_NAME, Envelope, HandoffDesk
-from flows.handoff import FileOut, Item
+from flows.handoff import CONFIDANT_LANGUAGE, FileOut, Item, parse_button
 from flows.i18n import N_, Translator
 from flows.model import (
     LANGUAGES,
@@ -477,6 +477,9 @@ class TelegramCore:
         self.desk = HandoffDesk(app.organisation, app.catalogs, app.db, app.clock, files=app.files)
         self.coordinators = frozenset(app.organisation.coordinators)
         self._pending: set[asyncio.Future[Any]] = set()
+        # Offers sent to confidants, by handoff id: (chat, message id, text), to close them when
+        # one confidant accepts (in memory: after a restart a late Accept is still refused).
+        self._offers: dict[int, list[tuple[int, int, str]]] = {}
         self._chat_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
             weakref.WeakValueDictionary())
         self.processed: deque[int] = deque(maxlen=10_000)  # update ids handled (monitoring, tests)
@@ -530,16 +533,37 @@ class TelegramCore:
                 futures.append(self.pacer.submit(chat_id, partial(self._send_file, chat_id, message)))
                 continue
             keyboard = self._keyboard(chat_id, message, state)
+            offer = _offer_of(message)
             parts = split_text(message.text)
             for index, part in enumerate(parts):
                 text = (RLM + part) if message.rtl and not part.startswith(RLM) else part
                 kb = keyboard if index == len(parts) - 1 else None
-                futures.append(self.pacer.submit(
-                    chat_id, partial(self.api.send_message, chat_id, text, kb)))
+                future = self.pacer.submit(
+                    chat_id, partial(self.api.send_message, chat_id, text, kb))
+                if offer is not None and kb is not None:
+                    future.add_done_callback(partial(self._remember_offer, offer, chat_id, text))
+                futures.append(future)
         for future in futures:
             self._pending.add(future)
             future.add_done_callback(self._done)
         return futures
+
+    def _remember_offer(self, handoff_id: int, chat_id: int, text: str,
+                        future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._offers.setdefault(handoff_id, []).append((chat_id, int(future.result()), text))
+
+    def _close_offers(self, handoff_id: int, accepted_in: int) -> None:
+        """Someone accepted: the other confidants' offers lose their Accept button and say so."""
+        st = self.app.catalogs.get(CONFIDANT_LANGUAGE)
+        note = st._("This request is no longer open. Another confidant accepted it, or the time "
+                    "ran out.")
+        for chat_id, message_id, text in self._offers.pop(handoff_id, []):
+            if chat_id == accepted_in:
+                continue  # the pressed offer is marked like any pressed button
+            closed = f"{text}\n\n{note}"
+            new_text = closed if len(closed) <= MAX_TEXT else None
+            self.pacer.submit(chat_id, partial(self._edit, chat_id, message_id, new_text))
 
     def _done(self, future: asyncio.Future[Any]) -> None:
         self._pending.discard(future)
@@ -745,6 +769,9 @@ class TelegramCore:
         )
         self.queue(incoming.chat_id, reply, state=None)
         self.deliver(others)
+        pressed = parse_button(event.button_id) if isinstance(event, Choice) else None
+        if pressed is not None and pressed[0] == "accept":
+            self._close_offers(pressed[1], accepted_in=incoming.chat_id)
 
     def _staff_language(self, incoming: Incoming) -> str:
         code = (incoming.language_code or "").split("-")[0].lower()
@@ -942,3 +969,14 @@ async def run_telegram(app: App, stop: asyncio.Event, *, options: TelegramOption
 
         adapter = PtbAdapter(app.settings, token, options)
     await serve(app, stop, adapter, token, options, started)
+
+
+def _offer_of(message: Item) -> int | None:
+    """The handoff id of a confidant offer (a message with its Accept button), else None."""
+    if not isinstance(message, OutMessage):
+        return None
+    for button_id in message.button_ids():
+        parsed = parse_button(button_id)
+        if parsed is not None and parsed[0] == "accept":
+            return parsed[1]
+    return None

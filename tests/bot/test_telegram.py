@@ -182,9 +182,17 @@ class Person:
                              f"{[s.button_ids() for s in self.inbox()[-3:]]}")
 
     async def press(self, button_id: str) -> list[Sent]:
+        return await self.press_later(self.hold(button_id))
+
+    def hold(self, button_id: str) -> tuple[Sent, str]:
+        """A button as shown now, to press later (an app that did not refresh its screen)."""
         sent = self.with_button(button_id)
         data = next(b["callback_data"] for row in sent.keyboard for b in row
                     if b["callback_data"].split("|", 1)[0] == button_id)
+        return sent, data
+
+    async def press_later(self, held: tuple[Sent, str]) -> list[Sent]:
+        sent, data = held
         return await self._send(callback_update(self.h.stub.next_update_id(), self.user, sent, data))
 
     def last_text(self) -> str:
@@ -312,11 +320,17 @@ async def test_schema_b_arabic_female_confidant_relays_both_ways(
 
     # The client writes while waiting: kept, and passed on once a confidant accepts.
     await client.say("هل يوجد أحد؟")
+    stale = first.hold(offers[FEMALE_1][0].button_ids()[0])
     accepted = await second.press(offers[FEMALE_2][0].button_ids()[0])
     assert nl._("You are now connected with {client}. What you write here goes to the client. "
                 "The client sees you as: {label}.").split("{")[0] in (accepted[0].text or "")
     assert any("هل يوجد أحد؟" in (s.text or "") for s in accepted)
-    late = await first.press(offers[FEMALE_1][0].button_ids()[0])
+    await h.c.idle()
+    closed = nl._("This request is no longer open. Another confidant accepted it, or the time "
+                  "ran out.")
+    assert (offers[FEMALE_1][0].keyboard, (offers[FEMALE_1][0].text or "").endswith(closed)) == (
+        [], True)  # the other confidant's offer lost its Accept button and says why
+    late = await first.press_later(stale)
     assert [s.text for s in late][-1] == nl._(
         "This request is no longer open. Another confidant accepted it, or the time ran out.")
     assert any(nl._("Another confidant accepted the request of {client}.").split("{")[0]
