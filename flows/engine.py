@@ -26,6 +26,7 @@ from typing import Any
 from transitions import Machine, MachineError, State
 
 from flows import rules
+from flows.handoff import file_marker
 from flows.i18n import Catalogs, Translator
 from flows.model import (
     LANGUAGES,
@@ -1255,11 +1256,7 @@ class Engine:
             return t.quote(str(line["text"]))
         if kind == "shared":
             return t._("(name shared)")
-        if kind == "photo":
-            return t._("(a photo)")
-        if kind == "voice":
-            return t._("(a voice message)")
-        return t._("(a file)")
+        return file_marker(t, str(kind))
 
     def _render_summary(self, turn: Turn) -> tuple[str, tuple[tuple[Button, ...], ...]]:
         t = turn.t

@@ -113,6 +113,15 @@ def parse_button(button_id: str) -> tuple[str, int] | None:
     return action, int(number)
 
 
+def file_marker(t: Translator, kind: str) -> str:
+    """A relayed file named in text: "(a photo)", "(a voice message)" or "(a file)"."""
+    if kind == "photo":
+        return t._("(a photo)")
+    if kind == "voice":
+        return t._("(a voice message)")
+    return t._("(a file)")
+
+
 class Rules:
     """The handoff rules, with the catalogs for both sides."""
 
@@ -253,15 +262,8 @@ class Rules:
         ref = body.get("ref")
         if ref:
             return [FileOut(kind, str(ref), str(body.get("content_type") or ""), tag)]
-        return [self._msg(t, tag + ": " + self._marker(t, kind))]
+        return [self._msg(t, tag + ": " + file_marker(t, kind))]
 
-    @staticmethod
-    def _marker(t: Translator, kind: str) -> str:
-        if kind == "photo":
-            return t._("(a photo)")
-        if kind == "voice":
-            return t._("(a voice message)")
-        return t._("(a file)")
 
     def relay(self, h: Handoff, sender: Side, body: dict[str, Any]) -> Outcome:
         """One message from one side, to the other (or kept until a confidant accepts)."""
