@@ -785,20 +785,29 @@ async def queue_digest(
 ) -> tuple[dict[str, list[str]], bool]:
     """Put the Dutch digest for the committee mailbox in the outbox; skipped when there is nothing."""
     sections = await digest_sections(app, lapsed=lapsed)
+    async with app.db.unit_of_work() as uow:
+        queued = await add_digest(app, uow, sections, force=force)
+        await uow.commit()
+    return sections, queued
+
+
+async def add_digest(
+    app: App, uow: UnitOfWork, sections: dict[str, list[str]], *, force: bool = False
+) -> bool:
+    """Add the digest mail to the outbox in the caller's unit of work (the daily run commits it
+    together with marking the day done); False when there is nothing to report."""
     if not force and not any(sections.values()):
-        return sections, False
+        return False
     now = app.clock()
     sender = app.settings.mail_from
     recipient = app.organisation.procedure.mailboxes["committee"]
     message_id = new_message_id(sender)
     mail = compose_digest(local_date(now), sections, sender=sender, recipient=recipient,
                           message_id=message_id, date=now)
-    async with app.db.unit_of_work() as uow:
-        await uow.outbox.add(
-            OutboxItem(purpose="digest", recipient=recipient, message_id=message_id,
-                       raw=bytes(mail), next_attempt_at=now, created_at=now)
-        )
-        await uow.audit.record(now, "register", "digest_queued",
-                               detail=",".join(f"{k}={len(v)}" for k, v in sections.items()))
-        await uow.commit()
-    return sections, True
+    await uow.outbox.add(
+        OutboxItem(purpose="digest", recipient=recipient, message_id=message_id,
+                   raw=bytes(mail), next_attempt_at=now, created_at=now)
+    )
+    await uow.audit.record(now, "register", "digest_queued",
+                           detail=",".join(f"{k}={len(v)}" for k, v in sections.items()))
+    return True

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 from bot.register import (
     ORG_TZ,
+    add_digest,
     deliver_pending,
+    digest_sections,
     lapse_unreachable,
     purge,
-    queue_digest,
     send_follow_ups,
 )
 
@@ -61,8 +62,7 @@ async def run_daily_once(app: App) -> DailyResult | None:
     if not claimed:
         return None
     # The jobs may run again for the same day: a case lapses once, a follow-up is asked once, a
-    # destroyed dossier is gone. Only a run that died between queueing the digest and finishing
-    # would mail that digest twice.
+    # destroyed dossier is gone, and the digest commits with the day's "done" mark.
     lapsed = await lapse_unreachable(app)
     asked = await send_follow_ups(app)
     purged = await purge(app)
@@ -70,8 +70,9 @@ async def run_daily_once(app: App) -> DailyResult | None:
         # Update ids only guard against redelivery (WhatsApp retries for up to 7 days).
         pruned = await uow.inbound.prune(now - INBOUND_KEPT)
         await uow.commit()
-    _, sent = await queue_digest(app, lapsed=lapsed)
-    async with app.db.unit_of_work() as uow:
+    sections = await digest_sections(app, lapsed=lapsed)
+    async with app.db.unit_of_work() as uow:  # the digest and "done" commit together
+        sent = await add_digest(app, uow, sections)
         await uow.register.finish_daily_run(now, day_end)
         await uow.commit()
     log.info("register daily run: %d lapsed, %d follow-ups, %d dossiers destroyed, digest %s",
