@@ -963,7 +963,13 @@ class Engine:
                     "• We keep your answers in your own file. Only the people who handle "
                     "complaints can read them: the complaints committee, a confidant or a "
                     "coordinator.\n"
-                    "• We share nothing without your consent.\n"
+                    # 001 art. 14.4 and 14.9: the staff member hears the complaint, sees the documents.
+                    "• A formal complaint is also shown to the person it is about, so that they "
+                    "can answer.\n"
+                    # 001 art. 5.2: secrecy, with one exception the client must know beforehand.
+                    "• A confidant keeps what you say secret. There is one exception: a possible "
+                    "crime. The confidant must report that to the board of the organisation.\n"
+                    "• We share nothing else without your consent.\n"
                     "• You can always see your file, withdraw your complaint or erase your "
                     "data.\n\n"
                     "Type /help at any moment for help."
@@ -1005,12 +1011,14 @@ class Engine:
                       Button("request_no", t._("No, formal complaint"))),
             )
         if state.endswith("_confidant"):
+            # 001 art. 5.2: secrecy, except a possible crime, which the confidant reports to the board.
             return (
                 t._(
                     "Step {step} of {total}: a confidant.\n"
                     "A confidant listens to you and helps you to find a solution. The confidant "
-                    "is on your side and keeps what you say confidential. You do not have to "
-                    "give your name.\n"
+                    "is on your side and keeps what you say secret. One exception: a possible "
+                    "crime must be reported to the board of the organisation. "
+                    "You do not have to give your name.\n"
                     "Do you want a confidant? You may choose a woman or a man."
                 ).format(**self._step_number(turn, "confidant")),
                 _rows(
@@ -1065,21 +1073,28 @@ class Engine:
     def _render_talk(self, turn: Turn) -> tuple[str, tuple[tuple[Button, ...], ...]]:
         t = turn.t
         schema = self._schema(turn)
-        text = t._(
-            "Step {step} of {total}: talk about it.\n"
-            "First talk with the person it is about. Does that not help? Then talk with their "
-            "manager, the coordinator."
-        ).format(**self._step_number(turn, "talk"))
+        number = self._step_number(turn, "talk")
         if not schema.face_person:
-            # 004 step 2: the client never has to face the person.
-            text += "\n" + t._(
-                "You never have to talk to the person yourself. You may skip this step."
-            )
-        text += "\n" + t._("Did you try this?")
+            # Unwanted behaviour, or "not sure" (000 Schema B, 004 step 2): never send the client
+            # to the person or their manager first. Open with what they may do: the confidant.
+            text = t._(
+                "Step {step} of {total}: talk about it, if you want.\n"
+                "A confidant can help you. You can go to a confidant now. If you feel safe, you "
+                "may first talk about it with someone at the organisation. You choose.\n"
+                "Did you already talk about it with someone?"
+            ).format(**number)
+            not_tried = t._("No")
+        else:
+            text = t._(
+                "Step {step} of {total}: talk about it.\n"
+                "First talk with the person it is about. Does that not help? Then talk with "
+                "their manager, the coordinator."
+            ).format(**number) + "\n" + t._("Did you try this?")
+            not_tried = t._("No, I prefer not to")
         return text, _rows(
             Button("talk_helped", t._("Yes, it helped")),
             Button("talk_not_helped", t._("Yes, it did not help")),
-            Button("talk_not_tried", t._("No, I prefer not to")),
+            Button("talk_not_tried", not_tried),
             Button("skip_to_complaint", t._("Formal complaint now")),
         )
 
@@ -1183,14 +1198,18 @@ class Engine:
             return question, _rows(*(Button(f"contact_{k}", t._(v)) for k, v in CONTACT.items()))
         # consent: 000 "only shared with others if you give consent"
         question = (
+            # 001 art. 14.4 and 14.9: the person concerned hears what the complaint says.
             t._(
-                "May we send this to the complaints committee? The committee treats it "
-                "confidentially. Without your consent we send nothing."
+                "May we send this to the complaints committee? Only the committee reads it. "
+                "The person it is about will hear what it says, so that they can answer. "
+                "Without your consent we send nothing."
             )
             if committee
+            # 001 art. 5.2: confidants keep it secret, except a possible crime (to the board).
             else t._(
-                "May we send this to the confidants? They treat it confidentially. "
-                "Without your consent we send nothing."
+                "May we send this to the confidants? Only the confidants read it. They keep it "
+                "secret, with one exception: they must report a possible crime to the board of "
+                "the organisation. Without your consent we send nothing."
             )
         )
         return question, _rows(Button("consent_yes", t._("Yes, send it")),

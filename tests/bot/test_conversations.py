@@ -157,7 +157,10 @@ async def test_not_sure_goes_to_confidant_path(app: App, smtp_server: Any) -> No
     await begin(client, "en", "unsure")
     assert client.buttons() == ["danger_yes", "danger_no"]
     await client.press("danger_no")
-    assert "You never have to talk to the person yourself." in client.text()
+    text = client.text()
+    # Issue 14.2: the unsure client is offered the confidant, never sent to the person or manager.
+    assert "A confidant can help you." in text
+    assert "manager" not in text and "First talk with the person" not in text
     await client.press("talk_not_tried")
     assert "pref_female" in client.buttons()
     await client.press("pref_none")

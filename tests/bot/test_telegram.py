@@ -302,7 +302,8 @@ async def test_schema_b_arabic_female_confidant_relays_both_ways(
     reply = await arabic_confidant_request(client)
     assert any(t._("Step {step} of {total}: a confidant.\n"
                    "A confidant listens to you and helps you to find a solution. The confidant "
-                   "is on your side and keeps what you say confidential. You do not have to "
+                   "is on your side and keeps what you say secret. One exception: a possible "
+                   "crime must be reported to the board of the organisation. You do not have to "
                    "give your name.\n"
                    "Do you want a confidant? You may choose a woman or a man.").format(
         step=2, total=4) in (s.text or "") for s in client.inbox())
