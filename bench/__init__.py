@@ -3,8 +3,9 @@
 * **R2** = the bot's messages/s ÷ a minimal echo bot's messages/s on the same library
   (python-telegram-bot and aiogram), both polling the same in-process Bot API stand-in
   (tests/bot/telegram_stub.py). The bot is this project's real Telegram adapter
-  (`bot.app.build_app` + `bot.telegram.run_telegram`): parse the update, load the conversation,
-  one state-machine step, commit, an outbox row when the step forwards a complaint, the reply.
+  (`bot.root.app.build_app` + `bot.channels.telegram.run.run_telegram`): parse the update, load
+  the conversation, one state-machine step, commit, an outbox row when the step forwards a
+  complaint, the reply.
 * **R1** = the bot's messages/s ÷ raw sqlite3 transactions/s of the same shape (bench/raw.py).
 * Latency p50/p99 per message at 1, 8 and 64 concurrent conversations.
 * Flatness: time per message with 1 000 vs 1 000 000 stored conversations (bench/fill.py).

@@ -33,8 +33,8 @@ def sqlite_path(db_url: str) -> Path:
 
 async def prepare(data_dir: Path, secret: SecretStr) -> Path:
     """Migrate with the app and store one real mid-flow conversation; the database file."""
-    from bot.app import build_app
-    from bot.settings import Settings
+    from bot.root.app import build_app
+    from bot.root.settings import Settings
 
     settings = Settings(data_dir=data_dir, mail_from="bench@klachtwijzer.test", database_url=None,
                         secret_key=secret)

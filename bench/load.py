@@ -118,9 +118,10 @@ async def start_project_bot(stub: BenchStub, library: Library, data_dir: Path,
                             secret: SecretStr, database_url: str | None = None) -> Running:
     """This project's bot: `build_app` + `run_telegram` (polling), pacing and flood limits off;
     on SQLite in `data_dir`, or on the PostgreSQL database `database_url`."""
-    from bot.app import build_app
-    from bot.settings import Settings
-    from bot.telegram import TelegramOptions, run_telegram
+    from bot.channels.telegram.core import TelegramOptions
+    from bot.channels.telegram.run import run_telegram
+    from bot.root.app import build_app
+    from bot.root.settings import Settings
 
     settings = Settings(
         data_dir=data_dir, mail_from="bench@klachtwijzer.test", database_url=database_url,

@@ -35,8 +35,8 @@ def rss_mb() -> float:
 
 
 async def measure(conversations: int, data_dir: Path) -> dict[str, float]:
-    from bot.app import build_app
-    from bot.settings import Settings
+    from bot.root.app import build_app
+    from bot.root.settings import Settings
 
     settings = Settings(data_dir=data_dir, mail_from="bench@klachtwijzer.test", database_url=None,
                         secret_key=_key())

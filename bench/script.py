@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from flows.model import Choice, Command, Event, OutMessage, Start, Text
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.root.app import App
 
 StepKind = Literal["command", "press", "say"]
 LANGUAGES = ("nl", "uk", "ar", "en")
@@ -123,7 +123,7 @@ def event_of(kind: str, value: str, language_code: str | None) -> Event:
 def telegram_messages(messages: tuple[OutMessage, ...] | list[OutMessage]) -> int:
     """How many sendMessage calls these messages become (long ones are split)."""
     try:
-        from bot.telegram import split_text
+        from bot.channels.telegram.core import split_text
     except ImportError:  # pragma: no cover - the adapter moved; one call per message then
         return len(messages)
     return sum(len(split_text(m.text)) for m in messages)
@@ -135,8 +135,8 @@ class ScriptError(RuntimeError):
 
 async def calibrate(language: str) -> Script:
     """Walk the plan once through the real service (a throw-away data dir) and learn the replies."""
-    from bot.app import build_app
-    from bot.settings import Settings
+    from bot.root.app import build_app
+    from bot.root.settings import Settings
 
     opening_plan, cycle_plan = _plan(language)
     with tempfile.TemporaryDirectory(prefix="kw-bench-calibrate-") as tmp:

@@ -1,5 +1,5 @@
 """`python -m bot` is the `klachtwijzer` command."""
 
-from bot.cli import main
+from bot.root.cli import main
 
 main()

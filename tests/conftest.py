@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from bot.app import App, build_app
-from bot.settings import Settings
+from bot.root.app import App, build_app
+from bot.root.settings import Settings
 
 # Property tests: a quick profile for every run, a deep one for CI's dedicated job (10 000+ inputs).
 settings.register_profile("default", max_examples=150, deadline=None)

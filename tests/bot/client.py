@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.service import IntakeService
+from bot.services.intake import IntakeService
 from flows.model import Attachment, Choice, Command, Event, OutMessage, Start, Text
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP as AioSMTPServer
 
-from bot.app import App
+from bot.root.app import App
 from tests.bot.register_helpers import RecordingChannel
 
 

@@ -6,8 +6,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.app import App
-from bot.channels import Delivery
+from bot.root.app import App
+from bot.services.delivery import Delivery
 from flows.model import OutMessage
 from tests.bot.client import Client
 

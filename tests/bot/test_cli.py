@@ -11,7 +11,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bot.cli import cli
+from bot.root.cli import cli
 from storage import Cipher
 
 

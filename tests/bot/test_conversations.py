@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.app import App
+from bot.root.app import App
 from tests.bot.client import Client
 from tests.bot.mailbox import complaint_json, mails
 

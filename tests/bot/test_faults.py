@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.app import App
+from bot.root.app import App
 from flows.model import Choice, Start, Text
 
 

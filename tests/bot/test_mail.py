@@ -1,4 +1,4 @@
-"""bot.mail: the Dutch mails to the organisation (composition only, no I/O)."""
+"""bot.mail.compose: the Dutch mails to the organisation (composition only, no I/O)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.mail import (
+from bot.mail.compose import (
     POLICY,
     MailAttachment,
     compose_case_mail,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.mail import compose_case_mail
+from bot.mail.compose import compose_case_mail
 from flows.complaint import complaint_document
 
 pytestmark = pytest.mark.property

@@ -24,8 +24,8 @@ FILES_PER_CHAT = 10  # the engine's attachment limit: every one must be kept exa
 
 WORKER = """
 import asyncio, json, sys
-from bot.app import build_app
-from bot.settings import Settings
+from bot.root.app import build_app
+from bot.root.settings import Settings
 from flows.model import Attachment
 
 async def main() -> None:

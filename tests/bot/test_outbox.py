@@ -1,4 +1,4 @@
-"""bot.outbox: transports against a real SMTP server, and the retrying worker on real storage."""
+"""bot.mail.outbox: transports against a real SMTP server, and the retrying worker on real storage."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from bot.mail import POLICY, compose_case_mail
-from bot.outbox import (
+from bot.mail.compose import POLICY, compose_case_mail
+from bot.mail.outbox import (
     Backoff,
     FileTransport,
     OutboxWorker,
@@ -320,7 +320,7 @@ async def test_worker_logs_no_personal_data(
     doc = mail_doc()
     await enqueue(outbox_db, raw_mail(doc), outbox_clock())
     worker = worker_for(outbox_db, smtp_server, outbox_clock)
-    with caplog.at_level(logging.DEBUG, logger="bot.outbox"):
+    with caplog.at_level(logging.DEBUG, logger="bot.mail.outbox"):
         await worker.run_once()
         outbox_clock.advance(timedelta(minutes=1))
         await worker.run_once()

@@ -1,4 +1,4 @@
-"""bot.pgp: PGP/MIME encryption of forwarded mails with a real key pair, over a real SMTP server."""
+"""bot.mail.pgp: PGP/MIME encryption of forwarded mails with a real key pair, over a real SMTP server."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from typing import Any
 import gnupg  # type: ignore[import-untyped]
 import pytest
 
-from bot import pgp
-from bot.mail import (
+from bot.mail import pgp
+from bot.mail.compose import (
     POLICY,
     MailAttachment,
     case_body,
@@ -29,7 +29,7 @@ from bot.mail import (
     compose_case_mail,
     compose_notice,
 )
-from bot.outbox import SmtpTransport
+from bot.mail.outbox import SmtpTransport
 
 SENDER = "bot@steunpunt.example"
 RECIPIENT = "vertrouwenspersonen@regioverband.nl"
@@ -432,7 +432,7 @@ async def test_conversation_mail_to_a_keyed_mailbox_arrives_encrypted(
 ) -> None:
     """With a key for the confidants' mailbox in the organisation config, the client's request
     reaches it encrypted end to end, and decrypts to the same complaint.json."""
-    from bot.app import App
+    from bot.root.app import App
     from tests.bot.client import Client
     from tests.bot.mailbox import complaint_json
     from tests.bot.test_conversations import begin

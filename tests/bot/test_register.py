@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot import register
-from bot.app import App
-from bot.scheduler import DAILY_LEASE, run_daily, run_daily_once
+from bot.root.app import App
+from bot.services import register
+from bot.services.scheduler import DAILY_LEASE, run_daily, run_daily_once
 from flows import register as rules
 from flows.model import Choice
 from tests.bot.mailbox import mails

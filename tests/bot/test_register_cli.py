@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bot.cli import cli
+from bot.root.cli import cli
 from tests.bot.test_cli import env_for
 
 
@@ -91,8 +91,8 @@ def test_case_message_from_the_command_line(tmp_path: Path) -> None:
     contact is needed, and `case show` lists the message in the history."""
     import asyncio
 
-    from bot.app import build_app
-    from bot.settings import Settings
+    from bot.root.app import build_app
+    from bot.root.settings import Settings
     from tests.bot.register_helpers import file_complaint
 
     async def filed() -> str:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import register
-from bot.app import App
+from bot.root.app import App
+from bot.services import register
 from flows.model import Choice
 from storage.schema import outbox
 from tests.bot.mailbox import mails

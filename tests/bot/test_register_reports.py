@@ -15,9 +15,9 @@ import pytest
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 from pypdf import PdfReader
 
-from bot import register
-from bot.app import App
-from bot.report import build_report, render_html, write_report
+from bot.root.app import App
+from bot.services import register
+from bot.services.report import build_report, render_html, write_report
 from flows import register as rules
 from flows.model import LANGUAGES, Choice
 from flows.procedure import CATEGORIES

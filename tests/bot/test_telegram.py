@@ -19,9 +19,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.app import App, build_app
-from bot.settings import Settings
-from bot.telegram import CallbackCodec, TelegramCore, TelegramOptions, run_telegram, state_code
+from bot.channels.telegram.core import CallbackCodec, TelegramCore, TelegramOptions, state_code
+from bot.channels.telegram.run import run_telegram
+from bot.root.app import App, build_app
+from bot.root.settings import Settings
 from storage.handoffs import HandoffRecord
 from tests.bot.mailbox import complaint_json, mails
 from tests.bot.telegram_stub import BotApiStub, Sent, callback_update, message_update, user
@@ -408,7 +409,7 @@ async def test_answer_to_staff_during_a_confidant_chat_goes_to_the_mailbox(
 ) -> None:
     """While a confidant chat is open, the answer to a staff message is not relayed to the
     confidant: it goes to the case's mailbox; the next text is relayed again."""
-    from bot import register
+    from bot.services import register
 
     h: Harness = await running(library)
     client = h.person(CLIENT, "ar", "Layla")

@@ -10,7 +10,7 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from bot.terminal import parse, render
+from bot.channels.terminal import parse, render
 from flows.model import Button, Choice, Command, OutMessage, Text
 
 

@@ -18,9 +18,7 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
-from bot import register
-from bot.app import App
-from bot.whatsapp import (
+from bot.channels.whatsapp import (
     BUTTON_TITLE_LIMIT,
     ROW_TITLE_LIMIT,
     TEXT_LIMIT,
@@ -30,6 +28,8 @@ from bot.whatsapp import (
     shorten,
     split_text,
 )
+from bot.root.app import App
+from bot.services import register
 from flows.model import Button, OutMessage
 from tests.bot.graph_stub import GraphStub
 from tests.bot.mailbox import complaint_json, mails

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.channels import Channels
-from bot.outbox import FileTransport, MailTransport, OutboxWorker, SmtpTransport
-from bot.service import IntakeService
-from bot.settings import Organisation, Settings, load_organisation
+from bot.mail.outbox import FileTransport, MailTransport, OutboxWorker, SmtpTransport
+from bot.root.settings import Settings
+from bot.services.delivery import Channels
+from bot.services.intake import IntakeService
+from bot.services.organisation import Organisation, load_organisation
 from flows.engine import Engine
 from flows.i18n import Catalogs, load_catalogs
 from storage import Database, load_key, utc_now
@@ -36,20 +37,31 @@ class App:
     channels: Channels = field(default_factory=Channels)
     clock: Callable[[], datetime] = utc_now
 
+    @property
+    def mail_from(self) -> str:
+        return self.settings.mail_from
+
+    @property
+    def configured_channels(self) -> frozenset[str]:
+        """Client channels with settings, whether or not they run in this process."""
+        configured = {"telegram": self.settings.telegram_bot_token is not None,
+                      "whatsapp": self.settings.whatsapp_enabled}
+        return frozenset(name for name, on in configured.items() if on)
+
     async def close(self) -> None:
         await self.db.close()
 
     def background_tasks(self, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
         """What `klachtwijzer run` runs: the outbox worker and every configured channel."""
-        from bot.scheduler import run_daily
+        from bot.services.scheduler import run_daily
 
         tasks: list[Coroutine[Any, Any, None]] = [self.worker.run_forever(stop), run_daily(self, stop)]
         if self.settings.telegram_bot_token is not None:
-            from bot.telegram import run_telegram
+            from bot.channels.telegram.run import run_telegram
 
             tasks.append(run_telegram(self, stop))
         if self.settings.whatsapp_enabled:
-            from bot.whatsapp import run_whatsapp
+            from bot.channels.whatsapp import run_whatsapp
 
             tasks.append(run_whatsapp(self, stop))
         return tasks

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot.settings import Organisation
+from bot.services.organisation import Organisation
 from flows import rules
 from flows.handoff import (
     FileOut,

@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import aiohttp
 from aiohttp import web
 
-from bot.channels import Delivery
-from bot.register import announced_news, news_shown
-from bot.service import LAST_INBOUND, Reply
+from bot.services.delivery import Delivery
+from bot.services.intake import LAST_INBOUND, Reply
+from bot.services.register import announced_news, news_shown
 from flows.i18n import FSI, PDI, Translator
 from flows.model import (
     Attachment,
@@ -60,7 +60,7 @@ from flows.model import (
 )
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.channels.ports import ChannelHost
     from storage import StoredConversation
 
 __all__ = [
@@ -476,7 +476,7 @@ class WhatsAppChannel:
 
     name = CHANNEL
 
-    def __init__(self, app: App, graph: GraphClient, *, app_secret: str, verify_token: str,
+    def __init__(self, app: ChannelHost, graph: GraphClient, *, app_secret: str, verify_token: str,
                  phone_number_id: str) -> None:
         self.app = app
         self.graph = graph
@@ -855,7 +855,7 @@ def _reference(messages: Sequence[OutMessage]) -> str | None:
 # --- running it ---------------------------------------------------------------------------------
 
 
-async def run_whatsapp(app: App, stop: asyncio.Event) -> None:
+async def run_whatsapp(app: ChannelHost, stop: asyncio.Event) -> None:
     """Serve the webhook on WHATSAPP_LISTEN_HOST:PORT until `stop` is set, then finish what came in."""
     settings = app.settings
     if not (settings.whatsapp_token and settings.whatsapp_phone_number_id

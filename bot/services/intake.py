@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from bot.mail import (
+from bot.mail.compose import (
     MailAttachment,
     compose_case_mail,
     compose_notice,
     compose_reply,
     new_message_id,
 )
-from bot.pgp import EncryptionError, PublicKey, encrypt_mail
+from bot.mail.pgp import EncryptionError, PublicKey, encrypt_mail
 from flows.complaint import complaint_document
 from flows.engine import WITHDRAWABLE, Engine
 from flows.model import (
@@ -53,7 +53,7 @@ from storage import (
 )
 
 if TYPE_CHECKING:
-    from bot.handoffs import Envelope, HandoffDesk
+    from bot.services.handoffs import Envelope, HandoffDesk
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class IntakeService:
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        # Issue 3: the confidant handoff (bot/handoffs.py), set by the Telegram channel.
+        # Issue 3: the confidant handoff (bot/services/handoffs.py), set by the Telegram channel.
         self.handoffs: HandoffDesk | None = None
 
     def _lock(self, channel: str, chat_id: str) -> asyncio.Lock:
@@ -211,8 +211,8 @@ class IntakeService:
             return await self._dossier(uow, stored, effect.purpose)
         from flows.model import RecordFollowUp
 
-        if isinstance(effect, RecordFollowUp):  # issue 4: the register (bot/register.py)
-            from bot.register import record_follow_up
+        if isinstance(effect, RecordFollowUp):  # issue 4: the register (bot/services/register.py)
+            from bot.services.register import record_follow_up
 
             await record_follow_up(uow, effect, stored, now)
             return None

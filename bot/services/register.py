@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from bot.mail import compose_digest, new_message_id
+from bot.mail.compose import compose_digest, new_message_id
 from flows import register as rules
 from flows import rules as rules_text
 from flows.model import OutMessage, RecordFollowUp
@@ -32,7 +32,7 @@ from storage import Database, OutboxItem, StoredConversation, UnitOfWork
 from storage.register import NotificationRecord, RegisterCase
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.services.ports import ServiceHost
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ __all__ = [
 
 ORG_TZ = ZoneInfo("Europe/Amsterdam")
 CLIENT_KINDS = ("complaint", "mediation_request", "confidant_request", "report")
-LAST_INBOUND = "_last_inbound_at"  # written by bot/service.py into the conversation data
+LAST_INBOUND = "_last_inbound_at"  # written by bot/services/intake.py into the conversation data
 KIND_NL = {
     "complaint": "klacht",
     "mediation_request": "verzoek om bemiddeling",
@@ -101,7 +101,7 @@ def _events(records: Sequence[Any]) -> list[rules.CaseEvent]:
     return [rules.CaseEvent(r.action, r.value, r.at) for r in records]
 
 
-def _deadlines(app: App, case: RegisterCase, events: Sequence[Any]) -> list[rules.Deadline]:
+def _deadlines(app: ServiceHost, case: RegisterCase, events: Sequence[Any]) -> list[rules.Deadline]:
     return rules.due_dates(case.kind, case.created_at, _events(events),
                            app.organisation.procedure.deadlines)
 
@@ -198,7 +198,9 @@ async def anonymised_rows(
     return rows
 
 
-async def app_rows(app: App, start: date | None = None, end: date | None = None) -> list[dict[str, object]]:
+async def app_rows(
+    app: ServiceHost, start: date | None = None, end: date | None = None
+) -> list[dict[str, object]]:
     """`anonymised_rows` with the app's organisation and procedure."""
     return await anonymised_rows(app.db, start, end, organisation=app.organisation.name,
                                  deadlines=app.organisation.procedure.deadlines, clock=app.clock)
@@ -241,7 +243,7 @@ def _cell(value: object) -> object:
 
 
 async def export(
-    app: App, fmt: ExportFormat, start: date | None = None, end: date | None = None
+    app: ServiceHost, fmt: ExportFormat, start: date | None = None, end: date | None = None
 ) -> tuple[bytes, int]:
     rows = await app_rows(app, start, end)
     return export_bytes(rows, fmt), len(rows)
@@ -251,7 +253,7 @@ async def export(
 
 
 async def add_case(
-    app: App,
+    app: ServiceHost,
     *,
     kind: str = "signal",
     schema: str = "",
@@ -303,7 +305,7 @@ class CaseLine:
 
 
 async def list_cases(
-    app: App, *, due_only: bool = False, status: str | None = None, include_closed: bool = True
+    app: ServiceHost, *, due_only: bool = False, status: str | None = None, include_closed: bool = True
 ) -> list[CaseLine]:
     """The register, oldest first; `due_only`: cases with a deadline within 3 days or overdue."""
     if status is not None and status not in rules.STATUSES:
@@ -335,7 +337,7 @@ class CaseView:
     payload: dict[str, Any] | None = field(repr=False)
 
 
-async def case_view(app: App, reference: str) -> CaseView:
+async def case_view(app: ServiceHost, reference: str) -> CaseView:
     async with app.db.unit_of_work(read_only=True) as uow:
         case = await _case(uow, reference)
         events = await uow.register.events(case.reference)
@@ -357,7 +359,7 @@ class StatusChange:
 
 
 async def set_status(
-    app: App,
+    app: ServiceHost,
     reference: str,
     status: str,
     *,
@@ -392,7 +394,7 @@ async def set_status(
 
 
 async def send_message(
-    app: App, reference: str, text: str, *, actor: str = "cli", asks_information: bool = False
+    app: ServiceHost, reference: str, text: str, *, actor: str = "cli", asks_information: bool = False
 ) -> StatusChange:
     """Write to the client of a case in their chat, word for word; they can answer there and the
     answer is mailed to the case's mailbox. `asks_information` also records 001 art. 14.3 (the
@@ -426,7 +428,7 @@ async def send_message(
 
 
 async def add_note(
-    app: App,
+    app: ServiceHost,
     reference: str,
     text: str | None,
     *,
@@ -484,15 +486,9 @@ async def add_note(
 # --- delivering messages to clients --------------------------------------------------------------
 
 
-def _runs_elsewhere(app: App, channel: str) -> bool:
+def _runs_elsewhere(app: ServiceHost, channel: str) -> bool:
     """The channel is configured but runs in another process (the CLI next to `klachtwijzer run`)."""
-    if app.channels.get(channel) is not None:
-        return False
-    if channel == "telegram":
-        return app.settings.telegram_bot_token is not None
-    if channel == "whatsapp":
-        return app.settings.whatsapp_enabled
-    return False
+    return app.channels.get(channel) is None and channel in app.configured_channels
 
 
 def _contact_method(payload: dict[str, Any] | None) -> str:
@@ -501,7 +497,7 @@ def _contact_method(payload: dict[str, Any] | None) -> str:
     return method if method in ("phone", "email") and contact.get("value") else "none"
 
 
-async def _message(app: App, uow: UnitOfWork, n: NotificationRecord, case: RegisterCase,
+async def _message(app: ServiceHost, uow: UnitOfWork, n: NotificationRecord, case: RegisterCase,
                    language: str | None) -> OutMessage:
     t = app.catalogs.get(language or case.language)
     if n.purpose == "follow_up":
@@ -517,7 +513,7 @@ async def _message(app: App, uow: UnitOfWork, n: NotificationRecord, case: Regis
     )
 
 
-async def deliver_pending(app: App, *, only: int | None = None) -> dict[int, tuple[str, str | None]]:
+async def deliver_pending(app: ServiceHost, *, only: int | None = None) -> dict[int, tuple[str, str | None]]:
     """Deliver pending notifications; returns {id: (delivery, method)} for those decided now.
 
     A channel that runs in another process is left to that process. Otherwise a message the
@@ -562,7 +558,7 @@ async def deliver_pending(app: App, *, only: int | None = None) -> dict[int, tup
     return decided
 
 
-async def announced_news(app: App, channel: str, chat_id: str) -> list[tuple[int, OutMessage]]:
+async def announced_news(app: ServiceHost, channel: str, chat_id: str) -> list[tuple[int, OutMessage]]:
     """News that only a template announced to this chat (WhatsApp outside its 24-hour window),
     rendered now in the client's language: to show when the client writes again. Kept in the
     database, so a restart in between loses nothing."""
@@ -578,7 +574,7 @@ async def announced_news(app: App, channel: str, chat_id: str) -> list[tuple[int
     return news
 
 
-async def news_shown(app: App, notification_ids: Sequence[int]) -> None:
+async def news_shown(app: ServiceHost, notification_ids: Sequence[int]) -> None:
     """The client was shown these announced notifications' news."""
     now = app.clock()
     async with app.db.unit_of_work() as uow:
@@ -590,7 +586,7 @@ async def news_shown(app: App, notification_ids: Sequence[int]) -> None:
 # --- follow-up (003 §4) -------------------------------------------------------------------------
 
 
-async def send_follow_ups(app: App) -> int:
+async def send_follow_ups(app: ServiceHost) -> int:
     """Ask clients of cases closed `follow_up_days` ago whether the problem is really solved."""
     days = app.organisation.follow_up_days
     if days <= 0:
@@ -635,7 +631,7 @@ def _last_inbound(data: dict[str, Any]) -> datetime | None:
         return None
 
 
-async def lapse_unreachable(app: App) -> list[str]:
+async def lapse_unreachable(app: ServiceHost) -> list[str]:
     """002 §4.1: a case lapses when the client is unreachable for two months (`lapse_days`).
 
     Unreachable since: the oldest manual contact still open that the client did not answer by
@@ -689,7 +685,7 @@ def _retention_cutoff(now: datetime, years: int) -> datetime:
         return now.replace(year=now.year - years, day=28)
 
 
-async def purge(app: App, *, dry_run: bool = False) -> PurgeResult:
+async def purge(app: ServiceHost, *, dry_run: bool = False) -> PurgeResult:
     """Destroy dossiers `retention_years` after closing, with attachments and outbox copies.
 
     Only the anonymised columns stay (for the statistics). Conversations untouched for as long
@@ -762,7 +758,7 @@ def _manual_lines(manual: Sequence[NotificationRecord]) -> list[str]:
     return lines
 
 
-async def digest_sections(app: App, *, lapsed: Sequence[str] = ()) -> dict[str, list[str]]:
+async def digest_sections(app: ServiceHost, *, lapsed: Sequence[str] = ()) -> dict[str, list[str]]:
     today = local_date(app.clock())
     lines = await list_cases(app, due_only=True, include_closed=False)
     async with app.db.unit_of_work(read_only=True) as uow:
@@ -781,7 +777,7 @@ async def digest_sections(app: App, *, lapsed: Sequence[str] = ()) -> dict[str, 
 
 
 async def queue_digest(
-    app: App, *, lapsed: Sequence[str] = (), force: bool = False
+    app: ServiceHost, *, lapsed: Sequence[str] = (), force: bool = False
 ) -> tuple[dict[str, list[str]], bool]:
     """Put the Dutch digest for the committee mailbox in the outbox; skipped when there is nothing."""
     sections = await digest_sections(app, lapsed=lapsed)
@@ -792,14 +788,14 @@ async def queue_digest(
 
 
 async def add_digest(
-    app: App, uow: UnitOfWork, sections: dict[str, list[str]], *, force: bool = False
+    app: ServiceHost, uow: UnitOfWork, sections: dict[str, list[str]], *, force: bool = False
 ) -> bool:
     """Add the digest mail to the outbox in the caller's unit of work (the daily run commits it
     together with marking the day done); False when there is nothing to report."""
     if not force and not any(sections.values()):
         return False
     now = app.clock()
-    sender = app.settings.mail_from
+    sender = app.mail_from
     recipient = app.organisation.procedure.mailboxes["committee"]
     message_id = new_message_id(sender)
     mail = compose_digest(local_date(now), sections, sender=sender, recipient=recipient,

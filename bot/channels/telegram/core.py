@@ -1,7 +1,7 @@
-"""Telegram: what python-telegram-bot and aiogram share, and `run_telegram`.
+"""Telegram: what python-telegram-bot and aiogram share (`run.py` starts one of them).
 
-The two adapters (bot/telegram_ptb.py, bot/telegram_aiogram.py) only receive updates (polling or
-webhook) and call Bot API methods; everything else happens here, once, for both:
+The two adapters (ptb_adapter.py, aiogram_adapter.py beside this file) only receive updates
+(polling or webhook) and call Bot API methods; everything else happens here, once, for both:
 
 * `parse_update` turns an update (the Bot API's JSON, as both libraries can give it) into
   `Incoming`; only private chats are served;
@@ -10,7 +10,7 @@ webhook) and call Bot API methods; everything else happens here, once, for both:
   button from an older question stale (the engine refuses it politely);
 * `Pacer` sends at most ~1 message per second per chat (short bursts allowed), one chat's messages
   in order, and waits out 429 `retry_after`;
-* `TelegramCore` routes an update: coordinators' staff commands, confidants (bot/handoffs.py),
+* `TelegramCore` routes an update: coordinators' staff commands, confidants (bot/services/handoffs.py),
   clients (the intake service, exactly once per `update_id`), with a per-chat flood limit, a typing
   indicator and attachments (downloaded, size-limited, stored encrypted under random names).
 
@@ -36,8 +36,8 @@ from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from bot.channels import Delivery
-from bot.handoffs import SENDER_NAME, Envelope, HandoffDesk
+from bot.services.delivery import Delivery
+from bot.services.handoffs import SENDER_NAME, Envelope, HandoffDesk
 from flows.handoff import CONFIDANT_LANGUAGE, FileOut, Item, parse_button
 from flows.i18n import N_, Translator
 from flows.model import (
@@ -54,7 +54,7 @@ from flows.model import (
 from flows.texts import GLOBAL_ACTIONS
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.channels.ports import ChannelHost
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -467,7 +467,7 @@ class FloodLimit:
 class TelegramCore:
     """Routes every update; shared by both adapters."""
 
-    def __init__(self, app: App, api: BotApi, options: TelegramOptions, token: str) -> None:
+    def __init__(self, app: ChannelHost, api: BotApi, options: TelegramOptions, token: str) -> None:
         self.app = app
         self.api = api
         self.options = options
@@ -810,7 +810,7 @@ class TelegramCore:
                    state=None)
 
     async def _signal_rows(self, text: str) -> list[dict[str, object]]:
-        from bot.register import anonymised_rows
+        from bot.services.register import anonymised_rows
 
         start, end = period(text)
         return await anonymised_rows(
@@ -916,7 +916,7 @@ class TelegramConfigError(ValueError):
     """The Telegram settings cannot work; the message says what to fix."""
 
 
-def check_settings(app: App) -> None:
+def check_settings(app: ChannelHost) -> None:
     s = app.settings
     if s.telegram_mode == "webhook":
         if not s.telegram_webhook_url:
@@ -925,7 +925,7 @@ def check_settings(app: App) -> None:
             raise TelegramConfigError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET")
 
 
-async def serve(app: App, stop: asyncio.Event, adapter: Adapter, token: str,
+async def serve(app: ChannelHost, stop: asyncio.Event, adapter: Adapter, token: str,
                 options: TelegramOptions,
                 started: Callable[[TelegramCore], None] | None = None) -> None:
     """Run one adapter until `stop` is set: menu, updates, handoff timeouts, clean shutdown."""
@@ -947,28 +947,6 @@ async def serve(app: App, stop: asyncio.Event, adapter: Adapter, token: str,
         await core.pacer.close()
         app.service.handoffs = None
         log.info("Telegram stopped")
-
-
-async def run_telegram(app: App, stop: asyncio.Event, *, options: TelegramOptions | None = None,
-                       started: Callable[[TelegramCore], None] | None = None) -> None:
-    """`klachtwijzer run`: Telegram with the library of TELEGRAM_LIBRARY until `stop` is set."""
-    secret = app.settings.telegram_bot_token
-    if secret is None:
-        raise TelegramConfigError("TELEGRAM_BOT_TOKEN is not set")
-    token = secret.get_secret_value()
-    check_settings(app)
-    quiet_logging(token)
-    options = options or TelegramOptions()
-    adapter: Adapter
-    if app.settings.telegram_library == "aiogram":
-        from bot.telegram_aiogram import AiogramAdapter
-
-        adapter = AiogramAdapter(app.settings, token, options)
-    else:
-        from bot.telegram_ptb import PtbAdapter
-
-        adapter = PtbAdapter(app.settings, token, options)
-    await serve(app, stop, adapter, token, options, started)
 
 
 def _offer_of(message: Item) -> int | None:

@@ -16,9 +16,10 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from bot.app import App, build_app, configure_logging
-from bot.settings import ConfigError, Settings, load_organisation
-from bot.terminal import TerminalChat
+from bot.channels.terminal import TerminalChat
+from bot.root.app import App, build_app, configure_logging
+from bot.root.settings import Settings
+from bot.services.organisation import ConfigError, load_organisation
 from flows.engine import Engine
 from flows.i18n import load_catalogs
 from flows.model import LANGUAGES
@@ -187,7 +188,7 @@ cli.add_typer(case_cli, name="case")
 
 def _register_run(work: Callable[[App], Awaitable[None]]) -> None:
     """Build the app, run one register operation, close; a refusal is a clear error, exit 1."""
-    from bot.register import RegisterError
+    from bot.services.register import RegisterError
 
     settings = _settings()
     configure_logging("WARNING")
@@ -232,7 +233,7 @@ def case_add(
     by: Annotated[str, typer.Option(help="who records this (audit log)")] = "cli",
 ) -> None:
     """Register a signal, e.g. one solved on the spot (003 §5). No names, no contact details."""
-    from bot.register import add_case
+    from bot.services.register import add_case
 
     async def work(app: App) -> None:
         case = await add_case(app, kind=kind, schema=schema, category=category, language=language,
@@ -251,7 +252,7 @@ def case_list(
     open_only: Annotated[bool, typer.Option("--open", help="only open cases")] = False,
 ) -> None:
     """The register, oldest first, with each case's next deadline."""
-    from bot.register import KIND_NL, list_cases, local_date
+    from bot.services.register import KIND_NL, list_cases, local_date
     from flows.register import STATUS_NL
 
     async def work(app: App) -> None:
@@ -285,13 +286,13 @@ def case_list(
 @case_cli.command("show")
 def case_show(reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")]) -> None:
     """One case: status, deadlines, history, messages to the client, follow-up, contact."""
-    from bot.register import ANSWER_NL, KIND_NL, METHOD_NL, case_view, local_date
+    from bot.services.register import ANSWER_NL, KIND_NL, METHOD_NL, case_view, local_date
     from flows.register import OUTCOME_NL, STATUS_NL
 
     def when(moment: datetime | None) -> str:
         if moment is None:
             return "-"
-        from bot.register import ORG_TZ
+        from bot.services.register import ORG_TZ
 
         return moment.astimezone(ORG_TZ).strftime("%d-%m-%Y %H:%M")
 
@@ -378,7 +379,7 @@ def case_set_status(
     notify: Annotated[bool, typer.Option(help="tell the client")] = True,
 ) -> None:
     """Change a case's status; the client is told on their channel, in their language."""
-    from bot.register import METHOD_NL, set_status
+    from bot.services.register import METHOD_NL, set_status
     from flows.register import STATUS_NL
 
     async def work(app: App) -> None:
@@ -413,7 +414,7 @@ def case_message(
     by: Annotated[str, typer.Option(help="who writes (audit log)")] = "cli",
 ) -> None:
     """Write to the client in their chat; their answer comes to the case's mailbox."""
-    from bot.register import METHOD_NL, send_message
+    from bot.services.register import METHOD_NL, send_message
 
     async def work(app: App) -> None:
         change = await send_message(app, reference, text, actor=by,
@@ -451,7 +452,7 @@ def case_note(
     by: Annotated[str, typer.Option(help="who writes this (audit log)")] = "cli",
 ) -> None:
     """Add a note and/or record a fact: contact made, deadline met, information asked, follow-up."""
-    from bot.register import add_note
+    from bot.services.register import add_note
 
     async def work(app: App) -> None:
         done = await add_note(app, reference, text, actor=by, contacted=contacted, met=met,
@@ -472,7 +473,7 @@ def export_cmd(
                                                 "xlsx needs a file)")] = None,
 ) -> None:
     """Anonymised register rows: no names, no free text, no contact or account ids."""
-    from bot.register import export
+    from bot.services.register import export
 
     if format_ not in ("csv", "xlsx", "json"):
         typer.echo("fout: --format is csv, xlsx of json", err=True)
@@ -499,8 +500,8 @@ def report_cmd(
     out: Annotated[Path, typer.Option(help="folder for the HTML and PDF")] = Path("."),
 ) -> None:
     """The anonymised yearly report (001 art. 18) as HTML and PDF, with charts."""
-    from bot.register import app_rows, local_date
-    from bot.report import build_report, write_report
+    from bot.services.register import app_rows, local_date
+    from bot.services.report import build_report, write_report
 
     if not 2000 <= year <= 2100:
         typer.echo("fout: --year moet een jaartal zijn, bijv. 2026", err=True)
@@ -522,7 +523,7 @@ def purge_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would go")] = False,
 ) -> None:
     """Destroy dossiers past retention (001 art. 17.4), with attachments and outbox copies."""
-    from bot.register import purge
+    from bot.services.register import purge
 
     async def work(app: App) -> None:
         result = await purge(app, dry_run=dry_run)
@@ -541,7 +542,7 @@ def digest_cmd(
     force: Annotated[bool, typer.Option("--force", help="send even when there is nothing")] = False,
 ) -> None:
     """Send the daily digest to the committee mailbox now (also runs daily with `run`)."""
-    from bot.register import queue_digest
+    from bot.services.register import queue_digest
 
     async def work(app: App) -> None:
         sections, queued = await queue_digest(app, force=force)

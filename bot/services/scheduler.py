@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from bot.register import (
+from bot.services.register import (
     ORG_TZ,
     add_digest,
     deliver_pending,
@@ -28,7 +28,7 @@ from bot.register import (
 )
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.services.ports import ServiceHost
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class DailyResult:
     pruned_updates: int = 0
 
 
-async def run_daily_once(app: App) -> DailyResult | None:
+async def run_daily_once(app: ServiceHost) -> DailyResult | None:
     """Run the daily jobs if today's run is due and not yet claimed; None if nothing ran."""
     now = app.clock()
     local = now.astimezone(ORG_TZ)
@@ -80,7 +80,7 @@ async def run_daily_once(app: App) -> DailyResult | None:
     return DailyResult(tuple(lapsed), asked, len(purged.cases), sent, pruned)
 
 
-async def run_daily(app: App, stop: asyncio.Event, interval: float = 60.0) -> None:
+async def run_daily(app: ServiceHost, stop: asyncio.Event, interval: float = 60.0) -> None:
     """Until `stop`: pending client messages every `interval` seconds, the daily jobs once a day."""
     while not stop.is_set():
         try:

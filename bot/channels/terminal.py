@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
-from bot.service import IntakeService
+from bot.services.intake import IntakeService
 from flows.model import Choice, Command, Event, OutMessage, Start, Text
 
 CHANNEL = "terminal"

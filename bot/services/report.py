@@ -1,6 +1,6 @@
 """The anonymised yearly report of `001` art. 18, as HTML and PDF, in Dutch, with charts.
 
-It is built from the register's anonymised rows only (`bot.register.anonymised_rows`), and every
+It is built from the register's anonymised rows only (`bot.services.register.anonymised_rows`), and every
 count below 5 is published as "<5" (`flows.register.suppress_breakdown`), so nobody can be singled
 out in a small organisation. A year without cases says so in words (`001` art. 18.1: "Als bij een
 van hen geen klachten kenbaar zijn gemaakt, doen zij ook hiervan mededeling").

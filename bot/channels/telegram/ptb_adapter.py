@@ -1,4 +1,4 @@
-"""python-telegram-bot 22 (the default, TELEGRAM_LIBRARY=ptb): a thin adapter over bot/telegram.py.
+"""python-telegram-bot 22 (the default, TELEGRAM_LIBRARY=ptb): a thin adapter over core.py.
 
 It receives updates (long polling, or PTB's webhook server that checks the secret token) and hands
 each, as Bot API JSON, to `TelegramCore.on_update`; it implements `BotApi` with PTB's `Bot`. No
@@ -26,8 +26,8 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 
-from bot.settings import Settings
-from bot.telegram import (
+from bot.channels.ports import ChannelSettings
+from bot.channels.telegram.core import (
     ALLOWED_UPDATES,
     Keyboard,
     TelegramApiError,
@@ -127,7 +127,7 @@ class PtbApi:
 class PtbAdapter:
     """Polling or webhook with python-telegram-bot; every update goes to the core."""
 
-    def __init__(self, settings: Settings, token: str, options: TelegramOptions) -> None:
+    def __init__(self, settings: ChannelSettings, token: str, options: TelegramOptions) -> None:
         # PTB 22's documented opt-in: time periods (retry_after) as timedelta, no deprecation warning.
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         base = settings.telegram_api_base.rstrip("/")

@@ -33,7 +33,7 @@ from typing import Any
 
 import gnupg  # type: ignore[import-untyped]
 
-from bot.mail import WIRE_POLICY
+from bot.mail.compose import WIRE_POLICY
 
 NEUTRAL_SUBJECT = "Versleuteld bericht"
 # Headers a mail server needs to route and thread the mail; everything else goes inside only.

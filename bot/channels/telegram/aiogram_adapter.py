@@ -1,4 +1,4 @@
-"""aiogram 3 (TELEGRAM_LIBRARY=aiogram): a thin adapter over bot/telegram.py.
+"""aiogram 3 (TELEGRAM_LIBRARY=aiogram): a thin adapter over bot/channels/telegram/core.py.
 
 An outer middleware hands every update, as Bot API JSON, to `TelegramCore.on_update` (long polling,
 or aiogram's aiohttp webhook handler, which checks the secret token); `BotApi` is implemented with
@@ -35,8 +35,8 @@ from aiogram.types import (
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot.settings import Settings
-from bot.telegram import (
+from bot.channels.ports import ChannelSettings
+from bot.channels.telegram.core import (
     ALLOWED_UPDATES,
     Keyboard,
     TelegramApiError,
@@ -45,7 +45,7 @@ from bot.telegram import (
     TelegramOptions,
     TelegramUnavailable,
 )
-from bot.telegram import TelegramRetryAfter as CoreRetryAfter
+from bot.channels.telegram.core import TelegramRetryAfter as CoreRetryAfter
 
 T = TypeVar("T")
 
@@ -137,7 +137,7 @@ class AiogramApi:
 class AiogramAdapter:
     """Polling or webhook with aiogram; every update goes to the core."""
 
-    def __init__(self, settings: Settings, token: str, options: TelegramOptions) -> None:
+    def __init__(self, settings: ChannelSettings, token: str, options: TelegramOptions) -> None:
         self.settings = settings
         self.options = options
         server = TelegramAPIServer.from_base(settings.telegram_api_base)

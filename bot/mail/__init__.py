@@ -1,0 +1,1 @@
+"""Mail to the organisation: composing the Dutch mails, OpenPGP encryption, and the outbox worker."""

@@ -1,0 +1,1 @@
+"""The composition root: settings, the one place that builds and wires every part, and the CLI."""

@@ -1,0 +1,100 @@
+"""The organisation a deployment serves: its procedure, mailboxes, staff and periods (from its TOML)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from bot.mail.pgp import PublicKey, keys_by_address, load_mailbox_keys
+from flows.procedure import Procedure, load_procedure
+from flows.rules import normalise_email
+
+
+@dataclass(frozen=True)
+class Confidant:
+    """A confidant (vertrouwenspersoon) who takes handoffs on Telegram, by numeric user id."""
+
+    telegram_id: int
+    gender: Literal["female", "male"]
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """The organisation running the bot: its name, procedure, mailboxes, staff and periods."""
+
+    name: str
+    procedure: Procedure
+    retention_years: int = 5  # 001 art. 17.4
+    mailboxes: dict[str, str] = field(default_factory=dict)
+    confidants: tuple[Confidant, ...] = ()
+    coordinators: tuple[int, ...] = ()  # Telegram user ids; never usernames
+    handoff_timeout_minutes: int = 30
+    follow_up_days: int = 14  # 003 §4: ask whether the problem was really solved
+    lapse_days: int = 61  # 002 §4.1: unreachable for two months
+    whatsapp_template: str | None = None  # used outside WhatsApp's 24-hour window
+    # OpenPGP public keys by lower-cased mailbox address: mail to it is sent encrypted (PGP/MIME).
+    mailbox_keys: dict[str, PublicKey] = field(default_factory=dict)
+
+
+DEFAULT_ORGANISATION_NAME = "Steunpunt Vluchtelingen De Bilt"
+
+
+class ConfigError(ValueError):
+    """The organisation config cannot be used; the message says what to fix."""
+
+
+def load_organisation(path: Path | None) -> Organisation:
+    """The organisation from its TOML file, or the default of leaflet `000` when there is none."""
+    if path is None:
+        procedure = load_procedure()
+        return Organisation(DEFAULT_ORGANISATION_NAME, procedure, 5, dict(procedure.mailboxes))
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"KLACHTWIJZER_CONFIG {path}: {exc}") from exc
+    procedure_path = raw.get("procedure")
+    procedure = load_procedure((path.parent / procedure_path) if procedure_path else None)
+    mailboxes = dict(procedure.mailboxes)
+    for key, value in raw.get("mailboxes", {}).items():
+        if key not in mailboxes:
+            raise ConfigError(f"{path}: unknown mailbox '{key}' (known: {sorted(mailboxes)})")
+        if normalise_email(str(value)) is None:
+            raise ConfigError(f"{path}: mailbox '{key}' is not an e-mail address: {value!r}")
+        mailboxes[key] = str(value)
+    try:
+        mailbox_keys = keys_by_address(mailboxes, load_mailbox_keys(path, raw, known=mailboxes))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    years = int(raw.get("retention", {}).get("years", 5))
+    if years < 1:
+        raise ConfigError(f"{path}: retention.years must be at least 1")
+    procedure = Procedure(**{**procedure.__dict__, "mailboxes": mailboxes})
+    telegram = raw.get("telegram", {})
+    confidants = []
+    for item in telegram.get("confidants", []):
+        gender = item.get("gender")
+        if gender not in ("female", "male") or not isinstance(item.get("id"), int):
+            raise ConfigError(
+                f"{path}: each telegram.confidants entry needs a numeric id and gender "
+                f"'female' or 'male', got {item!r}"
+            )
+        confidants.append(Confidant(item["id"], gender))
+    coordinators = telegram.get("coordinators", [])
+    if not all(isinstance(c, int) for c in coordinators):
+        raise ConfigError(f"{path}: telegram.coordinators must be numeric user ids")
+    register = raw.get("register", {})
+    return Organisation(
+        name=str(raw.get("name", DEFAULT_ORGANISATION_NAME)),
+        procedure=procedure,
+        retention_years=years,
+        mailboxes=mailboxes,
+        confidants=tuple(confidants),
+        coordinators=tuple(coordinators),
+        handoff_timeout_minutes=int(raw.get("handoff", {}).get("timeout_minutes", 30)),
+        follow_up_days=int(register.get("follow_up_days", 14)),
+        lapse_days=int(register.get("lapse_days", 61)),
+        whatsapp_template=raw.get("whatsapp", {}).get("template"),
+        mailbox_keys=mailbox_keys,
+    )
