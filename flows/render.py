@@ -1,0 +1,417 @@
+"""What the client sees: the question of each state (or open overlay), with its buttons.
+
+`Renderer.render` turns the current state of a conversation into one `OutMessage`; the engine sends
+it whenever a state is entered and whenever a question is asked again. The help text is here too;
+the receipt and the client's file are in `flows.dossier`. Rendering reads the turn and changes
+nothing; no I/O. Message ids are the keys of the catalogs in locales/: keep them byte for byte.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.dossier import answer_lines
+from flows.forms import Forms, applies, submission
+from flows.graph import END_STATES, step_number
+from flows.i18n import Catalogs, Translator
+from flows.model import LANGUAGES, Button, OutMessage
+from flows.procedure import Procedure, Schema
+from flows.texts import (
+    CATEGORY,
+    CONTACT,
+    FIELD,
+    GLOBAL_ACTIONS,
+    KIND,
+    LANGUAGE_NAMES,
+    PREFERENCE,
+    SUMMARY,
+    TRIAGE,
+    WHO,
+)
+from flows.turn import Turn
+
+Rows = tuple[tuple[Button, ...], ...]
+
+
+def _rows(*buttons: Button, per_row: int = 1) -> Rows:
+    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
+
+
+class Renderer:
+    """The texts and buttons of one procedure, in every language of the catalogs."""
+
+    def __init__(self, procedure: Procedure, catalogs: Catalogs, organisation: str) -> None:
+        self.procedure = procedure
+        self.catalogs = catalogs
+        self.organisation = organisation
+        self.forms = Forms(procedure)
+
+    def render(self, turn: Turn) -> OutMessage:
+        """The question of the current state (or open overlay), with its buttons."""
+        overlay = turn.data.get("overlay")
+        text, buttons = self._render_overlay(turn, overlay) if overlay else self._render(turn)
+        return OutMessage(text=text, buttons=buttons, rtl=turn.t.rtl)
+
+    def _language_buttons(self, turn: Turn) -> Rows:
+        current = turn.conv.language
+        return _rows(
+            *(
+                Button(f"lang_{lang}", ("✓ " if lang == current else "") + LANGUAGE_NAMES[lang])
+                for lang in LANGUAGES
+            ),
+            per_row=2,
+        )
+
+    def _render_overlay(self, turn: Turn, overlay: dict[str, Any]) -> tuple[str, Rows]:
+        t = turn.t
+        kind = overlay["kind"]
+        yes_no = {
+            "restart": (t._("Yes, start again"), t._("No, go on")),
+            "erase": (t._("Yes, erase all"), t._("No")),
+            "withdraw_confirm": (t._("Yes, withdraw"), t._("No")),
+        }
+        if kind == "language":
+            return self._language_prompt(turn), self._language_buttons(turn)
+        if kind == "withdraw":
+            cases = turn.withdrawable()
+            return (
+                t._("Which one do you want to withdraw?"),
+                _rows(*(Button(f"wd_{c['reference']}", c["reference"]) for c in cases),
+                      Button("no", t._("No"))),
+            )
+        text = {
+            "restart": t._("Start again? Your answers so far will be deleted. "
+                           "What you already sent stays."),
+            "erase": t._(
+                "Do you really want to erase all your data? This cannot be undone. "
+                "A complaint that you sent is then erased here too."
+            ),
+            "withdraw_confirm": t._(
+                "Do you really want to withdraw {reference}? Then nobody works on it any more. "
+                "It stays registered."
+            ).format(reference=t.ltr(str(overlay.get("reference", "")))),
+        }[kind]
+        yes, no = yes_no[kind]
+        return text, _rows(Button("yes", yes), Button("no", no), per_row=2)
+
+    def _language_prompt(self, turn: Turn) -> str:
+        if turn.conv.language:
+            return turn.t._("Choose your language.")
+        return "\n".join(self.catalogs.get(lang)._("Choose your language.") for lang in LANGUAGES)
+
+    def _render(self, turn: Turn) -> tuple[str, Rows]:
+        t, state = turn.t, turn.state
+        if state == "language":
+            return self._language_prompt(turn), self._language_buttons(turn)
+        if state == "privacy":
+            return (
+                t._(
+                    "Welcome. This is the complaints chat of {organisation}.\n"
+                    "Here you can tell us if you are not happy with the help you get, or if "
+                    "someone treated you badly.\n\n"
+                    "Your privacy:\n"
+                    "• We keep your answers in your own file. Only the people who handle "
+                    "complaints can read them: the complaints committee, a confidant or a "
+                    "coordinator.\n"
+                    # 001 art. 14.4 and 14.9: the staff member hears the complaint, sees the documents.
+                    "• A formal complaint is also shown to the person it is about, so that they "
+                    "can answer.\n"
+                    # 001 art. 5.2: secrecy, with one exception the client must know beforehand.
+                    "• A confidant keeps what you say secret. There is one exception: a possible "
+                    "crime. The confidant must report that to the board of the organisation.\n"
+                    "• We share nothing else without your consent.\n"
+                    "• You can always see your file, withdraw your complaint or erase your "
+                    "data.\n\n"
+                    "Type /help at any moment for help."
+                ).format(organisation=self.organisation),
+                _rows(Button("ok", t._("Continue"))),
+            )
+        if state == "triage":
+            text = t._(
+                "What is it about?\n"
+                "• Not happy with the help, or a disagreement with your volunteer.\n"
+                "• Unwanted behaviour: for example discrimination, bullying, aggression or "
+                "sexual harassment.\n"
+                "• Not sure? Then we take you to a confidant. A confidant is on your side."
+            )
+            return text, _rows(*(Button(o.id, t._(TRIAGE[o.id])) for o in self.procedure.triage))
+        if state == "category":
+            schema = self._schema(turn)
+            return (
+                t._("What fits best?"),
+                _rows(*(Button(c, t._(CATEGORY[c])) for c in schema.categories), per_row=2),
+            )
+        if state == "danger":
+            return (
+                t._("First: are you in danger right now?"),
+                _rows(Button("danger_yes", t._("Yes, I am in danger")), Button("danger_no",
+                      t._("No")), per_row=2),
+            )
+        if state.endswith("_talk"):
+            return self._render_talk(turn)
+        if state.endswith("_mediation"):
+            return (
+                t._(
+                    "Step {step} of {total}: help to find a solution.\n"
+                    "The chair of the complaints committee can help you and the other person "
+                    "to find a solution together. This is called mediation. It is free.\n"
+                    "Do you want to ask for mediation?"
+                ).format(**self._step_number(turn, "mediation")),
+                _rows(Button("request_yes", t._("Yes, ask for it")),
+                      Button("request_no", t._("No, formal complaint"))),
+            )
+        if state.endswith("_confidant"):
+            # 001 art. 5.2: secrecy, except a possible crime, which the confidant reports to the board.
+            return (
+                t._(
+                    "Step {step} of {total}: a confidant.\n"
+                    "A confidant listens to you and helps you to find a solution. The confidant "
+                    "is on your side and keeps what you say secret. One exception: a possible "
+                    "crime must be reported to the board of the organisation. "
+                    "You do not have to give your name.\n"
+                    "Do you want a confidant? You may choose a woman or a man."
+                ).format(**self._step_number(turn, "confidant")),
+                _rows(
+                    Button("pref_female", t._("A woman")),
+                    Button("pref_male", t._("A man")),
+                    Button("pref_none", t._("No preference")),
+                    Button("pref_no_thanks", t._("No, thank you")),
+                    per_row=2,
+                ),
+            )
+        if state == "admissibility":
+            return self._render_admissibility(turn)
+        if state == "summary":
+            return self._render_summary(turn)
+        if state == "edit":
+            form = self.forms.current(turn)
+            fields = [f for f in form.fields if applies(turn, f)]
+            return (
+                t._("What do you want to change?"),
+                _rows(*(Button(f"edit_{f}", t._(FIELD[f])) for f in fields), per_row=2),
+            )
+        if state == "no_consent":
+            return (
+                t._(
+                    "We send nothing without your consent. Your answers stay in your file until "
+                    "you erase them. You can still give consent later."
+                ),
+                _rows(Button("consent_yes", t._("Send it after all")),
+                      Button("discard", t._("Delete my answers"))),
+            )
+        if state == "submitting":
+            return t._("One moment, please. We are sending it."), ()
+        if state == "after_request":
+            return (
+                t._("Do you also want to make a formal complaint now? You can also do it later."),
+                _rows(Button("continue", t._("Yes, make complaint")),
+                      Button("finish", t._("No, that is all"))),
+            )
+        if state in END_STATES:
+            text = {
+                "done": t._("You are done. What do you want to do now?"),
+                "resolved": t._(
+                    "Good to hear that talking helped. If the problem comes back, you can come "
+                    "back here at any time."
+                ),
+                "stopped": t._("We stopped. Nothing was sent."),
+            }[state]
+            return text, _rows(self._global(t, "new"), self._global(t, "dossier"),
+                               self._global(t, "help"), per_row=2)
+        return self._render_field(turn)
+
+    def _render_talk(self, turn: Turn) -> tuple[str, Rows]:
+        t = turn.t
+        schema = self._schema(turn)
+        number = self._step_number(turn, "talk")
+        if not schema.face_person:
+            # Unwanted behaviour, or "not sure" (000 Schema B, 004 step 2): never send the client
+            # to the person or their manager first. Open with what they may do: the confidant.
+            text = t._(
+                "Step {step} of {total}: talk about it, if you want.\n"
+                "A confidant can help you. You can go to a confidant now. If you feel safe, you "
+                "may first talk about it with someone at the organisation. You choose.\n"
+                "Did you already talk about it with someone?"
+            ).format(**number)
+            not_tried = t._("No")
+        else:
+            text = t._(
+                "Step {step} of {total}: talk about it.\n"
+                "First talk with the person it is about. Does that not help? Then talk with "
+                "their manager, the coordinator."
+            ).format(**number) + "\n" + t._("Did you try this?")
+            not_tried = t._("No, I prefer not to")
+        return text, _rows(
+            Button("talk_helped", t._("Yes, it helped")),
+            Button("talk_not_helped", t._("Yes, it did not help")),
+            Button("talk_not_tried", not_tried),
+            Button("skip_to_complaint", t._("Formal complaint now")),
+        )
+
+    def _render_admissibility(self, turn: Turn) -> tuple[str, Rows]:
+        t = turn.t
+        if turn.data.get("admissibility", {}).get("status") == "anonymous":
+            return (
+                t._(
+                    "You want to stay anonymous. The committee cannot handle a complaint "
+                    "without a name. We can register it as a report. The organisation uses "
+                    "reports to improve its work."
+                ),
+                _rows(Button("adm_register", t._("Yes, register it")),
+                      Button("adm_give_name", t._("I will give my name"))),
+            )
+        months = self.procedure.limit_months
+        return (
+            t.ngettext(
+                "This happened more than {count} month ago. The committee may not handle "
+                "complaints that old. You can still send it, and the committee decides. "
+                "Or we only register it as a report.",
+                "This happened more than {count} months ago. The committee may not handle "
+                "complaints that old. You can still send it, and the committee decides. "
+                "Or we only register it as a report.",
+                months,
+            ).format(count=months),
+            _rows(Button("adm_send", t._("Send it anyway")),
+                  Button("adm_register", t._("Only register it")),
+                  Button("adm_stop", t._("Stop here"))),
+        )
+
+    def _render_field(self, turn: Turn) -> tuple[str, Rows]:
+        t = turn.t
+        form = self.forms.current(turn)
+        committee = form.mailbox == "committee"
+        if turn.state.endswith("_contact_value"):
+            if turn.answers.get("contact", {}).get("method") == "phone":
+                return t._("What is your phone number?"), ()
+            return t._("What is your e-mail address?"), ()
+        field_id = self.forms.field_of(turn.state)
+        if field_id == "who":
+            return (
+                t._(
+                    "Who is the complaint for? You may also complain for someone else, for "
+                    "example as a parent, guardian or authorised person."
+                ),
+                _rows(*(Button(f"who_{k}", t._(v)) for k, v in WHO.items())),
+            )
+        if field_id == "name":
+            if turn.answers.get("who") == "representative":
+                return t._("What is the name of the person you complain for?"), ()
+            return t._("What is your name?"), ()
+        if field_id == "representative_name":
+            return t._("What is your own name?"), ()
+        if field_id == "representative_relation":
+            return t._(
+                "How are you related to this person? For example: parent, guardian, or "
+                "authorised person."
+            ), ()
+        if field_id == "staff":
+            return (
+                t._(
+                    "Who is it about? Write the name of the volunteer or staff member. "
+                    "More than one person? Write all names."
+                ),
+                _rows(Button("staff_unknown", t._("I do not know"))),
+            )
+        if field_id == "description":
+            return t._(
+                "What happened? Write it in your own words and in your own language. "
+                "You may also send photos or documents."
+            ), ()
+        if field_id == "description_optional":
+            return (
+                t._("Do you want to tell briefly what it is about? You may also skip this."),
+                _rows(Button("skip", t._("Skip"))),
+            )
+        if field_id == "when":
+            return (
+                t._("When did it happen? For example: {example}, or March 2026.").format(
+                    example=t.ltr("15-03-2026")
+                ),
+                _rows(Button("when_unknown", t._("I do not know"))),
+            )
+        if field_id == "tried":
+            return (
+                t._("What did you already do to solve it?"),
+                _rows(Button("tried_nothing", t._("Nothing yet"))),
+            )
+        if field_id == "name_or_anonymous":
+            return (
+                t._("What is your name? You may also stay anonymous."),
+                _rows(Button("anonymous", t._("Stay anonymous"))),
+            )
+        if field_id == "contact":
+            question = (
+                t._("How can the committee contact you?")
+                if committee
+                else t._("How can the confidant contact you?")
+            )
+            return question, _rows(*(Button(f"contact_{k}", t._(v)) for k, v in CONTACT.items()))
+        # consent: 000 "only shared with others if you give consent"
+        question = (
+            # 001 art. 14.4 and 14.9: the person concerned hears what the complaint says.
+            t._(
+                "May we send this to the complaints committee? Only the committee reads it. "
+                "The person it is about will hear what it says, so that they can answer. "
+                "Without your consent we send nothing."
+            )
+            if committee
+            # 001 art. 5.2: confidants keep it secret, except a possible crime (to the board).
+            else t._(
+                "May we send this to the confidants? Only the confidants read it. They keep it "
+                "secret, with one exception: they must report a possible crime to the board of "
+                "the organisation. Without your consent we send nothing."
+            )
+        )
+        return question, _rows(Button("consent_yes", t._("Yes, send it")),
+                               Button("consent_no", t._("No")), per_row=2)
+
+    def _render_summary(self, turn: Turn) -> tuple[str, Rows]:
+        t = turn.t
+        form = self.forms.current(turn)
+        lines = [t._("Please check your answers:")]
+        kind = submission(turn, form)["kind"]
+        lines.append(f"• {t._(SUMMARY['kind'])}: {t._(KIND[kind])}")
+        if form.id == "confidant_request" and turn.data.get("preference"):
+            lines.append(
+                f"• {t._(SUMMARY['confidant'])}: {t._(PREFERENCE[turn.data['preference']])}"
+            )
+        lines.extend(answer_lines(turn, self.forms, turn.answers))
+        files = len(turn.data.get("attachments", []))
+        if files:
+            lines.append(f"• {t._(SUMMARY['files'])}: {files}")
+        lines.append("")
+        lines.append(t._("Is everything correct?"))
+        send = t._("Register it") if kind == "report" else t._("Send")
+        return "\n".join(lines), _rows(
+            Button("confirm", send),
+            Button("change", t._("Change something")),
+            Button("cancel", t._("Cancel")),
+        )
+
+    def help(self, t: Translator) -> tuple[str, Rows]:
+        """The help text (/help), with buttons for the commands."""
+        text = t._(
+            "How this works:\n"
+            "• Press a button, or type your answer.\n"
+            "• /language: choose another language.\n"
+            "• /dossier: see everything we stored about you.\n"
+            "• /withdraw: withdraw a complaint you sent.\n"
+            "• /erase: erase all your data.\n"
+            "• /restart: start again.\n"
+            "• /help: this help.\n"
+            "In danger? Call {phone}."
+        ).format(phone=t.ltr("112"))
+        actions = ("language", "dossier", "withdraw", "erase", "restart")
+        return text, _rows(*(self._global(t, a) for a in actions), per_row=2)
+
+    @staticmethod
+    def _global(t: Translator, action: str) -> Button:
+        return Button(f"cmd:{action}", t._(GLOBAL_ACTIONS[action]))
+
+    # --- small lookups -------------------------------------------------------------------------
+
+    def _step_number(self, turn: Turn, step: str) -> dict[str, int]:
+        return step_number(self._schema(turn), step)
+
+    def _schema(self, turn: Turn) -> Schema:
+        return self.procedure.schemas[turn.data["schema"]]
