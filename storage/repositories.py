@@ -428,6 +428,12 @@ class InboundRepository(_Repository):
         inserted = (await self._conn.execute(stmt, params)).first()
         return inserted is None
 
+    async def known(self, channel: str, update_id: str) -> bool:
+        """Whether this update was recorded as handled (read only)."""
+        stmt = select(inbound_updates.c.update_id).where(
+            inbound_updates.c.channel == channel, inbound_updates.c.update_id == update_id)
+        return (await self._conn.execute(stmt)).first() is not None
+
     async def prune(self, before: datetime) -> int:
         """Forget update ids received before `before`; returns how many."""
         result = await self._conn.execute(

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.mail.outbox import FileTransport, MailTransport, OutboxWorker, SmtpTransport
 from bot.root.settings import Settings
 from bot.services.delivery import Channels
@@ -20,6 +22,63 @@ from storage import Database, load_key, utc_now
 from storage.files import EncryptedFileStore
 
 log = logging.getLogger(__name__)
+
+DATABASE_URL_FORM = ("postgresql+asyncpg://USER:PASSWORD@HOST:5432/DBNAME "
+                     "(or sqlite+aiosqlite:////path/to/klachtwijzer.db)")
+
+
+class SetupError(Exception):
+    """The application cannot start because of its configuration; the message says what to do."""
+
+
+def safe_db_url(url: str) -> str:
+    """The database URL without its password, for logs and messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a URL)"
+
+
+def database_problem(settings: Settings, exc: BaseException) -> str:
+    """One line for an operator: why the database cannot be opened, and what to do."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+    where = ("DATABASE_URL" if settings.database_url
+             else f"the SQLite database in KLACHTWIJZER_DATA_DIR ({settings.data_dir})")
+    if isinstance(exc, ArgumentError):
+        return f"DATABASE_URL is not a database URL that can be used; expected {DATABASE_URL_FORM}"
+    if isinstance(exc, ImportError):
+        return (f"DATABASE_URL names a database driver that is not installed ({exc.name}); "
+                f"expected {DATABASE_URL_FORM}")
+    target = safe_db_url(settings.db_url)
+    if isinstance(exc, TimeoutError):
+        return f"{where}: no answer from {target}; is the database running and reachable?"
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    reason = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
+    detail = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+    if isinstance(exc, OSError):
+        return f"{where}: cannot reach {target} ({detail}); is the database server running there?"
+    if isinstance(exc, SQLAlchemyError) or "asyncpg" in type(exc).__module__:
+        return f"{where}: cannot open {target} ({detail}); check the user, password and database name"
+    return f"{where}: cannot open {target} ({detail})"
+
+
+def key_problem(settings: Settings, exc: ValueError) -> str:
+    """One line for a secret key that is not a key, without echoing it."""
+    if settings.secret_key is not None:
+        return "KLACHTWIJZER_SECRET_KEY is not a valid key; make one with `klachtwijzer keygen`"
+    return f"{str(exc).split(' (')[0]}; replace it with the key kept safe, or one from `klachtwijzer keygen`"
+
+
+def data_dir_problem(settings: Settings, exc: OSError) -> str:
+    """One line: the data dir (key, SQLite, files, .eml outbox) cannot be written."""
+    reason = exc.strerror or type(exc).__name__
+    return (f"KLACHTWIJZER_DATA_DIR {settings.data_dir} is not a writable folder ({reason}); "
+            "create it or point KLACHTWIJZER_DATA_DIR at one this user may write")
 
 
 @dataclass
@@ -40,6 +99,38 @@ class App:
     @property
     def mail_from(self) -> str:
         return self.settings.mail_from
+
+    @property
+    def fallback_mail(self) -> str | None:
+        """Where the digest also goes when the committee mailbox refused a mail for good."""
+        return self.settings.fallback_mail
+
+    def describe(self) -> list[tuple[int, str]]:
+        """What `klachtwijzer run` runs, one (log level, line) per part; no secrets."""
+        settings = self.settings
+        lines: list[tuple[int, str]] = []
+        if settings.telegram_bot_token is not None:
+            where = (f"webhook {settings.telegram_webhook_url}, listening on "
+                     f"{settings.telegram_listen_host}:{settings.telegram_listen_port}"
+                     if settings.telegram_mode == "webhook" else f"polling {settings.telegram_api_base}")
+            lines.append((logging.INFO, f"channel telegram ({settings.telegram_library}): {where}"))
+        if settings.whatsapp_enabled:
+            lines.append((logging.INFO, f"channel whatsapp: webhook listening on "
+                                        f"{settings.whatsapp_listen_host}:{settings.whatsapp_listen_port}"))
+        if not lines:
+            lines.append((logging.WARNING, "no chat channel configured (set TELEGRAM_BOT_TOKEN or the "
+                                           "WHATSAPP_* settings); only the outbox and the daily jobs run"))
+        if settings.smtp_host:
+            lines.append((logging.INFO, f"mail: SMTP {settings.smtp_host}:{settings.smtp_effective_port} "
+                                        f"({settings.smtp_tls}), from {settings.mail_from}"))
+        else:
+            lines.append((logging.WARNING, f"mail: no SMTP_HOST set, mails to the organisation are only "
+                                           f"written as .eml files to {settings.outbox_dir.resolve()}"))
+        lines.append((logging.INFO, f"data dir: {settings.data_dir.resolve()}"))
+        dialect = self.db.engine.dialect.name
+        kind = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}.get(dialect, dialect)
+        lines.append((logging.INFO, f"database: {kind}, {safe_db_url(settings.db_url)}"))
+        return lines
 
     @property
     def configured_channels(self) -> frozenset[str]:
@@ -73,11 +164,42 @@ class App:
                 group.create_task(task)
 
 
+# Libraries that log whole updates, requests or SQL parameters (names, stories, phone numbers) at
+# DEBUG or INFO, or URLs with the bot token: they never log below WARNING, whatever the level.
+THIRD_PARTY_LOGGERS = (
+    "telegram", "telegram.ext", "httpx", "httpcore", "aiogram", "aiogram.event",
+    "aiogram.dispatcher", "aiohttp", "aiohttp.access", "aiosqlite", "sqlalchemy",
+    "sqlalchemy.engine", "asyncio", "mail.log", "tornado.access", "transitions",
+)
+
+
+class ThirdPartyAtWarning(logging.Filter):
+    """Drops records below WARNING from the third-party loggers (and their children)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        name = record.name
+        return not any(name == n or name.startswith(n + ".") for n in THIRD_PARTY_LOGGERS)
+
+
 def configure_logging(level: str) -> None:
-    """Plain logs without personal data; libraries that log URLs with tokens are kept quiet."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "aiosqlite", "mail.log"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Plain logs without personal data: our own lines at `level` (DEBUG too), third-party
+    libraries (which log whole updates, SQL parameters, URLs with tokens) at WARNING and above."""
+    numeric = logging.getLevelName(level.upper())
+    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(numeric)
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Children a library configured itself (e.g. "telegram.ext.Updater" at DEBUG) follow too.
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (isinstance(logger, logging.Logger) and logger.level < logging.WARNING
+                and any(name.startswith(n + ".") for n in THIRD_PARTY_LOGGERS)):
+            logger.setLevel(logging.WARNING)
+    for handler in root.handlers:
+        if not any(isinstance(f, ThirdPartyAtWarning) for f in handler.filters):
+            handler.addFilter(ThirdPartyAtWarning())
 
 
 def mail_transport(settings: Settings) -> MailTransport:
@@ -98,14 +220,26 @@ async def build_app(settings: Settings, clock: Callable[[], datetime] = utc_now)
     catalogs = load_catalogs()
     engine = Engine(organisation.procedure, catalogs, organisation=organisation.name)
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-    cipher, generated = load_key(settings.data_dir, secret)
+    try:
+        cipher, generated = load_key(settings.data_dir, secret)
+    except OSError as exc:
+        raise SetupError(data_dir_problem(settings, exc)) from exc
+    except ValueError as exc:
+        raise SetupError(key_problem(settings, exc)) from exc
     if generated:
         log.warning(
             "No KLACHTWIJZER_SECRET_KEY set: generated a development key in %s. "
             "Set KLACHTWIJZER_SECRET_KEY in production and keep a copy safe.",
             settings.data_dir / "secret.key",
         )
-    db = await Database.open(settings.db_url, cipher, clock=clock)
+    try:
+        db = await Database.open(settings.db_url, cipher, clock=clock)
+    except (OSError, ImportError, TimeoutError, SQLAlchemyError) as exc:
+        raise SetupError(database_problem(settings, exc)) from exc
+    except Exception as exc:
+        if not type(exc).__module__.startswith("asyncpg"):
+            raise  # a bug, not a configuration problem: keep its traceback
+        raise SetupError(database_problem(settings, exc)) from exc
     transport = mail_transport(settings)
     worker = OutboxWorker(db=db, transport=transport, sender=settings.mail_from, clock=clock)
     files = EncryptedFileStore(settings.data_dir / "files", cipher)

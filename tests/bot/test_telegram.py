@@ -708,14 +708,15 @@ async def test_handoff_timeout_tells_the_client(running: Any, library: str, smtp
 async def test_flood_limit_and_big_file(running: Any, library: str) -> None:
     """Too many messages at once get one translated notice; a file over the limit is refused."""
     options = TelegramOptions(**{**FAST.__dict__, "flood_max": 3})
-    h: Harness = await running(library, max_attachment_bytes=10)
+    h: Harness = await running(library, max_attachment_bytes=100_000)
     h.c.flood.limit = options.flood_max
     client = h.person(CLIENT, "uk", "Olena")
     await client.say("/start")
-    big = await client.file("photo", b"x" * 11)
+    big = await client.file("photo", b"x" * 100_001)
     uk = h.a.catalogs.get("uk")
-    assert [s.text for s in big] == [uk._(
-        "This file is too big. The limit is {size} MB. Please send a smaller file.").format(size=1)]
+    assert [s.text for s in big] == [uk._(  # the configured limit, in Ukrainian number format
+        "This file is too big. The limit is {size} MB. Please send a smaller file.").format(
+            size="0,1")]
     await client.say("1")
     flood = await client.say("2")
     assert [s.text for s in flood] == [uk._(
@@ -723,6 +724,65 @@ async def test_flood_limit_and_big_file(running: Any, library: str) -> None:
         "minute, then send them again.")]
     assert await client.say("3") == []
     assert list((h.a.settings.data_dir / "files").glob("*")) == []
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_same_update_ten_times_is_no_flood(running: Any, library: str) -> None:
+    """The same update delivered 10 times (flood limit 3) gets one reply and no flood notice."""
+    h: Harness = await running(library)
+    h.c.flood.limit = 3
+    client = h.person(CLIENT, "en", "Sam")
+    await client.say("/start")
+    before = len(client.inbox())
+    update = message_update(h.stub.next_update_id(), client.user, text="/help")
+    await h.deliver(update)
+    reply = [s.text for s in client.inbox()[before:]]
+    for _ in range(9):
+        await h.deliver(update, again=True)
+    texts = [s.text or "" for s in client.inbox()[before:]]
+    assert texts == reply and not any("many messages" in t for t in texts)
+    assert "many messages" not in (await client.say("/help"))[0].text  # still below the limit
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_debug_logging_holds_no_personal_data(running: Any, library: str) -> None:
+    """At DEBUG (configure_logging), no record of any logger holds the client's name or story."""
+    from bot.root.app import configure_logging
+
+    root = logging.getLogger()
+    saved = (root.level, {name: logging.getLogger(name).level
+                          for name in logging.root.manager.loggerDict})
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    try:
+        configure_logging("DEBUG")
+        root.addHandler(handler)
+        h: Harness = await running(library)
+        client = h.person(CLIENT, "en", "Zebulon Quackenbush")
+        await begin(client, "en", "dissatisfied", "help")
+        await client.press("skip_to_complaint")
+        await client.press("who_self")
+        await client.say("Zebulon Quackenbush")
+        await client.press("staff_unknown")
+        await client.say("The parrot story of Wobbleton happened at the desk.")
+        await h.c.idle()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        for name, level in saved[1].items():
+            logging.getLogger(name).setLevel(level)
+    assert records  # the handler at DEBUG saw the run
+    leaked = [r.name for r in records
+              if "Quackenbush" in _record_text(r) or "Wobbleton" in _record_text(r)]
+    assert leaked == []
+
+
+def _record_text(record: logging.LogRecord) -> str:
+    try:
+        return f"{record.getMessage()} {record.exc_text or ''} {record.__dict__}"
+    except Exception:  # a record whose arguments do not format: look at its parts
+        return f"{record.msg} {record.args} {record.__dict__}"
 
 
 @pytest.mark.parametrize("library", LIBRARIES)

@@ -555,6 +555,25 @@ async def test_too_big_file_refused(start_whatsapp: StartWhatsApp, graph: GraphS
     assert not files.exists() or list(files.iterdir()) == []
 
 
+async def test_too_big_file_names_a_limit_below_one_megabyte(
+        start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """With a limit of 100 000 bytes the refusal says 0.1 MB (in the client's format), not 1 MB."""
+    meta = await start_whatsapp(max_attachment_bytes=100_000)
+    en = meta.app.catalogs.get("en")
+    phone = Phone(meta)
+    for step in ("lang_en", "ok", "dissatisfied", "help", "skip_to_complaint", "who_self"):
+        if step == "lang_en":
+            await phone.type("Hello")
+        await phone.press(step)
+    graph.add_media("media-big", b"x" * 10, "application/pdf", declared_size=150_000)
+    await phone._send({"type": "document", "document": {"id": "media-big",
+                                                        "mime_type": "application/pdf"}})
+    text = phone.text()
+    assert en._("This file is too big. The limit is {size} MB. Please send a smaller file.").format(
+        size="0.1") in text
+    assert "limit is 1 MB" not in text
+
+
 async def test_file_outside_a_form_is_not_kept(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
     """A photo sent while no form is open is answered and its stored copy removed at once."""
     meta = await start_whatsapp()

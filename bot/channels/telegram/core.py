@@ -29,7 +29,7 @@ import io
 import logging
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -85,6 +85,7 @@ ALLOWED_UPDATES = ["message", "callback_query"]  # what the bot asks Telegram fo
 TYPING_AFTER = 0.3  # seconds: a reply that comes sooner needs no "typing…" indicator
 NOISY_LOGGERS = ("httpx", "httpcore", "telegram.ext.Updater", "telegram.Bot", "telegram.request",
                  "tornado.access", "aiohttp.access", "aiogram.event")
+RECENT_UPDATES = 10_000  # update ids remembered to recognise redeliveries before flood counting
 SIGNAL_FIELDS = ("reference", "kind", "schema", "language", "channel", "month", "status")
 
 
@@ -450,6 +451,12 @@ class FloodLimit:
         self._seen: dict[int, deque[float]] = {}
         self._told: dict[int, float] = {}
 
+    def full(self, chat_id: int) -> bool:
+        """Whether the next update of this chat would be over the limit (nothing is counted)."""
+        now = time.monotonic()
+        seen = self._seen.get(chat_id, ())
+        return sum(1 for at in seen if now - at <= self.window) >= self.limit
+
     def check(self, chat_id: int) -> Literal["ok", "notice", "drop"]:
         now = time.monotonic()
         seen = self._seen.setdefault(chat_id, deque())
@@ -483,6 +490,8 @@ class TelegramCore:
         self._chat_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
             weakref.WeakValueDictionary())
         self.processed: deque[int] = deque(maxlen=10_000)  # update ids handled (monitoring, tests)
+        # Update ids that arrived lately: a redelivered update is not counted by the flood limit.
+        self._arrived: OrderedDict[int, None] = OrderedDict()
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -627,8 +636,24 @@ class TelegramCore:
         self._pending.add(task)
         task.add_done_callback(self._done)
 
+    async def _redelivered(self, incoming: Incoming) -> bool:
+        """Whether this update came before: seen lately in this process, or (only when the chat
+        is at its flood limit, to keep the usual path free of a query) stored as handled."""
+        update_id = incoming.update_id
+        if update_id in self._arrived:
+            return True
+        self._arrived[update_id] = None
+        while len(self._arrived) > RECENT_UPDATES:
+            self._arrived.popitem(last=False)
+        if not self.flood.full(incoming.chat_id):
+            return False
+        async with self.app.db.unit_of_work(read_only=True) as uow:
+            return await uow.inbound.known(CHANNEL, str(update_id))
+
     async def _on_update(self, incoming: Incoming) -> None:
-        verdict = self.flood.check(incoming.chat_id)
+        # Duplicates are recognised before counting: a redelivered update never trips the limit
+        # (the service then ignores it, by its stored update id).
+        verdict = "ok" if await self._redelivered(incoming) else self.flood.check(incoming.chat_id)
         if verdict != "ok":
             if verdict == "notice":
                 t = self.translator(incoming.language_code)
