@@ -19,9 +19,13 @@ COPY storage ./storage
 COPY locales ./locales
 RUN pip install ".[ptb,aiogram]" \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin klachtwijzer \
-    && mkdir -p /data && chown klachtwijzer:klachtwijzer /data && chmod 0700 /data
+    && mkdir -p /data /out && chown klachtwijzer:klachtwijzer /data /out && chmod 0700 /data
 
+# The working directory is the user's own: `report` and `export -o FILE` write here by default.
+WORKDIR /out
 USER klachtwijzer
 VOLUME ["/data"]
+# The webhook ports of Telegram and WhatsApp, when those run (TELEGRAM_/WHATSAPP_LISTEN_PORT).
+EXPOSE 8443 8444
 ENTRYPOINT ["klachtwijzer"]
 CMD ["run"]
