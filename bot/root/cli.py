@@ -5,38 +5,108 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import io
+import logging
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from typer.core import TyperGroup
 
 from bot.channels.terminal import TerminalChat
-from bot.root.app import App, build_app, configure_logging
+from bot.root.app import (
+    App,
+    SetupError,
+    build_app,
+    configure_logging,
+    data_dir_problem,
+    database_problem,
+    key_problem,
+    safe_db_url,
+)
 from bot.root.settings import Settings
-from bot.services.organisation import ConfigError, load_organisation
+from bot.services.organisation import ConfigError, Organisation, load_organisation
 from flows.engine import Engine
 from flows.i18n import load_catalogs
 from flows.model import LANGUAGES
 from flows.procedure import ProcedureError
 from storage import generate_key
 
-cli = typer.Typer(help="Klachtwijzer: a multilingual complaint-intake chatbot.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from typer._click.core import Context as ClickContext  # typer vendors click since 0.20
+
+EXIT_CODES = "Exit codes: 0 ok; 1 a problem with the configuration, the data or the input; 2 usage."
+
+
+def setting_lines(exc: ValidationError) -> list[str]:
+    """One line per bad setting, named by its environment variable, without echoing its value."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"setting {where}: {message}")
+    return lines
+
+
+def problem_lines(exc: BaseException) -> list[str] | None:
+    """A configuration or user error as lines an operator can act on; None for a real bug."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.services.register import RegisterError
+
+    if isinstance(exc, SetupError | ConfigError | ProcedureError):
+        return [str(exc)]
+    if isinstance(exc, RegisterError):
+        return [f"fout: {exc}"]
+    if isinstance(exc, ValidationError):
+        return setting_lines(exc)
+    if isinstance(exc, SQLAlchemyError) or type(exc).__module__.startswith("asyncpg"):
+        return [f"database: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"]
+    if isinstance(exc, OSError):
+        hint = "; does the folder exist?" if isinstance(exc, FileNotFoundError) else ""
+        where = f"{exc.filename}: " if exc.filename else ""
+        return [f"{where}{exc.strerror or type(exc).__name__}{hint}"]
+    return None
+
+
+class OperatorErrors(TyperGroup):
+    """Maps configuration and user errors of every command to lines on stderr and exit code 1;
+    `--debug` shows the traceback instead. Anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as exc:
+            lines = problem_lines(exc)
+            if lines is None or ctx.params.get("debug"):
+                raise
+            for line in lines:
+                typer.echo(f"error: {line}" if not line.startswith("fout: ") else line, err=True)
+            raise typer.Exit(1) from None
+
+
+cli = typer.Typer(help="Klachtwijzer: a multilingual complaint-intake chatbot. " + EXIT_CODES,
+                  no_args_is_help=True, cls=OperatorErrors, pretty_exceptions_enable=False)
+
+
+@cli.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error")] = False,
+) -> None:
+    """Klachtwijzer: a multilingual complaint-intake chatbot."""
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"])
-            typer.echo(f"setting {where}: {error['msg']}", err=True)
-        raise typer.Exit(2) from exc
+    return Settings()
 
 
 @cli.command()
@@ -75,68 +145,187 @@ def run() -> None:
     """Run the configured channels and the outbox worker until stopped (SIGINT/SIGTERM)."""
     settings = _settings()
     configure_logging(settings.log_level)
+    log = logging.getLogger("bot.root.run")
 
     async def main() -> None:
-        app = await build_app(settings)
+        # Signals first: a SIGTERM while the database migrates still stops cleanly.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
+        app = await build_app(settings)
         try:
+            for level, line in app.describe():
+                log.log(level, "%s", line)
             await app.run(stop)
         finally:
             await app.close()
+        log.info("stopped")
 
     asyncio.run(main())
 
 
-@cli.command("check-config")
-def check_config() -> None:
-    """Check the settings and the organisation config; say clearly what is wrong."""
-    settings = _settings()
+@cli.command("check-config", epilog=EXIT_CODES)
+def check_config(
+    smtp: Annotated[bool, typer.Option("--smtp", help="also greet the SMTP server (connect, EHLO, "
+                                                      "QUIT)")] = False,
+) -> None:
+    """Check the settings, the organisation config, the data dir, the database and the channel
+    libraries; print every problem, one line each with what to do."""
+    problems: list[str] = []
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems += setting_lines(exc)
+        settings = _settings_without_errors(exc)
+    org: Organisation | None = None
     try:
         org = load_organisation(settings.config)
+        Engine(org.procedure, load_catalogs(), organisation=org.name)
     except (ConfigError, ProcedureError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        problems.append(str(exc) if settings.config is None or "KLACHTWIJZER_CONFIG" in str(exc)
+                        else f"KLACHTWIJZER_CONFIG {exc}")
     if settings.secret_key is not None:
         from storage import Cipher
 
         try:
             Cipher([k for k in settings.secret_key.get_secret_value().split(",") if k])
         except ValueError as exc:
-            typer.echo(
-                "error: KLACHTWIJZER_SECRET_KEY is not a valid key; make one with "
-                "`klachtwijzer keygen`",
-                err=True,
-            )
-            raise typer.Exit(1) from exc
-    problems = channel_problems(settings)
-    for problem in problems:
-        typer.echo(f"error: {problem}", err=True)
+            problems.append(key_problem(settings, exc))
+    data_dir_ok = True
+    try:
+        _probe_writable(settings.data_dir)
+    except OSError as exc:
+        data_dir_ok = False
+        problems.append(data_dir_problem(settings, exc))
+    if data_dir_ok or settings.database_url:
+        problem = asyncio.run(_probe_database(settings))
+        if problem:
+            problems.append(problem)
+    problems += channel_problems(settings)
+    problems += library_problems(settings)
+    if smtp:
+        if settings.smtp_host:
+            problem = asyncio.run(_probe_smtp(settings))
+            if problem:
+                problems.append(problem)
+        else:
+            problems.append("--smtp: no SMTP_HOST set; mails are written as .eml files to "
+                            f"{settings.outbox_dir}")
     if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        n = len(problems)
+        typer.echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
         raise typer.Exit(1)
+    assert org is not None  # noqa: S101 - no problems means the organisation loaded
     typer.echo(f"organisation: {org.name}")
     typer.echo(f"procedure:    {org.procedure.id} ({len(org.procedure.schemas)} schemas)")
     for name, address in org.mailboxes.items():
         key = org.mailbox_keys.get(address.lower())
         encrypted = f" (OpenPGP {key.fingerprint[-16:]})" if key else ""
         typer.echo(f"mailbox:      {name} = {address}{encrypted}")
+    typer.echo(f"fallback:     {settings.fallback_mail or 'none (KLACHTWIJZER_FALLBACK_MAIL)'}")
     if settings.telegram_bot_token:
         typer.echo(f"telegram:     {settings.telegram_library}, {settings.telegram_mode}; "
                    f"{len(org.confidants)} confidants, {len(org.coordinators)} coordinators")
     if settings.whatsapp_enabled:
         typer.echo(f"whatsapp:     webhook on {settings.whatsapp_listen_host}:"
                    f"{settings.whatsapp_listen_port}; template: {org.whatsapp_template or 'none'}")
-    typer.echo(f"database:     {'DATABASE_URL' if settings.database_url else settings.db_url}")
+    typer.echo(f"data dir:     {settings.data_dir.resolve()} (writable)")
+    typer.echo(f"database:     {safe_db_url(settings.db_url)} (reachable)")
     if settings.smtp_host:
+        greeted = " (greeted)" if smtp else " (not contacted; --smtp to try)"
         typer.echo(f"mail:         SMTP {settings.smtp_host}:{settings.smtp_effective_port} "
-                   f"({settings.smtp_tls})")
+                   f"({settings.smtp_tls}){greeted}")
     else:
         typer.echo(f"mail:         .eml files in {settings.outbox_dir}")
     typer.echo(f"secret key:   {'set' if settings.secret_key else 'development key in data dir'}")
     typer.echo("ok")
+
+
+def _settings_without_errors(exc: ValidationError) -> Settings:
+    """The settings with every invalid value replaced by its default, to check everything else."""
+    by_alias = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        for choice in getattr(alias, "choices", ()):
+            by_alias[str(choice)] = name
+    bad = {by_alias.get(str(e["loc"][0]), str(e["loc"][0])) for e in exc.errors() if e["loc"]}
+    defaults = {name: Settings.model_fields[name].default for name in bad if name in Settings.model_fields}
+    return Settings(**defaults)
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create the folder if needed and write and remove a small file in it."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".check-", delete=True) as fh:
+        fh.write(b"ok")
+        fh.flush()
+
+
+async def _probe_database(settings: Settings, seconds: float = 5.0) -> str | None:
+    """Connect once (no migration) within `timeout` seconds; None when it works."""
+    from storage import create_engine
+
+    try:
+        engine = create_engine(settings.db_url, pool=False)
+    except Exception as exc:
+        return database_problem(settings, exc)
+    try:
+        async with asyncio.timeout(seconds), engine.connect():
+            pass
+    except Exception as exc:
+        return database_problem(settings, exc)
+    finally:
+        await engine.dispose()
+    return None
+
+
+async def _probe_smtp(settings: Settings, seconds: float = 10.0) -> str | None:
+    """Connect, EHLO and QUIT (no login, no mail); None when the server answers."""
+    import aiosmtplib
+
+    assert settings.smtp_host is not None  # noqa: S101 - checked by the caller
+    client = aiosmtplib.SMTP(hostname=settings.smtp_host, port=settings.smtp_effective_port,
+                             use_tls=settings.smtp_tls == "tls",
+                             start_tls=settings.smtp_tls == "starttls", timeout=seconds)
+    try:
+        await client.connect()
+        await client.ehlo()
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return (f"SMTP_HOST {settings.smtp_host}:{settings.smtp_effective_port} ({settings.smtp_tls}) "
+                f"did not answer as a mail server: {reason[:160]}; check SMTP_HOST, SMTP_PORT "
+                "and SMTP_TLS")
+    finally:
+        if client.is_connected:
+            client.close()
+    return None
+
+
+LIBRARIES = {"ptb": ("telegram", "python-telegram-bot"), "aiogram": ("aiogram", "aiogram")}
+
+
+def library_problems(
+    settings: Settings, find_spec: Callable[[str], object | None] = importlib.util.find_spec
+) -> list[str]:
+    """The configured channel's library is installed (looked up, not imported)."""
+    if not settings.telegram_bot_token:
+        return []
+    module, project = LIBRARIES[settings.telegram_library]
+    problems = []
+    if find_spec(module) is None:
+        problems.append(f"TELEGRAM_BOT_TOKEN is set with TELEGRAM_LIBRARY={settings.telegram_library}, "
+                        f"but {project} is not installed: pip install "
+                        f"'klachtwijzer[{settings.telegram_library}]'")
+    elif (settings.telegram_library == "ptb" and settings.telegram_mode == "webhook"
+          and find_spec("tornado") is None):
+        problems.append("TELEGRAM_MODE=webhook with python-telegram-bot needs its webhook extra: "
+                        "pip install 'klachtwijzer[ptb]'")
+    return problems
 
 
 def channel_problems(settings: Settings) -> list[str]:
@@ -187,9 +376,7 @@ cli.add_typer(case_cli, name="case")
 
 
 def _register_run(work: Callable[[App], Awaitable[None]]) -> None:
-    """Build the app, run one register operation, close; a refusal is a clear error, exit 1."""
-    from bot.services.register import RegisterError
-
+    """Build the app, run one register operation, close (a refusal is mapped by OperatorErrors)."""
     settings = _settings()
     configure_logging("WARNING")
 
@@ -200,11 +387,7 @@ def _register_run(work: Callable[[App], Awaitable[None]]) -> None:
         finally:
             await app.close()
 
-    try:
-        asyncio.run(main())
-    except RegisterError as exc:
-        typer.echo(f"fout: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    asyncio.run(main())
 
 
 def _parse_day(value: str | None, option: str) -> date | None:

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("KLACHTWIJZER_SECRET_KEY")
     )
+    # Where the daily digest also goes when the committee mailbox refused a mail for good (5xx):
+    # the people who read the digest would otherwise not learn that their mailbox refuses mail.
+    fallback_mail: str | None = Field(None, validation_alias=AliasChoices("KLACHTWIJZER_FALLBACK_MAIL"))
     config: Path | None = Field(None, validation_alias=AliasChoices("KLACHTWIJZER_CONFIG"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("KLACHTWIJZER_LOG_LEVEL"))
     max_attachment_bytes: int = Field(
@@ -98,6 +101,21 @@ class Settings(BaseSettings):
     def _mail_from_is_address(cls, value: str) -> str:
         if "@" not in value or any(ch in value for ch in "\r\n<>"):
             raise ValueError("MAIL_FROM must be a plain e-mail address, e.g. bot@example.nl")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_is_known(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("KLACHTWIJZER_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    @field_validator("fallback_mail")
+    @classmethod
+    def _fallback_is_address(cls, value: str | None) -> str | None:
+        if value is not None and ("@" not in value or any(ch in value for ch in "\r\n<> ,")):
+            raise ValueError("KLACHTWIJZER_FALLBACK_MAIL must be one plain e-mail address, "
+                             "e.g. coordinator@example.nl")
         return value
 
     @property
