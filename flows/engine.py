@@ -39,7 +39,15 @@ from flows.forms import (
     field_state,
     submission,
 )
-from flows.graph import END_STATES, after_category, build_edges, diagram, step_number, step_state
+from flows.graph import (
+    END_STATES,
+    after_category,
+    build_edges,
+    diagram,
+    step_number,
+    step_state,
+    triage_choices,
+)
 from flows.i18n import Catalogs
 from flows.model import (
     LANGUAGES,
@@ -84,6 +92,8 @@ __all__ = [
 ]
 
 MAX_ATTACHMENTS = 10
+# Text questions with buttons where a typed button label (or its number) still means the button.
+LABEL_FIELDS = frozenset({"who"})
 COMMANDS = ("start", "help", "language", "dossier", "withdraw", "erase", "restart", "new")
 
 
@@ -233,7 +243,8 @@ class Engine:
         if (self._follow_up(turn, follow_up_text(turn.data, t, text))
                 or self._follow_up(turn, reply_text(turn.data, t, text))):
             return
-        if turn.data.get("overlay") or not self._takes_text(turn):
+        labels_first = self.forms.field_of(turn.state) in LABEL_FIELDS
+        if turn.data.get("overlay") or not self._takes_text(turn) or labels_first:
             # A typed button label (or its number) counts as pressing it.
             message = self.render(turn)
             labels = [b for row in message.buttons for b in row]
@@ -242,9 +253,16 @@ class Engine:
                 if typed in (b.label.casefold(), str(number)):
                     self._on_choice(turn, Choice(b.id))
                     return
+            if labels_first and not turn.data.get("overlay"):
+                self._on_field_text(turn, text)
+                return
             turn.say(t._("Please choose one of the buttons."))
             self.prompt(turn)
             return
+        self._on_field_text(turn, text)
+
+    def _on_field_text(self, turn: Turn, text: str) -> None:
+        t = turn.t
         if rules.is_blank(text):
             turn.say(t._("I did not receive any text. Please type your answer."))
             self.prompt(turn)
@@ -353,31 +371,26 @@ class Engine:
         if state == "language":
             turn.conv.language = button.removeprefix("lang_")
             turn.t = self.catalogs.get(turn.conv.language)
-            self.fire(turn, button, "privacy")
+            # Issue 14: the welcome and privacy notice, then the first question; no extra press.
+            turn.say(self.renderer.privacy(turn.t))
+            self.fire(turn, button, "triage")
         elif state == "privacy":
             self.fire(turn, "ok", "triage")
+        elif state == "triage" and button == "danger_yes":
+            data["emergency_shown"] = True
+            turn.say(self._emergency(turn))
+            self.prompt(turn)
         elif state == "triage":
-            option = next(o for o in p.triage if o.id == button)
-            data.update(schema=option.schema, triage=option.id, step=0)
-            data["category"] = option.category
-            schema = p.schemas[option.schema]
-            if option.category is None and schema.categories:
-                self.fire(turn, button, "category")
-            else:
-                self.fire(turn, button, after_category(self.procedure, schema))
+            _, option, category = next(c for c in triage_choices(p) if c[0] == button)
+            data.update(schema=option.schema, triage=option.id, step=0, category=category)
+            self.fire(turn, button, self.step_state(p.schemas[option.schema], 0))
         elif state == "category":
             data["category"] = button
             self.fire(turn, button, after_category(self.procedure, self._schema(turn)))
         elif state == "danger":
             data["emergency_shown"] = button == "danger_yes"
             if button == "danger_yes":
-                turn.say(
-                    turn.t._(
-                        "Call {phone} now. This is the emergency number for police, ambulance "
-                        "and fire brigade. The call is free.\n"
-                        "When you are safe, you can continue here."
-                    ).format(phone=turn.t.ltr("112"))
-                )
+                turn.say(self._emergency(turn))
             self.fire(turn, button, self.step_state(self._schema(turn), 0))
         elif state == "summary":
             self.fire(turn, button, self.forms.summary_choice(turn, button))
@@ -502,6 +515,14 @@ class Engine:
                 .format(reference=t.ltr(reference))
             )
             self.prompt(turn)
+
+    @staticmethod
+    def _emergency(turn: Turn) -> str:
+        return turn.t._(
+            "Call {phone} now. This is the emergency number for police, ambulance "
+            "and fire brigade. The call is free.\n"
+            "When you are safe, you can continue here."
+        ).format(phone=turn.t.ltr("112"))
 
     def _restart(self, turn: Turn) -> None:
         clear_draft(turn.data)

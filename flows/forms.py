@@ -15,6 +15,7 @@ from flows.procedure import Form, Procedure
 from flows.turn import Turn
 
 TEXT_FIELDS = {
+    "who",  # typing your name answers "for myself" and the name at once (issue 14)
     "name",
     "name_or_anonymous",
     "representative_name",
@@ -43,7 +44,7 @@ def field_state(form: Form, field_id: str) -> str:
 def field_triggers(field_id: str) -> tuple[str, ...]:
     """The machine's triggers out of a field's question: its buttons, or `answer` for typed text."""
     if field_id == "who":
-        return ("who_self", "who_representative", "who_anonymous")
+        return ("answer", "who_self", "who_representative", "who_anonymous")
     if field_id == "contact":
         return ("contact_chat",)
     if field_id == "consent":
@@ -54,6 +55,9 @@ def field_triggers(field_id: str) -> tuple[str, ...]:
 def applies(turn: Turn, field_id: str) -> bool:
     """Whether the question is asked at all, given the answers so far (who the complaint is for)."""
     who = turn.answers.get("who")
+    if field_id == "consent":
+        # 000 "alleen gedeeld met toestemming": asked on the summary, where Send is the consent.
+        return False
     if field_id == "name":
         return who != "anonymous"
     if field_id in ("representative_name", "representative_relation"):
@@ -189,6 +193,12 @@ class Forms:
 
     def answer(self, turn: Turn, field_id: str, text: str) -> str:
         """A typed answer to a field's question (the machine's trigger is `answer`)."""
+        if field_id == "who":
+            # A name typed at "who is it for?" is the client's own (001 art. 12.1).
+            turn.answers["who"] = "self"
+            if turn.data.get("admissibility", {}).get("status") == "anonymous":
+                turn.data.pop("admissibility")
+            field_id = "name"
         turn.answers[field_id] = text
         if field_id == "when":
             parsed = rules.parse_incident_date(text, turn.t.language, turn.now)
@@ -253,8 +263,12 @@ class Forms:
         if button == "change":
             return "edit"
         if button == "cancel":
-            clear_draft(turn.data)
-            return "stopped"
+            # Nothing is sent; the answers stay, recorded as "no consent", until the client
+            # sends them after all or deletes them (000 "alleen gedeeld met toestemming").
+            turn.answers["consent"] = False
+            return "no_consent"
+        # The summary says who receives it and that pressing Send is the consent (000).
+        turn.answers["consent"] = True
         form = self.current(turn)
         request = submission(turn, form)
         turn.data["pending"] = {"kind": request["kind"], "form": form.id,

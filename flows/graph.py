@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flows.forms import field_state, field_triggers
 from flows.model import LANGUAGES
-from flows.procedure import Procedure, Schema
+from flows.procedure import Procedure, Schema, TriageOption
 
 END_STATES = ("done", "resolved", "stopped")
 
@@ -30,6 +30,27 @@ def after_category(procedure: Procedure, schema: Schema) -> str:
     return "danger" if schema.ask_danger else step_state(procedure, schema, 0)
 
 
+def triage_choices(procedure: Procedure) -> list[tuple[str, TriageOption, str | None]]:
+    """The first question's buttons: (button id, triage option, category).
+
+    An option without a category shows its schema's categories as buttons of their own, so that
+    one press chooses both the route and the category (issue 14: fewer steps).
+    """
+    choices: list[tuple[str, TriageOption, str | None]] = []
+    for option in procedure.triage:
+        schema = procedure.schemas[option.schema]
+        if option.category is None and schema.categories:
+            choices.extend((category, option, category) for category in schema.categories)
+        else:
+            choices.append((option.id, option, option.category))
+    return choices
+
+
+def asks_danger(procedure: Procedure) -> bool:
+    """Whether the first question carries the 'I am in danger now' button (a schema asks it)."""
+    return any(schema.ask_danger for schema in procedure.schemas.values())
+
+
 def step_number(schema: Schema, step: str) -> dict[str, int]:
     """"Step 2 of 4": the schema's steps plus the committee's investigation (000 step 4)."""
     steps = schema.steps
@@ -44,17 +65,17 @@ def build_edges(procedure: Procedure) -> Edges:
     def add(source: str, trigger: str, *dests: str) -> None:
         edges.setdefault(source, {}).setdefault(trigger, set()).update(dests)
 
+    # The language choice shows the privacy notice and the first question at once (issue 14).
+    # `privacy` and `category`/`danger` stay for conversations stored before that change.
     for lang in LANGUAGES:
-        add("language", f"lang_{lang}", "privacy")
+        add("language", f"lang_{lang}", "triage")
     add("privacy", "ok", "triage")
-    for option in p.triage:
-        schema = p.schemas[option.schema]
-        asks_category = option.category is None and bool(schema.categories)
-        add("triage", option.id, "category" if asks_category else after_category(p, schema))
+    for button, option, _category in triage_choices(p):
+        add("triage", button, step_state(p, p.schemas[option.schema], 0))
     for schema in p.schemas.values():
         for category in schema.categories:
             add("category", category, after_category(p, schema))
-        if schema.ask_danger:
+        if schema.ask_danger:  # stored conversations only; new ones ask at the triage
             for trigger in ("danger_yes", "danger_no"):
                 add("danger", trigger, step_state(p, schema, 0))
     complaint = p.forms["complaint"]
@@ -97,7 +118,8 @@ def build_edges(procedure: Procedure) -> Edges:
     add("admissibility", "adm_stop", "stopped")
     add("summary", "confirm", "submitting")
     add("summary", "change", "edit")
-    add("summary", "cancel", "stopped")
+    # Cancel at the summary: nothing is sent, the answers are kept as "no consent" (000).
+    add("summary", "cancel", "no_consent")
     add("no_consent", "consent_yes", "summary")
     add("no_consent", "discard", "stopped")
     request_steps = {

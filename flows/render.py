@@ -12,7 +12,7 @@ from typing import Any
 
 from flows.dossier import answer_lines
 from flows.forms import Forms, applies, submission
-from flows.graph import END_STATES, step_number
+from flows.graph import END_STATES, asks_danger, step_number, triage_choices
 from flows.i18n import Catalogs, Translator
 from flows.model import LANGUAGES, Button, OutMessage
 from flows.procedure import Procedure, Schema
@@ -26,6 +26,7 @@ from flows.texts import (
     PREFERENCE,
     SUMMARY,
     TRIAGE,
+    TRIAGE_CATEGORY,
     WHO,
 )
 from flows.turn import Turn
@@ -94,6 +95,28 @@ class Renderer:
         yes, no = yes_no[kind]
         return text, _rows(Button("yes", yes), Button("no", no), per_row=2)
 
+    def privacy(self, t: Translator) -> str:
+        """The welcome and privacy notice, shown with the first question (000, 001 art. 5.2)."""
+        return t._(
+            "Welcome. This is the complaints chat of {organisation}.\n"
+            "Here you can tell us if you are not happy with the help you get, or if "
+            "someone treated you badly.\n\n"
+            "Your privacy:\n"
+            "• We keep your answers in your own file. Only the people who handle "
+            "complaints can read them: the complaints committee, a confidant or a "
+            "coordinator.\n"
+            # 001 art. 14.4 and 14.9: the staff member hears the complaint, sees the documents.
+            "• A formal complaint is also shown to the person it is about, so that they "
+            "can answer.\n"
+            # 001 art. 5.2: secrecy, with one exception the client must know beforehand.
+            "• A confidant keeps what you say secret. There is one exception: a possible "
+            "crime. The confidant must report that to the board of the organisation.\n"
+            "• We share nothing else without your consent.\n"
+            "• You can always see your file, withdraw your complaint or erase your "
+            "data.\n\n"
+            "Type /help at any moment for help."
+        ).format(organisation=self.organisation)
+
     def _language_prompt(self, turn: Turn) -> str:
         if turn.conv.language:
             return turn.t._("Choose your language.")
@@ -104,37 +127,23 @@ class Renderer:
         if state == "language":
             return self._language_prompt(turn), self._language_buttons(turn)
         if state == "privacy":
-            return (
-                t._(
-                    "Welcome. This is the complaints chat of {organisation}.\n"
-                    "Here you can tell us if you are not happy with the help you get, or if "
-                    "someone treated you badly.\n\n"
-                    "Your privacy:\n"
-                    "• We keep your answers in your own file. Only the people who handle "
-                    "complaints can read them: the complaints committee, a confidant or a "
-                    "coordinator.\n"
-                    # 001 art. 14.4 and 14.9: the staff member hears the complaint, sees the documents.
-                    "• A formal complaint is also shown to the person it is about, so that they "
-                    "can answer.\n"
-                    # 001 art. 5.2: secrecy, with one exception the client must know beforehand.
-                    "• A confidant keeps what you say secret. There is one exception: a possible "
-                    "crime. The confidant must report that to the board of the organisation.\n"
-                    "• We share nothing else without your consent.\n"
-                    "• You can always see your file, withdraw your complaint or erase your "
-                    "data.\n\n"
-                    "Type /help at any moment for help."
-                ).format(organisation=self.organisation),
-                _rows(Button("ok", t._("Continue"))),
-            )
+            return self.privacy(t), _rows(Button("ok", t._("Continue")))
         if state == "triage":
             text = t._(
-                "What is it about?\n"
-                "• Not happy with the help, or a disagreement with your volunteer.\n"
-                "• Unwanted behaviour: for example discrimination, bullying, aggression or "
-                "sexual harassment.\n"
+                "What is it about? Choose what fits best.\n"
+                "• The help was not good, or you disagree with your volunteer.\n"
+                "• Unwanted behaviour: discrimination, bullying, aggression, sexual harassment "
+                "or something else.\n"
                 "• Not sure? Then we take you to a confidant. A confidant is on your side."
             )
-            return text, _rows(*(Button(o.id, t._(TRIAGE[o.id])) for o in self.procedure.triage))
+            buttons = [
+                Button(button, t._(TRIAGE[option.id]) if category in (None, option.category)
+                       else t._(TRIAGE_CATEGORY.get(str(category), CATEGORY[str(category)])))
+                for button, option, category in triage_choices(self.procedure)
+            ]
+            if asks_danger(self.procedure):
+                buttons.append(Button("danger_yes", t._("I am in danger now")))
+            return text, _rows(*buttons, per_row=2)
         if state == "category":
             schema = self._schema(turn)
             return (
@@ -288,8 +297,10 @@ class Renderer:
         if field_id == "who":
             return (
                 t._(
-                    "Who is the complaint for? You may also complain for someone else, for "
-                    "example as a parent, guardian or authorised person."
+                    "Who is the complaint for?\n"
+                    "• For yourself? Then type your name.\n"
+                    "• For someone else, for example as a parent, guardian or authorised person? "
+                    "Or do you want to stay anonymous? Then press a button."
                 ),
                 _rows(*(Button(f"who_{k}", t._(v)) for k, v in WHO.items())),
             )
@@ -379,14 +390,40 @@ class Renderer:
         files = len(turn.data.get("attachments", []))
         if files:
             lines.append(f"• {t._(SUMMARY['files'])}: {files}")
+        send = t._("Register it") if kind == "report" else t._("Send")
         lines.append("")
         lines.append(t._("Is everything correct?"))
-        send = t._("Register it") if kind == "report" else t._("Send")
+        # 000 "alleen gedeeld met toestemming": say who receives it; pressing Send is the consent.
+        lines.append(self._receivers(t, form.id, kind))
+        lines.append(
+            t._("If you press “{button}”, you give your consent for this. Without your consent "
+                "we send nothing.").format(button=send)
+        )
         return "\n".join(lines), _rows(
             Button("confirm", send),
             Button("change", t._("Change something")),
             Button("cancel", t._("Cancel")),
         )
+
+    @staticmethod
+    def _receivers(t: Translator, form_id: str, kind: str) -> str:
+        """Who receives what the client sends, said on the summary before they press Send."""
+        if kind == "report":
+            # 001 art. 13.3 and 17.5: registered only, not handled.
+            return t._("We only register this as a report. Only the complaints committee "
+                       "reads it.")
+        if form_id == "confidant_request":
+            # 001 art. 5.2: confidants keep it secret, except a possible crime (to the board).
+            return t._("We send this to the confidants. Only the confidants read it. They keep it "
+                       "secret, with one exception: they must report a possible crime to the "
+                       "board of the organisation.")
+        if form_id == "mediation_request":
+            # 000 Schema A step 2: the chair of the committee helps to find a solution.
+            return t._("We send this to the chair of the complaints committee. The chair "
+                       "contacts you and the other person.")
+        # 001 art. 14.4 and 14.9: the person concerned hears what the complaint says.
+        return t._("We send this to the complaints committee. Only the committee reads it. The "
+                   "person it is about will hear what it says, so that they can answer.")
 
     def help(self, t: Translator) -> tuple[str, Rows]:
         """The help text (/help), with buttons for the commands."""

@@ -21,6 +21,11 @@ TRIAGE = {
     "unsure": N_("I am not sure"),
 }
 
+# On the first question a category stands beside the other routes: say what it is part of.
+TRIAGE_CATEGORY = {
+    "other": N_("Other unwanted behaviour"),
+}
+
 CATEGORY = {
     "help": N_("Help was not good"),
     "conflict": N_("A disagreement"),

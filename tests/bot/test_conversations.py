@@ -16,18 +16,15 @@ CYRILLIC_LETTER = re.compile("[\u0400-\u04ff]")
 
 
 async def begin(client: Client, lang: str, triage: str, category: str | None = None) -> None:
+    """Language, then the first question: one press chooses route and category (issue 14)."""
     await client.start(hint=lang)
     await client.press(f"lang_{lang}")
-    await client.press("ok")
-    await client.press(triage)
-    if category:
-        await client.press(category)
+    await client.press(category or triage)
 
 
 async def formal_complaint(client: Client, *, name: str = "Sara Haddad", when: str = "10-11-2026",
                            contact: str = "chat") -> None:
-    """Answer step 3 as the complainant, from 'who' to 'consent'."""
-    await client.press("who_self")
+    """Answer step 3 as the complainant, from 'who' (the typed name) to 'contact'."""
     await client.type(name)
     await client.type("Jan de Vries")
     await client.type("My volunteer did not help me with the forms and was rude.")
@@ -36,7 +33,6 @@ async def formal_complaint(client: Client, *, name: str = "Sara Haddad", when: s
     await client.press(f"contact_{contact}")
     if contact == "email":
         await client.type("sara@example.nl")
-    await client.press("consent_yes")
 
 
 async def test_schema_a_dutch_mediation_request(app: App, smtp_server: Any) -> None:
@@ -49,7 +45,6 @@ async def test_schema_a_dutch_mediation_request(app: App, smtp_server: Any) -> N
     await client.press("contact_phone")
     await client.type("+31 6 12345678")
     await client.type("Wij zijn het oneens over de afspraken.")
-    await client.press("consent_yes")
     await client.press("confirm")
     nl = app.catalogs.get("nl")
     assert nl._("Do you also want to make a formal complaint now? You can also do it later.") in client.text()
@@ -100,13 +95,11 @@ async def test_schema_b_ukrainian_male_confidant(app: App, smtp_server: Any) -> 
     """Schema B in Ukrainian: the confidant request states 'man' and goes to the confidants' mailbox."""
     client = Client(app.service)
     await begin(client, "uk", "behaviour", "bullying")
-    await client.press("danger_no")
     await client.press("talk_not_tried")
     await client.press("pref_male")
     await client.press("anonymous")
     await client.press("contact_chat")
     await client.type("Мене ображали на зустрічі.")
-    await client.press("consent_yes")
     await client.press("confirm")
     await client.press("finish")
     assert CYRILLIC_LETTER.search(client.text())
@@ -124,15 +117,16 @@ async def test_schema_b_ukrainian_male_confidant(app: App, smtp_server: Any) -> 
 async def test_schema_b_arabic_female_confidant_then_complaint(app: App, smtp_server: Any) -> None:
     """Schema B in Arabic: emergency shown, female confidant, then a formal complaint; text is RTL."""
     client = Client(app.service)
-    await begin(client, "ar", "behaviour", "sexual_harassment")
-    await client.press("danger_yes")
+    await client.start(hint="ar")
+    await client.press("lang_ar")
+    await client.press("danger_yes")  # on the first question (issue 14)
     assert "\u2068112\u2069" in client.text()  # 112 isolated inside Arabic text
+    await client.press("sexual_harassment")
     await client.press("talk_not_tried")
     await client.press("pref_female")
     await client.type("فاطمة")
     await client.press("contact_chat")
     await client.press("skip")
-    await client.press("consent_yes")
     await client.press("confirm")
     assert all(m.rtl for m in client.last)
     assert ARABIC_LETTER.search(client.text())
@@ -155,8 +149,6 @@ async def test_not_sure_goes_to_confidant_path(app: App, smtp_server: Any) -> No
     """'I am not sure' leads to the confidant path (Schema B), never to the person's manager."""
     client = Client(app.service)
     await begin(client, "en", "unsure")
-    assert client.buttons() == ["danger_yes", "danger_no"]
-    await client.press("danger_no")
     text = client.text()
     # Issue 14.2: the unsure client is offered the confidant, never sent to the person or manager.
     assert "A confidant can help you." in text
@@ -167,7 +159,6 @@ async def test_not_sure_goes_to_confidant_path(app: App, smtp_server: Any) -> No
     await client.type("Alex")
     await client.press("contact_chat")
     await client.press("skip")
-    await client.press("consent_yes")
     await client.press("confirm")
     await app.worker.run_once()
     [mail] = mails(smtp_server)
@@ -190,7 +181,6 @@ async def test_anonymous_complaint_becomes_report(app: App, smtp_server: Any) ->
     await client.press("when_unknown")
     await client.press("tried_nothing")
     await client.press("contact_chat")
-    await client.press("consent_yes")
     assert "report (registration only)" in client.text()
     await client.press("confirm")
     await app.worker.run_once()
@@ -218,7 +208,6 @@ async def test_out_of_time_complaint_sent_anyway(app: App, smtp_server: Any) -> 
     await client.press("adm_send")
     await client.press("tried_nothing")
     await client.press("contact_chat")
-    await client.press("consent_yes")
     await client.press("confirm")
     await app.worker.run_once()
     [mail] = mails(smtp_server)
@@ -243,7 +232,6 @@ async def test_complaint_by_representative(app: App, smtp_server: Any) -> None:
     await client.press("when_unknown")
     await client.press("tried_nothing")
     await client.press("contact_chat")
-    await client.press("consent_yes")
     await client.press("confirm")
     await app.worker.run_once()
     [mail] = mails(smtp_server)
@@ -269,7 +257,6 @@ async def test_language_switch_midway_keeps_answers(app: App, smtp_server: Any) 
     await client.press("when_unknown")
     await client.press("tried_nothing")
     await client.press("contact_chat")
-    await client.press("consent_yes")
     await client.press("confirm")
     await app.worker.run_once()
     doc = complaint_json(mails(smtp_server)[0])
@@ -365,7 +352,6 @@ async def test_restart_of_process_resumes_conversation(
     await client.press("when_unknown")
     await client.press("tried_nothing")
     await client.press("contact_chat")
-    await client.press("consent_yes")
     await client.press("confirm")
     await second.worker.run_once()
     doc = complaint_json(mails(smtp_server)[0])

@@ -48,8 +48,8 @@ def run(engine: Engine, events: list[Event], conv: Conversation | None = None) -
 
 
 B_CONFIDANT = [
-    Start("ar"), Choice("lang_en"), Choice("ok"), Choice("behaviour"), Choice("aggression"),
-    Choice("danger_no"), Choice("talk_not_tried"), Choice("pref_female"),
+    Start("ar"), Choice("lang_en"), Choice("aggression"), Choice("talk_not_tried"),
+    Choice("pref_female"),
 ]
 
 
@@ -77,7 +77,7 @@ def test_language_preselected_from_messenger(engine: Engine, catalogs: Catalogs)
 def test_submit_effect_then_receipt(engine: Engine) -> None:
     """Confirming emits one SubmitCase for the right mailbox; the registered reference is shown."""
     result = run(engine, [*B_CONFIDANT, Text("Olena"), Choice("contact_chat"), Choice("skip"),
-                          Choice("consent_yes"), Choice("confirm")])
+                          Choice("confirm")])
     [effect] = result.effects
     assert isinstance(effect, SubmitCase)
     assert effect.mailbox == "vertrouwenspersonen@regioverband.nl"
@@ -91,25 +91,39 @@ def test_submit_effect_then_receipt(engine: Engine) -> None:
 
 
 def test_no_consent_sends_nothing(engine: Engine) -> None:
-    """Without consent nothing is submitted, and the answers stay until the client erases them."""
+    """Cancel on the summary sends nothing, records 'no consent' and keeps the answers (000)."""
     result = run(engine, [*B_CONFIDANT, Text("Olena"), Choice("contact_chat"), Choice("skip"),
-                          Choice("consent_no")])
+                          Choice("cancel")])
     assert result.effects == ()
     assert result.conversation.state == "no_consent"
     assert result.conversation.data["answers"]["name_or_anonymous"] == "Olena"
+    assert result.conversation.data["answers"]["consent"] is False
+    later = run(engine, [Choice("consent_yes"), Choice("confirm")], result.conversation)
+    [effect] = later.effects
+    assert isinstance(effect, SubmitCase) and effect.submission["consent"]["given"] is True
+
+
+def test_summary_says_who_receives_it_and_that_send_is_consent(engine: Engine,
+                                                               catalogs: Catalogs) -> None:
+    """The summary names the receivers and says that pressing Send gives the consent."""
+    t = catalogs.get("en")
+    result = run(engine, [*B_CONFIDANT, Text("Olena"), Choice("contact_chat"), Choice("skip")])
+    summary = result.messages[-1].text
+    assert "Only the confidants read it." in summary
+    assert t._("If you press “{button}”, you give your consent for this. Without your consent "
+               "we send nothing.").format(button=t._("Send")) in summary
 
 
 def test_talk_helped_ends_without_sending(engine: Engine) -> None:
     """Step 1 solved it: the conversation ends, nothing is sent."""
-    result = run(engine, [Start(), Choice("lang_en"), Choice("ok"), Choice("dissatisfied"),
-                          Choice("help"), Choice("talk_helped")])
+    result = run(engine, [Start(), Choice("lang_en"), Choice("help"), Choice("talk_helped")])
     assert (result.conversation.state, result.effects) == ("resolved", ())
 
 
 def test_edit_a_field_from_the_summary(engine: Engine) -> None:
     """From the summary a field can be corrected; the rest stays and the summary comes back."""
     events: list[Event] = [*B_CONFIDANT, Text("Olena"), Choice("contact_chat"), Choice("skip"),
-                           Choice("consent_yes"), Choice("change"), Choice("edit_name_or_anonymous"),
+                           Choice("change"), Choice("edit_name_or_anonymous"),
                            Text("Olena P.")]
     result = run(engine, events)
     assert result.conversation.state == "summary"
@@ -152,11 +166,11 @@ def test_stale_button_from_earlier_state_is_refused(engine: Engine, catalogs: Ca
 def _walk() -> list[Event]:
     """Every kind of prompt of the default procedure, in order, as one conversation."""
     return [
-        Start("en"), Choice("lang_en"), Choice("ok"), Choice("dissatisfied"), Choice("help"),
+        Start("en"), Choice("lang_en"), Choice("help"),
         Choice("talk_not_helped"), Choice("request_no"), Choice("who_representative"), Text("Omar"),
         Text("Layla"), Text("mother"), Text("Jan"), Text("What happened"), Text("01-01-2020"),
         Choice("adm_send"), Text("Nothing"), Choice("contact_email"), Text("a@b.nl"),
-        Choice("consent_yes"), Choice("change"),
+        Choice("change"),
     ]
 
 
@@ -213,9 +227,29 @@ def engine_turn(engine: Engine, conv: Conversation) -> Any:
 
 def test_typed_label_or_number_counts_as_button(engine: Engine) -> None:
     """Where buttons are asked, typing a label (any case) or its number presses it."""
-    conv = run(engine, [Start(), Choice("lang_en"), Choice("ok")]).conversation
-    assert engine.step(conv, Text("unwanted BEHAVIOUR"), NOW).conversation.state == "category"
-    assert engine.step(conv, Text("3"), NOW).conversation.state == "danger"
+    conv = run(engine, [Start(), Choice("lang_en")]).conversation
+    assert engine.step(conv, Text("help WAS not good"), NOW).conversation.state == "A_talk"
+    assert engine.step(conv, Text("3"), NOW).conversation.data["category"] == "discrimination"
+
+
+def test_name_typed_at_who_is_for_myself(engine: Engine) -> None:
+    """At 'who is it for?' a typed name answers 'for myself' and the name in one action."""
+    conv = run(engine, [Start(), Choice("lang_en"), Choice("help"),
+                        Choice("skip_to_complaint"), Text("Sara Haddad")]).conversation
+    assert conv.state == "complaint_staff"
+    assert conv.data["answers"]["who"] == "self"
+    assert conv.data["answers"]["name"] == "Sara Haddad"
+    typed_label = run(engine, [Start(), Choice("lang_en"), Choice("help"),
+                               Choice("skip_to_complaint"), Text("for someone ELSE")])
+    assert typed_label.conversation.state == "complaint_name"
+
+
+def test_danger_button_on_the_first_question(engine: Engine, catalogs: Catalogs) -> None:
+    """'I am in danger now' on the first question shows 112 and asks the question again."""
+    result = run(engine, [Start(), Choice("lang_en"), Choice("danger_yes")])
+    assert "112" in result.messages[0].text
+    assert result.conversation.state == "triage"
+    assert result.conversation.data["emergency_shown"] is True
 
 
 def test_machine_graph_is_built_from_the_definition(catalogs: Catalogs) -> None:
@@ -224,7 +258,7 @@ def test_machine_graph_is_built_from_the_definition(catalogs: Catalogs) -> None:
     raw["schemas"] = {"C": {"steps": ["talk", "complaint"], "categories": [], "face_person": True}}
     raw["triage"] = [{"id": "dissatisfied", "schema": "C"}]
     engine = Engine(parse_procedure(raw), catalogs)
-    result = run(engine, [Start(), Choice("lang_en"), Choice("ok"), Choice("dissatisfied"),
+    result = run(engine, [Start(), Choice("lang_en"), Choice("dissatisfied"),
                           Choice("talk_not_helped")])
     assert result.conversation.state == "complaint_who"
     assert "C_mediation" not in engine.edges and "danger" not in engine.diagram()
@@ -235,6 +269,7 @@ def test_diagram_lists_every_edge(engine: Engine) -> None:
     diagram = engine.diagram()
     assert diagram.startswith("stateDiagram-v2\n")
     assert "    B_confidant --> confidant_request_name_or_anonymous: pref_female" in diagram
-    assert "    triage --> category: dissatisfied" in diagram
+    assert "    triage --> A_talk: help" in diagram
+    assert "    language --> triage: lang_uk" in diagram
     edges = sum(len(d) for t in engine.edges.values() for k, d in t.items() if k != "reset")
     assert diagram.count(" --> ") == edges + 1
