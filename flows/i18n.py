@@ -29,6 +29,9 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 _COMMAND = re.compile(r"(?<![\w/])/[a-z]+\b")
 # Clients live in the Netherlands: English dates as in Europe ("29 November 2026").
 DATE_LOCALES = {"en": "en_GB"}
+# Ukrainian long dates end in "р." ("5 грудня 2026 р."), and a sentence that ends with a date then
+# ends in "р..". Without the abbreviation the date reads the same and keeps one full stop.
+DATE_FORMATS = {"uk": "d MMMM y"}
 
 
 def N_(message: str) -> str:
@@ -63,7 +66,8 @@ class Translator:
     def date(self, value: date | datetime) -> str:
         """A date written the way the client's language writes it, e.g. `3 december 2026`."""
         locale = Locale.parse(DATE_LOCALES.get(self.language, self.language))
-        return self.ltr(format_date(value, format="long", locale=locale))
+        pattern = DATE_FORMATS.get(self.language, "long")
+        return self.ltr(format_date(value, format=pattern, locale=locale))
 
     def ltr(self, token: str) -> str:
         """Keep a left-to-right token (reference, e-mail, phone, date) in place in RTL text."""

@@ -119,7 +119,7 @@ def test_arabic_ltr_tokens_are_isolated() -> None:
 
 @pytest.mark.parametrize(
     ("lang", "expected"),
-    [("nl", "29 november 2026"), ("en", "29 November 2026"), ("uk", "29 листопада 2026\u202fр.")],
+    [("nl", "29 november 2026"), ("en", "29 November 2026"), ("uk", "29 листопада 2026")],
 )
 def test_dates_per_locale(lang: str, expected: str) -> None:
     """Dates are written the way each language writes them (Babel, CLDR)."""
