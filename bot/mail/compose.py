@@ -565,6 +565,8 @@ def compose_reply(
 # --- the register's daily digest (issue 4) ------------------------------------------------------
 
 DIGEST_SECTIONS: Mapping[str, str] = {
+    "failed": "LET OP: mail die de mailserver van de organisatie definitief weigerde (wordt niet "
+              "opnieuw verstuurd)",
     "deadlines": "Termijnen die verlopen zijn of binnen 3 dagen verlopen (001 art. 4.4, 14-16)",
     "manual": "Handmatig contact nodig: het bericht aan de cliënt kon niet via de chat",
     "attention": "Nazorg: de cliënt zegt dat het probleem niet (helemaal) is opgelost (003 §4)",
@@ -580,6 +582,9 @@ def _dutch_date(day: Any) -> str:
 def digest_subject(day: Any, counts: Mapping[str, int]) -> str:
     """E.g. `[Klachtwijzer] Dagoverzicht register 23-11-2026: 2 termijnen, 1 contact`."""
     parts = []
+    if counts.get("failed"):
+        n = counts["failed"]
+        parts.append(f"{n} mail{'s' if n != 1 else ''} geweigerd")
     if counts.get("deadlines"):
         n = counts["deadlines"]
         parts.append(f"{n} termijn" + ("en" if n != 1 else ""))

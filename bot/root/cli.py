@@ -109,6 +109,11 @@ def _settings() -> Settings:
     return Settings()
 
 
+def _n(count: int, one: str, many: str) -> str:
+    """`1 zaak`, `0 zaken`, `2 zaken`: staff lines are Dutch literals (no catalog), so a local rule."""
+    return f"{count} {one if count == 1 else many}"
+
+
 @cli.command()
 def chat(
     lang: Annotated[str | None, typer.Option("--lang", help="nl, uk, ar or en")] = None,
@@ -458,10 +463,15 @@ def case_list(
                 mark = "VERLOPEN " if d.state(today) == "overdue" else ""
                 nxt = f"{mark}{d.due.strftime('%d-%m-%Y')} {d.label_nl}"
             extra = "  [handmatig contact nodig]" if line.manual else ""
+            extra += "  [MAIL GEWEIGERD]" if line.failed else ""
             typer.echo(f"{case.reference:<16} {KIND_NL.get(case.kind, case.kind):<27} "
                        f"{STATUS_NL.get(case.status, case.status):<26} "
                        f"{local_date(case.created_at).strftime('%d-%m-%Y'):<10}  {nxt}{extra}")
-        typer.echo(f"({len(lines)} {'zaak' if len(lines) == 1 else 'zaken'})")
+        typer.echo(f"({_n(len(lines), 'zaak', 'zaken')})")
+        refused = sum(1 for line in lines if line.failed)
+        if refused:
+            typer.echo(f"LET OP: bij {_n(refused, 'zaak', 'zaken')} weigerde de mailserver een mail; "
+                       "zie `klachtwijzer case show <referentie>`", err=True)
 
     _register_run(work)
 
@@ -469,7 +479,14 @@ def case_list(
 @case_cli.command("show")
 def case_show(reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")]) -> None:
     """One case: status, deadlines, history, messages to the client, follow-up, contact."""
-    from bot.services.register import ANSWER_NL, KIND_NL, METHOD_NL, case_view, local_date
+    from bot.services.register import (
+        ANSWER_NL,
+        KIND_NL,
+        METHOD_NL,
+        case_view,
+        failed_mail_line,
+        local_date,
+    )
     from flows.register import OUTCOME_NL, STATUS_NL
 
     def when(moment: datetime | None) -> str:
@@ -488,6 +505,8 @@ def case_show(reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001
             head.append(f"schema {case.schema}")
         head += [x for x in (case.category, case.language, case.channel, case.location) if x]
         typer.echo(" · ".join(head))
+        for refused in view.failed:
+            typer.echo(f"LET OP:     {failed_mail_line(app, refused)}")
         status = STATUS_NL.get(case.status, case.status)
         if case.outcome:
             status += f" ({OUTCOME_NL.get(case.outcome, case.outcome)})"
@@ -672,7 +691,7 @@ def export_cmd(
             sys.stdout.write(data.decode("utf-8-sig"))
         else:
             output.write_bytes(data)
-            typer.echo(f"{count} rijen geschreven naar {output}", err=True)
+            typer.echo(f"{_n(count, 'rij', 'rijen')} geschreven naar {output}", err=True)
 
     _register_run(work)
 
@@ -695,8 +714,9 @@ def report_cmd(
         report = build_report(rows, year, app.organisation.name,
                               app.organisation.procedure.deadlines, local_date(app.clock()))
         html_path, pdf_path, pages = write_report(report, out)
-        typer.echo(f"{len(rows)} zaken in {year}; geschreven: {html_path}, {pdf_path} "
-                   f"({pages} pagina's)")
+        pages_nl = _n(pages, "pagina", "pagina's")
+        typer.echo(f"{_n(len(rows), 'zaak', 'zaken')} in {year}; geschreven: {html_path}, {pdf_path} "
+                   f"({pages_nl})")
 
     _register_run(work)
 
@@ -710,10 +730,13 @@ def purge_cmd(
 
     async def work(app: App) -> None:
         result = await purge(app, dry_run=dry_run)
-        verb = "zou vernietigen" if dry_run else "vernietigd"
+        many = len(result.cases) != 1
+        verb = ("zouden worden vernietigd" if many else "zou worden vernietigd") if dry_run else "vernietigd"
         typer.echo(f"bewaartermijn {app.organisation.retention_years} jaar: "
-                   f"{len(result.cases)} dossiers {verb}, {result.files} bijlagen, "
-                   f"{result.outbox_rows} mails in de outbox, {result.conversations} gesprekken")
+                   f"{_n(len(result.cases), 'dossier', 'dossiers')} {verb}, "
+                   f"{_n(result.files, 'bijlage', 'bijlagen')}, "
+                   f"{_n(result.outbox_rows, 'mail', 'mails')} in de outbox, "
+                   f"{_n(result.conversations, 'gesprek', 'gesprekken')}")
         for reference in result.cases:
             typer.echo(f"  {reference}")
 

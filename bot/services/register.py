@@ -45,6 +45,7 @@ __all__ = [
     "case_view",
     "deliver_pending",
     "export",
+    "failed_mails",
     "lapse_unreachable",
     "list_cases",
     "purge",
@@ -297,11 +298,78 @@ async def add_case(
 
 
 @dataclass(frozen=True)
+class FailedMail:
+    """A mail to the organisation that its server refused for good (5xx): it will not be retried."""
+
+    reference: str | None
+    purpose: str
+    recipient: str  # one of the organisation's mailboxes
+    reason: str  # the server's answer, addresses removed (bot/mail/outbox.py short_reason)
+    failed_at: datetime
+
+
+PURPOSE_NL = {"case": "het dossier", "withdrawal": "de intrekking", "erasure": "het wisverzoek",
+              "digest": "het dagoverzicht", "reply": "het antwoord van de cliënt"}
+FAILED_MAIL_DAYS = 7  # how long the digest repeats a refused mail
+
+
+async def failed_mails(app: ServiceHost, *, reference: str | None = None,
+                       since: datetime | None = None) -> list[FailedMail]:
+    """Mails marked 'failed' in the outbox, oldest first, dated by their 'mail_failed' audit entry.
+
+    Reads the two tables directly: the outbox repository has no query for failed items yet.
+    """
+    from sqlalchemy import select
+
+    from storage.schema import audit_log, outbox
+
+    query = select(outbox.c.case_reference, outbox.c.purpose, outbox.c.recipient,
+                   outbox.c.last_error, outbox.c.created_at).where(outbox.c.status == "failed")
+    audits = select(audit_log.c.reference, audit_log.c.detail, audit_log.c.at).where(
+        audit_log.c.action == "mail_failed")
+    if reference is not None:
+        query = query.where(outbox.c.case_reference == reference)
+        audits = audits.where(audit_log.c.reference == reference)
+    async with app.db.engine.connect() as conn:
+        rows = (await conn.execute(query.order_by(outbox.c.id))).all()
+        audited = (await conn.execute(audits.order_by(audit_log.c.id))).all()
+    found = []
+    for ref, purpose, recipient, error, created_at in rows:
+        times = [at for r, detail, at in audited
+                 if r == ref and detail == error and at >= created_at]
+        failed_at = times[0] if times else created_at
+        if since is not None and failed_at < since:
+            continue
+        found.append(FailedMail(ref, purpose, recipient, error or "", failed_at))
+    return found
+
+
+def mailbox_name(app: ServiceHost, address: str) -> str:
+    """`committee (klachten@example.nl)` for one of the organisation's mailboxes."""
+    for name, known in app.organisation.mailboxes.items():
+        if known.lower() == address.lower():
+            return f"{name} ({known})"
+    return address
+
+
+def failed_mail_line(app: ServiceHost, mail: FailedMail) -> str:
+    """One Dutch line: what was refused, where, when, the server's answer and what to do."""
+    what = PURPOSE_NL.get(mail.purpose, mail.purpose)
+    head = f"{mail.reference}: " if mail.reference else ""
+    action = (f"stuur het handmatig door (klachtwijzer case show {mail.reference})" if mail.reference
+              else "controleer de mailbox")
+    return (f"{head}mail met {what} aan {mailbox_name(app, mail.recipient)} GEWEIGERD op "
+            f"{mail.failed_at.astimezone(ORG_TZ).strftime('%d-%m-%Y %H:%M')}, antwoord van de "
+            f"server: {mail.reason}; {action}")
+
+
+@dataclass(frozen=True)
 class CaseLine:
     case: RegisterCase
     deadlines: tuple[rules.Deadline, ...]
     due: tuple[rules.Deadline, ...]  # open, due within 3 days or overdue
     manual: tuple[NotificationRecord, ...] = ()
+    failed: tuple[FailedMail, ...] = ()
 
 
 async def list_cases(
@@ -316,6 +384,7 @@ async def list_cases(
         found = await uow.register.cases(statuses=statuses)
         histories = await uow.register.events_by_case([c.id for c in found])
         manual = await uow.register.notifications(open_manual=True)
+    refused = await failed_mails(app)
     lines = []
     for case in found:
         deadlines = _deadlines(app, case, histories[case.id])
@@ -323,7 +392,8 @@ async def list_cases(
         if due_only and not due:
             continue
         lines.append(CaseLine(case, tuple(deadlines), tuple(due),
-                              tuple(n for n in manual if n.reference == case.reference)))
+                              tuple(n for n in manual if n.reference == case.reference),
+                              tuple(m for m in refused if m.reference == case.reference)))
     return lines
 
 
@@ -335,6 +405,7 @@ class CaseView:
     notifications: tuple[NotificationRecord, ...]
     follow_up: Any | None
     payload: dict[str, Any] | None = field(repr=False)
+    failed: tuple[FailedMail, ...] = ()
 
 
 async def case_view(app: ServiceHost, reference: str) -> CaseView:
@@ -344,8 +415,9 @@ async def case_view(app: ServiceHost, reference: str) -> CaseView:
         notes = await uow.register.notifications(case.reference)
         follow_up = await uow.register.follow_up(case.reference)
         payload = await uow.register.payload(case.reference)
+    refused = await failed_mails(app, reference=case.reference)
     return CaseView(case, tuple(_deadlines(app, case, events)), tuple(events), tuple(notes),
-                    follow_up, payload)
+                    follow_up, payload, tuple(refused))
 
 
 # --- status changes and notes --------------------------------------------------------------------
@@ -766,7 +838,9 @@ async def digest_sections(app: ServiceHost, *, lapsed: Sequence[str] = ()) -> di
         attention = await uow.register.needing_attention()
         pending = await uow.register.notifications(pending=True)
     stuck = [n for n in pending if app.clock() - n.created_at > timedelta(hours=1)]
+    refused = await failed_mails(app, since=app.clock() - timedelta(days=FAILED_MAIL_DAYS))
     return {
+        "failed": [failed_mail_line(app, m) for m in refused],
         "deadlines": [_deadline_line(line.case, d, today) for line in lines for d in line.due],
         "manual": _manual_lines(manual),
         "attention": [f"{f.reference}: antwoord '{ANSWER_NL[f.answer]}' op {_day(f.answered_at)}"
@@ -797,13 +871,36 @@ async def add_digest(
     now = app.clock()
     sender = app.mail_from
     recipient = app.organisation.procedure.mailboxes["committee"]
-    message_id = new_message_id(sender)
-    mail = compose_digest(local_date(now), sections, sender=sender, recipient=recipient,
-                          message_id=message_id, date=now)
-    await uow.outbox.add(
-        OutboxItem(purpose="digest", recipient=recipient, message_id=message_id,
-                   raw=bytes(mail), next_attempt_at=now, created_at=now)
-    )
+    recipients = [recipient]
+    if sections.get("failed"):
+        refused = await failed_mails(app, since=now - timedelta(days=FAILED_MAIL_DAYS))
+        # The committee's own mailbox refuses mail: the digest would not reach anyone there.
+        fallback = digest_fallback(app)
+        if fallback and any(m.recipient.lower() == recipient.lower() for m in refused):
+            recipients.append(fallback)
+            log.error("the committee mailbox refused mail; the digest also goes to "
+                      "KLACHTWIJZER_FALLBACK_MAIL")
+        elif any(m.recipient.lower() == recipient.lower() for m in refused):
+            log.error("the committee mailbox refused mail and KLACHTWIJZER_FALLBACK_MAIL is not "
+                      "set: the digest may not reach anyone")
+    for to in recipients:
+        message_id = new_message_id(sender)
+        mail = compose_digest(local_date(now), sections, sender=sender, recipient=to,
+                              message_id=message_id, date=now)
+        await uow.outbox.add(
+            OutboxItem(purpose="digest", recipient=to, message_id=message_id,
+                       raw=bytes(mail), next_attempt_at=now, created_at=now)
+        )
     await uow.audit.record(now, "register", "digest_queued",
-                           detail=",".join(f"{k}={len(v)}" for k, v in sections.items()))
+                           detail=",".join(f"{k}={len(v)}" for k, v in sections.items())
+                           + (",fallback=1" if len(recipients) > 1 else ""))
     return True
+
+
+def digest_fallback(app: ServiceHost) -> str | None:
+    """KLACHTWIJZER_FALLBACK_MAIL, from the composition root's App (`fallback_mail`).
+
+    Looked up by name because ServiceHost (bot/services/ports.py) does not declare it yet.
+    """
+    value = getattr(app, "fallback_mail", None)
+    return value if isinstance(value, str) and value else None

@@ -73,10 +73,10 @@ def test_export_report_purge_digest(tmp_path: Path) -> None:
     assert (row["kind"], row["language"], row["status"]) == ("signal", "uk", "closed")
     year = row["month"][:4]
     code, out = run(tmp_path, "report", "--year", year, "--out", str(tmp_path / "r"))
-    assert code == 0 and f"1 zaken in {year}" in out, out
+    assert code == 0 and f"1 zaak in {year}" in out, out
     assert (tmp_path / "r" / f"jaarverslag-{year}.pdf").read_bytes().startswith(b"%PDF")
     code, out = run(tmp_path, "purge", "--dry-run")
-    assert (code, out) == (0, "bewaartermijn 5 jaar: 0 dossiers zou vernietigen, 0 bijlagen, "
+    assert (code, out) == (0, "bewaartermijn 5 jaar: 0 dossiers zouden worden vernietigd, 0 bijlagen, "
                               "0 mails in de outbox, 0 gesprekken\n")
     code, out = run(tmp_path, "digest")
     assert (code, out) == (0, "niets te melden; geen mail verstuurd (--force om toch te sturen)\n")
