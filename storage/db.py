@@ -42,6 +42,7 @@ from storage.repositories import (
     ConversationRepository,
     InboundRepository,
     OutboxRepository,
+    OwedRepository,
 )
 from storage.writer import SqliteWriter, WriterUnit
 
@@ -182,6 +183,7 @@ class _Repositories:
     inbound: InboundRepository
     register: RegisterRepository
     handoffs: HandoffRepository
+    owed: OwedRepository
 
 
 class UnitOfWork:
@@ -212,6 +214,7 @@ class UnitOfWork:
             inbound=InboundRepository(*args, lock=lock),
             register=RegisterRepository(*args, lock=lock),
             handoffs=HandoffRepository(*args, lock=lock),
+            owed=OwedRepository(*args, lock=lock),
         )
 
     async def __aenter__(self) -> UnitOfWork:
@@ -303,6 +306,10 @@ class UnitOfWork:
     @property
     def handoffs(self) -> HandoffRepository:
         return self._repositories().handoffs
+
+    @property
+    def owed(self) -> OwedRepository:
+        return self._repositories().owed
 
 
 class Database:

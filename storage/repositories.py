@@ -7,8 +7,8 @@ the dialect's INSERT ... ON CONFLICT, which SQLite and PostgreSQL spell the same
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from storage.schema import (
     counters,
     inbound_updates,
     outbox,
+    owed_messages,
 )
 from storage.writer import WriterUnit
 
@@ -48,6 +49,8 @@ __all__ = [
     "ConversationRepository",
     "InboundRepository",
     "OutboxRepository",
+    "OwedMessage",
+    "OwedRepository",
 ]
 
 Clock = Callable[[], datetime]
@@ -439,4 +442,63 @@ class InboundRepository(_Repository):
         result = await self._conn.execute(
             sql_delete(inbound_updates).where(inbound_updates.c.received_at < before)
         )
+        return result.rowcount
+
+
+@dataclass(frozen=True)
+class OwedMessage:
+    """One message owed to a chat, decrypted: `body` is the channel-neutral item as JSON data."""
+
+    id: int
+    channel: str
+    chat_id: str
+    seq: int
+    body: Any
+
+
+class OwedRepository(_Repository):
+    """Messages owed to people (issue 10): added with the state change, marked sent after."""
+
+    __slots__ = ()
+
+    async def add(self, channel: str, chat_id: str, bodies: Sequence[Any],
+                  at: datetime) -> builtins.list[int]:
+        """Owe these messages to the chat, after everything it is owed already; their ids."""
+        if not bodies:
+            return []
+        last = (await self._conn.execute(
+            select(func.max(owed_messages.c.seq)).where(
+                owed_messages.c.channel == channel, owed_messages.c.chat_id == chat_id)
+        )).scalar_one_or_none() or 0
+        ids = []
+        for offset, body in enumerate(bodies, start=1):
+            result = await self._conn.execute(sql_insert(owed_messages).values(
+                channel=channel, chat_id=chat_id, seq=last + offset,
+                body=self._cipher.encrypt_json(body), created_at=at))
+            ids.append(_new_id(result))
+        return ids
+
+    async def unsent(self, channel: str) -> builtins.list[OwedMessage]:
+        """Everything still owed on a channel, per chat in order."""
+        stmt = (select(owed_messages)
+                .where(owed_messages.c.sent_at.is_(None), owed_messages.c.channel == channel)
+                .order_by(owed_messages.c.chat_id, owed_messages.c.seq))
+        rows = (await self._conn.execute(stmt)).mappings().all()
+        return [OwedMessage(row["id"], row["channel"], row["chat_id"], row["seq"],
+                            self._cipher.decrypt_json(row["body"])) for row in rows]
+
+    async def mark_sent(self, ids: Sequence[int], at: datetime) -> int:
+        """Sent: the content is dropped at once (the row keeps only machine values)."""
+        if not ids:
+            return 0
+        result = await self._conn.execute(
+            update(owed_messages).where(owed_messages.c.id.in_(builtins.list(ids)),
+                                        owed_messages.c.sent_at.is_(None))
+            .values(sent_at=at, body=None))
+        return result.rowcount
+
+    async def prune(self, before: datetime) -> int:
+        """Forget sent rows older than `before`."""
+        result = await self._conn.execute(sql_delete(owed_messages).where(
+            owed_messages.c.sent_at.is_not(None), owed_messages.c.sent_at < before))
         return result.rowcount

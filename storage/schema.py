@@ -48,6 +48,7 @@ __all__ = [
     "inbound_updates",
     "metadata",
     "outbox",
+    "owed_messages",
 ]
 
 # "signal": registered by a coordinator, e.g. solved on the spot (003 §5; `klachtwijzer case add`).
@@ -309,4 +310,24 @@ handoff_messages = Table(
     Column("sender", String(16), nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("delivered", Integer, nullable=False, server_default="1"),
+)
+
+
+# --- issue 10: messages owed to people ------------------------------------------------------------
+
+# What the bot owes a chat (a reply, a relayed message), written in the unit of work of the state
+# change that causes it and marked sent once the channel's API accepted it; unsent rows are sent
+# first after a restart, per chat in `seq` order. `body` (encrypted) is dropped once sent.
+owed_messages = Table(
+    "owed_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(16), nullable=False),
+    Column("chat_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    UniqueConstraint("channel", "chat_id", "seq"),
+    Index("ix_owed_messages_unsent", "sent_at", "channel"),
 )

@@ -2,14 +2,32 @@
 
 Adapters (terminal, Telegram, WhatsApp) register a `ChannelSender`; the service and the register
 use `Channels.send` for messages that are not a direct reply (handoffs, status updates, follow-up).
+
+Messages owed to people are stored, then sent.
+
+A reply to a client, and a message relayed to a confidant, is written to `owed_messages` (encrypted,
+with a per-chat sequence) in the SAME unit of work as the state change that causes it: a receipt
+exists in the database exactly when its case does. After the commit the channel sends it at once
+(the usual, fast path) and marks it sent right after the messenger's API accepted it (marks are
+batched into one small UPDATE). At start-up, before any new update is handled, the channel sends
+whatever is still owed, per chat in sequence order, ahead of anything new. So a crash between
+"API accepted" and "marked sent" can repeat one message, never lose one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, Protocol
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
-from flows.model import OutMessage
+from flows.handoff import FileOut
+from flows.model import Button, OutMessage
+from storage import Database
+from storage.repositories import OwedMessage
+
+log = logging.getLogger(__name__)
 
 # How a message that was not a direct reply reached the client: in the chat itself; announced by
 # an approved template (WhatsApp outside its 24-hour window: the message itself was not sent, the
@@ -44,3 +62,63 @@ class Channels:
         if sender is None:
             return "unavailable"
         return await sender.send(chat_id, messages)
+
+
+# --- issue 10: messages owed to people, stored, then sent ---------------------------------------
+
+
+
+def item_to_json(item: OutMessage | FileOut, state: str | None) -> dict[str, Any]:
+    """An item (and the conversation state its buttons belong to) as JSON data to store."""
+    if isinstance(item, FileOut):
+        return {"file": {"kind": item.kind, "ref": item.ref, "content_type": item.content_type,
+                         "caption": item.caption}, "state": state}
+    return {"text": item.text, "rtl": item.rtl, "state": state,
+            "buttons": [[[b.id, b.label] for b in row] for row in item.buttons]}
+
+
+def item_from_json(data: dict[str, Any]) -> tuple[OutMessage | FileOut, str | None]:
+    """The item stored by `item_to_json`, and its state."""
+    state = data.get("state")
+    if "file" in data:
+        f = data["file"]
+        return FileOut(str(f["kind"]), str(f["ref"]), str(f["content_type"]),
+                       str(f["caption"])), state
+    buttons = tuple(tuple(Button(str(i), str(label)) for i, label in row)
+                    for row in data.get("buttons") or [])
+    return OutMessage(str(data["text"]), buttons, bool(data.get("rtl"))), state
+
+
+class OwedMarker:
+    """Marks owed messages sent, batched: ids collected while one UPDATE runs go in the next."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+        self._ids: list[int] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def mark(self, owed_id: int) -> None:
+        self._ids.append(owed_id)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._ids:
+            ids, self._ids = self._ids, []
+            try:
+                async with self.db.unit_of_work() as uow:
+                    await uow.owed.mark_sent(ids, self.clock())
+                    await uow.commit()
+            except Exception as exc:  # sent again after a restart: a repeat, never a loss
+                log.warning("owed messages not marked sent (%s)", type(exc).__name__)
+
+    async def flush(self) -> None:
+        """Wait until every mark so far is stored."""
+        while self._task is not None and not self._task.done():
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def owed(self, channel: str) -> list[OwedMessage]:
+        """What is still owed on a channel (at start-up), per chat in order."""
+        async with self.db.unit_of_work(read_only=True) as uow:
+            return await uow.owed.unsent(channel)

@@ -83,6 +83,10 @@ class Reply:
     # conversation is in now, so a channel can bind its buttons to it (stale buttons).
     others: tuple[Envelope, ...] = ()
     state: str | None = None
+    # Issue 10: the ids of the owed rows stored with them (bot/services/delivery.py), aligned
+    # with `messages` and with each envelope's items; empty where the channel does not keep them.
+    owed: tuple[int, ...] = ()
+    others_owed: tuple[tuple[int, ...], ...] = ()
 
 
 class IntakeService:
@@ -109,6 +113,8 @@ class IntakeService:
         )
         # Issue 3: the confidant handoff (bot/services/handoffs.py), set by the Telegram channel.
         self.handoffs: HandoffDesk | None = None
+        # Issue 10: channels that send owed messages (and mark them sent) add their name here.
+        self.owed_channels: set[str] = set()
 
     def _lock(self, channel: str, chat_id: str) -> asyncio.Lock:
         key = (channel, chat_id)
@@ -157,8 +163,11 @@ class IntakeService:
                 if routed is not None:  # a relay message or a handoff button
                     stored.data[LAST_INBOUND] = now.isoformat()
                     await uow.conversations.save(stored)
+                    owed, others_owed = await self._owe(
+                        uow, channel, chat_id, routed.messages, routed.others, None, now)
                     await uow.commit()
-                    return Reply(routed.messages, others=routed.others, state=stored.state)
+                    return Reply(routed.messages, others=routed.others, state=stored.state,
+                                 owed=owed, others_owed=others_owed)
             later: list[OutMessage] = []
             others: list[Envelope] = []
             result = self.engine.step(conversation, event, now)
@@ -197,9 +206,32 @@ class IntakeService:
                 # When the client last wrote (WhatsApp's 24-hour window, 002 §4.1 lapse).
                 stored.data[LAST_INBOUND] = now.isoformat()
                 await uow.conversations.save(stored)
+            messages.extend(later)
+            owed, others_owed = await self._owe(
+                uow, channel, chat_id, messages, others, conversation.state, now)
             await uow.commit()
-        messages.extend(later)
-        return Reply(tuple(messages), others=tuple(others), state=conversation.state)
+        return Reply(tuple(messages), others=tuple(others), state=conversation.state,
+                     owed=owed, others_owed=others_owed)
+
+    async def _owe(
+        self, uow: UnitOfWork, channel: str, chat_id: str, messages: Sequence[OutMessage],
+        others: Sequence[Envelope], state: str | None, now: datetime,
+    ) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+        """Store what this event owes people, in its own unit of work (issue 10)."""
+        from bot.services.delivery import item_to_json
+
+        owed: tuple[int, ...] = ()
+        if channel in self.owed_channels:
+            owed = tuple(await uow.owed.add(
+                channel, chat_id, [item_to_json(m, state) for m in messages], now))
+        others_owed = []
+        for env in others:
+            ids: list[int] = []
+            if env.channel in self.owed_channels:
+                ids = await uow.owed.add(env.channel, env.chat_id,
+                                         [item_to_json(i, None) for i in env.items], now)
+            others_owed.append(tuple(ids))
+        return owed, tuple(others_owed)
 
     def _size_named(self, messages: list[OutMessage], language: str | None,
                     event: AttachmentRefused) -> list[OutMessage]:

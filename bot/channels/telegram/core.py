@@ -36,7 +36,7 @@ from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from bot.services.delivery import Delivery
+from bot.services.delivery import Delivery, OwedMarker, item_from_json
 from bot.services.handoffs import SENDER_NAME, Envelope, HandoffDesk
 from flows.handoff import CONFIDANT_LANGUAGE, FileOut, Item, parse_button
 from flows.i18n import N_, Translator
@@ -490,6 +490,11 @@ class TelegramCore:
         self._chat_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
             weakref.WeakValueDictionary())
         self.processed: deque[int] = deque(maxlen=10_000)  # update ids handled (monitoring, tests)
+        # Issue 10: owed messages are marked sent once accepted; updates wait (`ready`) until what
+        # was still owed at start-up is queued ahead of them.
+        self.marker = OwedMarker(app.db, app.clock)
+        self.ready = asyncio.Event()
+        self.ready.set()
         # Update ids that arrived lately: a redelivered update is not counted by the flood limit.
         self._arrived: OrderedDict[int, None] = OrderedDict()
 
@@ -534,28 +539,60 @@ class TelegramCore:
                 for row in message.buttons]
 
     def queue(self, chat_id: int, messages: Sequence[Item],
-              state: str | None) -> list[asyncio.Future[Any]]:
-        """Queue messages (and files) for one chat, in order; returns their futures."""
+              state: str | None, owed: Sequence[int] = ()) -> list[asyncio.Future[Any]]:
+        """Queue messages (and files) for one chat, in order; returns their futures.
+
+        `owed`: the owed rows of the messages (aligned), each marked sent once its last part
+        was accepted by the Bot API."""
         futures: list[asyncio.Future[Any]] = []
-        for message in messages:
-            if isinstance(message, FileOut):
-                futures.append(self.pacer.submit(chat_id, partial(self._send_file, chat_id, message)))
-                continue
-            keyboard = self._keyboard(chat_id, message, state)
-            offer = _offer_of(message)
-            parts = split_text(message.text)
-            for index, part in enumerate(parts):
-                text = (RLM + part) if message.rtl and not part.startswith(RLM) else part
-                kb = keyboard if index == len(parts) - 1 else None
-                future = self.pacer.submit(
-                    chat_id, partial(self.api.send_message, chat_id, text, kb))
-                if offer is not None and kb is not None:
-                    future.add_done_callback(partial(self._remember_offer, offer, chat_id, text))
-                futures.append(future)
+        for index, message in enumerate(messages):
+            first = len(futures)
+            self._queue_one(chat_id, message, state, futures)
+            if index < len(owed) and len(futures) > first:
+                futures[-1].add_done_callback(partial(self._owed_done, owed[index]))
         for future in futures:
             self._pending.add(future)
             future.add_done_callback(self._done)
         return futures
+
+    def _owed_done(self, owed_id: int, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None or isinstance(error, TelegramUnavailable):  # sent, or never can be
+            self.marker.mark(owed_id)
+
+    async def send_owed(self) -> int:
+        """At start-up: queue what is still owed, per chat in order, ahead of any new update."""
+        try:
+            rows = await self.marker.owed(CHANNEL)
+            for row in rows:
+                if not row.chat_id.lstrip("-").isdigit():
+                    continue
+                item, state = item_from_json(row.body)
+                self.queue(int(row.chat_id), [item], state, owed=(row.id,))
+            if rows:
+                log.info("sending %d owed message(s) from before the restart", len(rows))
+            return len(rows)
+        finally:
+            self.ready.set()
+
+    def _queue_one(self, chat_id: int, message: Item, state: str | None,
+                   futures: list[asyncio.Future[Any]]) -> None:
+        if isinstance(message, FileOut):
+            futures.append(self.pacer.submit(chat_id, partial(self._send_file, chat_id, message)))
+            return
+        keyboard = self._keyboard(chat_id, message, state)
+        offer = _offer_of(message)
+        parts = split_text(message.text)
+        for index, part in enumerate(parts):
+            text = (RLM + part) if message.rtl and not part.startswith(RLM) else part
+            kb = keyboard if index == len(parts) - 1 else None
+            future = self.pacer.submit(
+                chat_id, partial(self.api.send_message, chat_id, text, kb))
+            if offer is not None and kb is not None:
+                future.add_done_callback(partial(self._remember_offer, offer, chat_id, text))
+            futures.append(future)
 
     def _remember_offer(self, handoff_id: int, chat_id: int, text: str,
                         future: asyncio.Future[Any]) -> None:
@@ -588,16 +625,19 @@ class TelegramCore:
         finally:
             await self.app.files.delete(item.ref)  # relayed files are not kept
 
-    def deliver(self, envelopes: Sequence[Envelope]) -> None:
-        for env in envelopes:
+    def deliver(self, envelopes: Sequence[Envelope],
+                owed: Sequence[Sequence[int]] = ()) -> None:
+        for index, env in enumerate(envelopes):
             if env.channel == CHANNEL and env.chat_id.lstrip("-").isdigit():
-                self.queue(int(env.chat_id), env.items, state=None)
+                self.queue(int(env.chat_id), env.items, state=None,
+                           owed=owed[index] if index < len(owed) else ())
 
     async def idle(self) -> None:
         """Wait until every queued message was sent (tests, and a clean shutdown)."""
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
         await self.pacer.drain()
+        await self.marker.flush()
 
     async def _quietly(self, factory: Callable[[], Awaitable[Any]]) -> None:
         try:
@@ -615,6 +655,7 @@ class TelegramCore:
         per-chat lock is FIFO and is the first thing an update waits for).
         """
         try:
+            await self.ready.wait()
             incoming = parse_update(raw)
             if incoming is not None:
                 async with self._chat_lock(incoming.chat_id):
@@ -776,8 +817,8 @@ class TelegramCore:
             if isinstance(event, Attachment):
                 await self.app.files.delete(event.ref)
             return
-        self.queue(chat_id, reply.messages, state=reply.state)
-        self.deliver(reply.others)
+        self.queue(chat_id, reply.messages, state=reply.state, owed=reply.owed)
+        self.deliver(reply.others, reply.others_owed)
 
     async def _confidant(self, incoming: Incoming) -> None:
         st = self.app.catalogs.get(self._staff_language(incoming))
@@ -957,8 +998,11 @@ async def serve(app: ChannelHost, stop: asyncio.Event, adapter: Adapter, token: 
     core = TelegramCore(app, adapter.api, options, token)
     app.service.handoffs = core.desk
     app.channels.register(TelegramSender(core))
+    app.service.owed_channels.add(CHANNEL)
+    core.ready.clear()  # updates wait until what is still owed is queued ahead of them
     await adapter.start(core)
     try:
+        await core.send_owed()
         await core.setup()
         if started is not None:
             started(core)
@@ -970,6 +1014,8 @@ async def serve(app: ChannelHost, stop: asyncio.Event, adapter: Adapter, token: 
         with contextlib.suppress(Exception):
             await asyncio.wait_for(core.idle(), 5)
         await core.pacer.close()
+        await core.marker.flush()
+        app.service.owed_channels.discard(CHANNEL)
         app.service.handoffs = None
         log.info("Telegram stopped")
 
