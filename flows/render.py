@@ -8,6 +8,7 @@ nothing; no I/O. Message ids are the keys of the catalogs in locales/: keep them
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flows.dossier import answer_lines
@@ -22,6 +23,7 @@ from flows.texts import (
     FIELD,
     GLOBAL_ACTIONS,
     KIND,
+    KIND_TITLE,
     LANGUAGE_NAMES,
     PREFERENCE,
     SUMMARY,
@@ -77,8 +79,9 @@ class Renderer:
             cases = turn.withdrawable()
             return (
                 t._("Which one do you want to withdraw?"),
-                _rows(*(Button(f"wd_{c['reference']}", c["reference"]) for c in cases),
-                      Button("no", t._("No"))),
+                # "Complaint of 3 November 2026": a bare reference means nothing to a client.
+                _rows(*(Button(f"wd_{c['reference']}", self._case_label(t, c)) for c in cases),
+                      Button("no", t._("Cancel"))),
             )
         text = {
             "restart": t._("Start again? Your answers so far will be deleted. "
@@ -116,6 +119,14 @@ class Renderer:
             "data.\n\n"
             "Type /help at any moment for help."
         ).format(organisation=self.organisation)
+
+    @staticmethod
+    def _case_label(t: Translator, case: dict[str, Any]) -> str:
+        """A sent case as a button: its kind and the day it was sent."""
+        return t._("{kind} of {date}").format(
+            kind=t._(KIND_TITLE[case["kind"]]) if case["kind"] in KIND_TITLE else case["kind"],
+            date=t.date(datetime.fromisoformat(case["created_at"])),
+        )
 
     def _language_prompt(self, turn: Turn) -> str:
         if turn.conv.language:

@@ -45,6 +45,14 @@ KIND = {
     "signal": N_("signal"),
 }
 
+# A kind at the start of a button label ("Complaint of 3 November 2026").
+KIND_TITLE = {
+    "complaint": N_("Complaint"),
+    "mediation_request": N_("Request for mediation"),
+    "confidant_request": N_("Request for a confidant"),
+    "report": N_("Report (registration only)"),
+}
+
 STATUS = {
     "received": N_("received"),
     "acknowledged": N_("confirmed by the committee"),

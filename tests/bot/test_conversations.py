@@ -278,6 +278,9 @@ async def test_withdraw_sent_complaint(app: App, smtp_server: Any) -> None:
     client = Client(app.service)
     reference = await sent_complaint(app, client)
     await client.command("withdraw")
+    labels = {b.id: b.label for m in client.last for row in m.buttons for b in row}
+    # Issue 14.4: the kind and the day, not a bare reference; "Cancel", not "No".
+    assert labels == {f"wd_{reference}": "Complaint of 22 November 2026", "no": "Cancel"}
     await client.press(f"wd_{reference}")
     await client.press("yes")
     await app.worker.run_once()
