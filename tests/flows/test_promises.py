@@ -18,7 +18,7 @@ NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 # (001 art. 14.4, 14.9), in each language; a text that promises secrecy must name them.
 CRIME = {"en": "crime", "nl": "strafbaar feit", "uk": "злочин", "ar": "جريمة"}
 BOARD = {"en": "board", "nl": "bestuur", "uk": "правління", "ar": "مجلس إدارة"}
-PERSON_HEARS = {"en": "person it is about", "nl": "persoon over wie het gaat", "uk": "людина",
+PERSON_HEARS = {"en": "person it is about", "nl": "persoon over wie", "uk": "людина",
                 "ar": "الشخص"}
 # What the Schema A talk step tells the client to do, in each language.
 GO_TO_PERSON = {"en": "First talk with the person", "nl": "Praat eerst met de persoon",
