@@ -7,6 +7,7 @@ channel; `/quit` or end of input leaves (the conversation is kept and resumes ne
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
@@ -14,6 +15,7 @@ from bot.services.intake import IntakeService
 from flows.model import Choice, Command, Event, OutMessage, Start, Text
 
 CHANNEL = "terminal"
+GOODBYE = "Goodbye. Your conversation is kept: `klachtwijzer chat` continues it."
 
 
 def render(message: OutMessage) -> str:
@@ -68,13 +70,36 @@ class TerminalChat:
         if self.after_event is not None:
             await self.after_event()
 
+    async def _readline(self) -> str:
+        """One line from stdin in a daemon thread: Ctrl-C must not wait for a blocked read to end
+        (asyncio.to_thread's executor is joined at exit, which would wait for the next Enter)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+
+        def read() -> None:
+            try:
+                line = self.stdin.readline()
+            except Exception as exc:  # a closed or broken stdin ends the chat like EOF
+                loop.call_soon_threadsafe(_settle, future, "", exc)
+                return
+            loop.call_soon_threadsafe(_settle, future, line, None)
+
+        threading.Thread(target=read, name="terminal-stdin", daemon=True).start()
+        return await future
+
     async def run(self) -> None:
         await self.send(Start(self.language))
         while True:
             self.stdout.write("> ")
             self.stdout.flush()
-            line = await asyncio.to_thread(self.stdin.readline)
+            line = await self._readline()
             if not line or line.strip() == "/quit":
-                self.stdout.write("\n")
+                self.stdout.write(f"\n{GOODBYE}\n")
+                self.stdout.flush()
                 return
             await self.send(parse(line, self.last_buttons))
+
+
+def _settle(future: asyncio.Future[str], line: str, error: BaseException | None) -> None:
+    if not future.done():
+        future.set_result("" if error is not None else line)

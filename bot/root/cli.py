@@ -142,7 +142,12 @@ def chat(
             await app.worker.run_once()
             await app.close()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        from bot.channels.terminal import GOODBYE
+
+        typer.echo(f"\n{GOODBYE}")
 
 
 @cli.command()
