@@ -29,13 +29,12 @@ def test_terminal_chat_to_eml(tmp_path: Path) -> None:
     """A confidant request typed in the terminal (numbers and labels) is written as an .eml file."""
     data_dir = tmp_path / "data"
     lines = [
-        "4",  # English
-        "Continue",  # a label works as well as a number
-        "2", "3", "2",  # unwanted behaviour, aggression, not in danger
+        "4",  # English: the privacy notice and the first question come together
+        "Aggression",  # a label works as well as a number
         "3", "1",  # did not try step 1; a woman
         "Maria", "1",  # name, contact in this chat
         "He shouted at me.",
-        "1", "1",  # consent, send
+        "1",  # Send (pressing it is the consent)
         "2",  # no formal complaint now
     ]
     result = run_chat(data_dir, lines, "--lang", "en")
@@ -54,10 +53,10 @@ def test_terminal_chat_to_eml(tmp_path: Path) -> None:
 def test_terminal_resumes_after_quit(tmp_path: Path) -> None:
     """Leaving the terminal and coming back resumes the same conversation."""
     data_dir = tmp_path / "data"
-    run_chat(data_dir, ["4", "1", "1", "/quit"])
+    run_chat(data_dir, ["4", "/quit"])
     result = run_chat(data_dir, [])
     assert "Welcome back. This is where you were:" in result.stdout
-    assert "What fits best?" in result.stdout
+    assert "What is it about?" in result.stdout.split("Welcome back.")[1]
 
 
 def test_binary_and_hostile_lines_do_not_crash(tmp_path: Path) -> None:
