@@ -1,11 +1,11 @@
 """Fill a bot's database with many stored conversations, fast and honestly.
 
 The app migrates the database and stores one real conversation in mid-flow through its service (a
-client who chose a language and read the welcome). That row, with its encrypted blob, is then
-copied with sqlite3 `executemany` under other chat ids, together with one inbound update id per
-copy. The copies all carry the same encrypted blob: they are filler that the bot never reads (the
-bench measures fresh chats), but they fill the table, its unique index and the inbound-update
-index like real conversations of the same size do.
+client who chose a language, which shows the welcome and the first question). That row, with its
+encrypted blob, is then copied with sqlite3 `executemany` under other chat ids, together with one
+inbound update id per copy. The copies all carry the same encrypted blob: they are filler that the
+bot never reads (the bench measures fresh chats), but they fill the table, its unique index and the
+inbound-update index like real conversations of the same size do.
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ async def prepare(data_dir: Path, secret: SecretStr) -> Path:
                         secret_key=secret)
     app = await build_app(settings)
     try:
-        for n, (kind, value) in enumerate((("command", "/start"), ("press", "lang_nl"),
-                                           ("press", "ok"))):
+        for n, (kind, value) in enumerate((("command", "/start"), ("press", "lang_nl"))):
             await app.service.handle("telegram", TEMPLATE_CHAT, event_of(kind, value, "nl"),
                                      update_id=f"template-{n}")
     finally:

@@ -1,11 +1,12 @@
 """The conversation every simulated client walks, and how many messages the bot answers per step.
 
-A client opens the chat, picks a language, reads the welcome, then files a Schema A complaint:
-triage, category, straight to the formal complaint, for themselves, their name, who it is about,
+A client opens the chat and picks a language (which shows the welcome and the first question at
+once), then files a Schema A complaint: the first question (route and category in one press),
+straight to the formal complaint, their name (which answers "who is it for"), who it is about,
 what happened (a few sentences in their own language), when, what they tried, contact by chat,
-consent, confirm (a case is registered and an outbox row is written: the step that forwards
-something), and `/restart` for a new complaint, which leads back to the triage question. So of the
-13 steps of the repeating part, one forwards a complaint by mail.
+Send on the summary (the consent; a case is registered and an outbox row is written: the step that
+forwards something), and `/restart` for a new complaint, which leads back to the first question.
+So of the 10 steps of the repeating part, one forwards a complaint by mail.
 
 How many Telegram messages the bot sends for each step is learnt by running the same events
 through the real service once (`calibrate`): a client in the bench waits for that many replies
@@ -89,7 +90,7 @@ class Script:
     language: str
     opening: tuple[Step, ...]
     cycle: tuple[Step, ...]
-    outbox_every: int = field(default=13)
+    outbox_every: int = field(default=10)
 
     def steps(self) -> itertools.chain[Step]:
         return itertools.chain(self.opening, itertools.cycle(self.cycle))
@@ -98,13 +99,13 @@ class Script:
 def _plan(language: str) -> tuple[list[tuple[StepKind, str]], list[tuple[StepKind, str]]]:
     words = TEXTS[language]
     opening: list[tuple[StepKind, str]] = [
-        ("command", "/start"), ("press", f"lang_{language}"), ("press", "ok"),
+        ("command", "/start"), ("press", f"lang_{language}"),
     ]
     cycle: list[tuple[StepKind, str]] = [
-        ("press", "dissatisfied"), ("press", "help"), ("press", "skip_to_complaint"),
-        ("press", "who_self"), ("say", words["name"]), ("say", words["about"]),
+        ("press", "help"), ("press", "skip_to_complaint"),
+        ("say", words["name"]), ("say", words["about"]),
         ("say", words["what"]), ("say", words["when"]), ("say", words["tried"]),
-        ("press", "contact_chat"), ("press", "consent_yes"), ("press", "confirm"),
+        ("press", "contact_chat"), ("press", "confirm"),
         ("command", "/restart"),
     ]
     return opening, cycle

@@ -69,7 +69,7 @@ def test_quick_bench_names_the_machine_and_what_it_counted(quick_run: QuickRun) 
     machine = {k: bool(result["machine"].get(k)) for k in ("cpu", "cores", "python", "sqlite", "disk")}
     assert machine == dict.fromkeys(("cpu", "cores", "python", "sqlite", "disk"), True)
     assert (result["plan"]["chats"], result["rss_conversations"], result["outbox_every"]) == (
-        64, result["plan"]["memory_conversations"], 13)
+        64, result["plan"]["memory_conversations"], 10)
     assert "| **R2** = bot / echo (goal ≥ 0.8) |" in quick_run.table
 
 

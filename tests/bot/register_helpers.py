@@ -49,12 +49,9 @@ async def file_complaint(
     client = Client(app.service, chat_id=chat_id, channel=channel)
     await client.start(hint=lang)
     await client.press(f"lang_{lang}")
-    await client.press("ok")
-    await client.press("dissatisfied")
-    await client.press("help")
+    await client.press("help")  # the first question chooses route and category at once
     await client.press("skip_to_complaint")
-    await client.press("who_self")
-    await client.type(name)
+    await client.type(name)  # the typed name answers "who is it for" (issue 14)
     await client.type("Jan de Vries")
     await client.type("My volunteer did not help me with the forms and was rude.")
     if attachment:
@@ -64,8 +61,7 @@ async def file_complaint(
     await client.press(f"contact_{contact}")
     if contact_value:
         await client.type(contact_value)
-    await client.press("consent_yes")
-    await client.press("confirm")
+    await client.press("confirm")  # Send on the summary is the consent
     match = re.search(r"KW-\d{4}-\d{6}", client.text())
     assert match, client.text()
     return client, match.group(0)

@@ -17,10 +17,10 @@ from flows.model import Choice, Start, Text
 
 async def to_summary(app: App, chat: str) -> None:
     """Drive one client to the summary of a formal complaint (one update id per step)."""
-    steps = [Start("en"), Choice("lang_en"), Choice("ok"), Choice("dissatisfied"), Choice("help"),
-             Choice("skip_to_complaint"), Choice("who_self"), Text("Client"), Choice("staff_unknown"),
+    steps = [Start("en"), Choice("lang_en"), Choice("help"), Choice("skip_to_complaint"),
+             Text("Client"), Choice("staff_unknown"),
              Text("It went wrong."), Choice("when_unknown"), Choice("tried_nothing"),
-             Choice("contact_chat"), Choice("consent_yes")]
+             Choice("contact_chat")]
     for number, event in enumerate(steps):
         await app.service.handle("telegram", chat, event, update_id=f"{chat}-{number}")
 

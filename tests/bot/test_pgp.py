@@ -435,7 +435,6 @@ async def test_conversation_mail_to_a_keyed_mailbox_arrives_encrypted(
     from bot.root.app import App
     from tests.bot.client import Client
     from tests.bot.mailbox import complaint_json
-    from tests.bot.test_conversations import begin
 
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "confidants.asc").write_text(keys.public, encoding="utf-8")
@@ -445,11 +444,12 @@ async def test_conversation_mail_to_a_keyed_mailbox_arrives_encrypted(
     app: App = await app_factory(settings_for(config=config, smtp_host=smtp_server.host,
                                               smtp_port=smtp_server.port, smtp_tls="none"))
     client = Client(app.service)
-    await begin(client, "en", "behaviour", "aggression")
-    for button in ("danger_no", "talk_not_tried", "pref_female"):
+    await client.start(hint="en")
+    # The first question chooses route and category at once (issue 14).
+    for button in ("lang_en", "aggression", "talk_not_tried", "pref_female"):
         await client.press(button)
     await client.type("Olena Petrenko")
-    for button in ("contact_chat", "skip", "consent_yes", "confirm"):
+    for button in ("contact_chat", "skip", "confirm"):
         await client.press(button)
     assert await app.worker.run_once() == 1
 

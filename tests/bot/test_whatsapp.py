@@ -287,21 +287,18 @@ async def test_schema_b_arabic_with_list_and_voice_note(
     assert [r["title"] for r in picker["action"]["sections"][0]["rows"]] == [
         "Nederlands", "Українська", "✓ العربية", "English"]
     await phone.press("lang_ar")
-    assert ar._("Continue") in [t for _k, _r, t in phone.choices().values()]
-    await phone.press("ok")
-    assert phone.newest_interactive()["type"] == "button"  # three choices: reply buttons
-    await phone.press("behaviour")
-
-    categories = phone.newest_interactive()
-    assert categories["type"] == "list"  # five choices: a list message
-    rows = categories["action"]["sections"][0]["rows"]
+    # Issue 14: the language choice shows the privacy notice and the first question at once;
+    # the first question chooses route and category, and carries "I am in danger now".
+    assert ar._("Continue") not in [t for _k, _r, t in phone.choices().values()]
+    first = phone.newest_interactive()
+    assert first["type"] == "list"  # nine choices: a list message
+    rows = first["action"]["sections"][0]["rows"]
     assert [r["id"] for r in rows] == [
-        "category|discrimination", "category|bullying", "category|aggression",
-        "category|sexual_harassment", "category|other"]
-    assert categories["action"]["button"] == ar._("Choose")
-    assert categories["body"]["text"] == ar._("What fits best?")
+        "triage|help", "triage|conflict", "triage|discrimination", "triage|bullying",
+        "triage|aggression", "triage|sexual_harassment", "triage|other", "triage|unsure",
+        "triage|danger_yes"]
+    assert first["action"]["button"] == ar._("Choose")
     await phone.press("sexual_harassment")
-    await phone.press("danger_no")
     await phone.press("talk_not_tried")
     await phone.press("pref_female")
     await phone.type("فاطمة")
@@ -312,7 +309,6 @@ async def test_schema_b_arabic_with_list_and_voice_note(
                                        "I added your file. You have added {count} files now.",
                                        1).format(count=1)
     await phone.type("ضايقني متطوع في الموعد.")
-    await phone.press("consent_yes")
     await phone.press("confirm")
     receipt = phone.text()
     assert ARABIC_LETTER.search(receipt)
@@ -349,11 +345,8 @@ async def test_schema_a_dutch_mediation_with_typed_choices_and_photo(
     assert phone.text() == "\n".join(app.catalogs.get(lang)._("Choose your language.")
                                      for lang in ("nl", "uk", "ar", "en"))
     await phone.type("1")  # the number of the first choice: Nederlands
-    assert nl._("Continue") in [t for _k, _r, t in phone.choices().values()]
-    await phone.press("ok")
-    await phone.type(nl._("Not happy with help"))  # a typed label counts as pressing it
-    assert phone.newest_interactive()["body"]["text"] == nl._("What fits best?")
-    await phone.press("conflict")
+    assert nl._("Continue") not in [t for _k, _r, t in phone.choices().values()]
+    await phone.type(nl._("A disagreement"))  # a typed label counts as pressing it
     await phone.press("talk_not_helped")
     await phone.press("request_yes")
     await phone.type("Piet Jansen")
@@ -365,7 +358,6 @@ async def test_schema_a_dutch_mediation_with_typed_choices_and_photo(
     assert nl.ngettext("I added your file. You have added {count} file now.",
                        "I added your file. You have added {count} files now.", 1).format(count=1) \
         in phone.text()
-    await phone.press("consent_yes")
     await phone.press("confirm")
     assert nl._("Do you also want to make a formal complaint now? You can also do it later.") \
         in phone.text()
@@ -433,9 +425,10 @@ async def test_redelivered_message_has_one_effect(start_whatsapp: StartWhatsApp,
     await meta.channel.idle()
     await meta.deliver(payload)
     assert list(statuses) == [200, 200]
-    assert len(phone.collect()) == 1  # one answer: the privacy notice
+    # One answer (issue 14): the privacy notice, then the first question.
+    assert [m["type"] for m in phone.collect()] == ["text", "interactive"]
     conversation = await stored_conversation(meta.app, phone.wa_id)
-    assert conversation.state == "privacy"
+    assert conversation.state == "triage"
 
 
 async def test_redelivery_after_restart_is_ignored(
@@ -446,11 +439,11 @@ async def test_redelivery_after_restart_is_ignored(
     phone = Phone(first)
     await phone.type("Hello")
     await phone.press("lang_en")
+    kind, raw, title = phone.choices()["help"]  # the first question, shown with the language
     answer = {"from": phone.wa_id, "id": "wamid.restart-1", "type": "interactive",
-              "interactive": {"type": "button_reply",
-                              "button_reply": {"id": "privacy|ok", "title": "Continue"}}}
+              "interactive": {"type": kind, kind: {"id": raw, "title": title}}}
     await first.deliver(Meta.payload({"messages": [answer]}))
-    assert (await stored_conversation(first.app, phone.wa_id)).state == "triage"
+    assert (await stored_conversation(first.app, phone.wa_id)).state == "A_talk"
     await stop_whatsapp(first)
 
     second = await start_whatsapp(app=first.app)
@@ -458,7 +451,7 @@ async def test_redelivery_after_restart_is_ignored(
     phone.collect()
     await second.deliver(Meta.payload({"messages": [answer]}))
     assert phone.collect() == []
-    assert (await stored_conversation(second.app, phone.wa_id)).state == "triage"
+    assert (await stored_conversation(second.app, phone.wa_id)).state == "A_talk"
 
 
 async def test_messages_are_marked_read_after_the_reply(
@@ -472,7 +465,7 @@ async def test_messages_are_marked_read_after_the_reply(
     second = await phone.press("lang_nl")
     assert (graph.read, len(first) > 0, len(second) > 0) == (phone.wamids, True, True)
     graph.refuse_reads = True
-    third = await phone.press("ok")
+    third = await phone.press("help")
     assert (graph.read, len(third) > 0) == (phone.wamids[:2], True)
 
 
@@ -512,7 +505,7 @@ async def test_stale_and_forged_buttons_refused(start_whatsapp: StartWhatsApp, g
     assert en._("This button is no longer valid. Please use the buttons below.") in phone.text()
     await phone.press_raw("button_reply", "x" * 5000)
     assert en._("This button is no longer valid. Please use the buttons below.") in phone.text()
-    assert (await stored_conversation(meta.app, phone.wa_id)).state == "privacy"
+    assert (await stored_conversation(meta.app, phone.wa_id)).state == "triage"
 
 
 async def test_unsupported_types_get_an_answer(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
@@ -533,7 +526,7 @@ async def test_unsupported_types_get_an_answer(start_whatsapp: StartWhatsApp, gr
     ):
         await phone._send(message)
         assert phone.text() == expected
-    assert (await stored_conversation(meta.app, phone.wa_id)).state == "privacy"
+    assert (await stored_conversation(meta.app, phone.wa_id)).state == "triage"
 
 
 async def test_too_big_file_refused(start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
@@ -541,7 +534,7 @@ async def test_too_big_file_refused(start_whatsapp: StartWhatsApp, graph: GraphS
     meta = await start_whatsapp(max_attachment_bytes=2_000_000)
     en = meta.app.catalogs.get("en")
     phone = Phone(meta)
-    for step in ("lang_en", "ok", "dissatisfied", "help", "skip_to_complaint", "who_self"):
+    for step in ("lang_en", "help", "skip_to_complaint"):
         if step == "lang_en":
             await phone.type("Hello")
         await phone.press(step)
@@ -561,7 +554,7 @@ async def test_too_big_file_names_a_limit_below_one_megabyte(
     meta = await start_whatsapp(max_attachment_bytes=100_000)
     en = meta.app.catalogs.get("en")
     phone = Phone(meta)
-    for step in ("lang_en", "ok", "dissatisfied", "help", "skip_to_complaint", "who_self"):
+    for step in ("lang_en", "help", "skip_to_complaint"):
         if step == "lang_en":
             await phone.type("Hello")
         await phone.press(step)
