@@ -18,20 +18,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
 # The question the client sees (a fragment of it) and what they answer. Order is the conversation's.
 SCRIPT: list[tuple[str, str]] = [
     ("Choose your language.", "4"),
-    ("Welcome. This is the complaints chat", "1"),
+    # Issue 14: the language shows the welcome and the first question at once, which chooses
+    # route and category ("1": help was not good); a typed name answers "who is it for".
     ("What is it about?", "1"),
-    ("What fits best?", "1"),
     ("Step 1 of 4: talk about it.", "2"),
     ("Step 2 of 4: help to find a solution.", "2"),
-    ("Who is the complaint for?", "1"),
-    ("What is your name?", "Client One"),
+    ("Who is the complaint for?", "Client One"),
     ("Who is it about?", "Jan"),
     ("What happened?", "It went wrong at the office."),
     ("When did it happen?", "yesterday"),
     ("What did you already do to solve it?", "1"),
     ("How can the committee contact you?", "3"),
     ("What is your e-mail address?", "client.one@mail.test"),
-    ("May we send this to the complaints committee?", "2"),
+    # Cancel on the summary is "no consent"; "Send it after all" brings the summary back.
+    ("Please check your answers:", "3"),
     ("We send nothing without your consent.", "1"),
     ("Please check your answers:", "2"),
     ("What do you want to change?", "2"),
@@ -122,7 +122,7 @@ def test_kill_9_at_every_step_loses_and_doubles_nothing(tmp_path: Path) -> None:
     assert last_question(screen) == SCRIPT[-1][0]
     bot.kill()
 
-    assert kills >= 20
+    assert kills >= len(SCRIPT) - 1  # at least one kill after every step (issue 14: 17 steps)
     emls = sorted((data_dir / "outbox").glob("*.eml"))
     assert len(emls) == 1
     assert b"Client Two" in emls[0].read_bytes() or b"Q2xpZW50IFR3bw" in emls[0].read_bytes()

@@ -40,10 +40,10 @@ async def summary_snapshot(data_dir: Path) -> list[str]:
     """A data dir whose client sits at the summary of a formal complaint; the engine's states."""
     app = await build_app(Settings(data_dir=data_dir, mail_from="bot@klachtwijzer.test"))
     try:
-        steps = [Start("en"), Choice("lang_en"), Choice("ok"), Choice("dissatisfied"),
-                 Choice("help"), Choice("skip_to_complaint"), Choice("who_self"), Text("Client"),
+        steps = [Start("en"), Choice("lang_en"), Choice("help"),
+                 Choice("skip_to_complaint"), Text("Client"),
                  Choice("staff_unknown"), Text("It went wrong."), Choice("when_unknown"),
-                 Choice("tried_nothing"), Choice("contact_chat"), Choice("consent_yes")]
+                 Choice("tried_nothing"), Choice("contact_chat")]
         for number, event in enumerate(steps):
             await app.service.handle("telegram", str(CLIENT), event, update_id=f"prep-{number}")
         async with app.db.unit_of_work(read_only=True) as uow:

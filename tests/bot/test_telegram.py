@@ -253,23 +253,20 @@ def ar(app: App) -> Any:
     return app.catalogs.get("ar")
 
 
-async def begin(client: Person, lang: str, triage: str, category: str) -> None:
+async def begin(client: Person, lang: str, category: str) -> None:
+    """Language, then the first question: one press chooses route and category (issue 14)."""
     await client.say("/start")
     await client.press(f"lang_{lang}")
-    await client.press("ok")
-    await client.press(triage)
     await client.press(category)
 
 
 async def arabic_confidant_request(client: Person) -> list[Sent]:
-    await begin(client, "ar", "behaviour", "sexual_harassment")
-    await client.press("danger_no")
+    await begin(client, "ar", "sexual_harassment")
     await client.press("talk_not_tried")
     await client.press("pref_female")
     await client.press("anonymous")
     await client.press("contact_chat")
     await client.say("مشكلة مع متطوع")
-    await client.press("consent_yes")
     return await client.press("confirm")
 
 
@@ -450,9 +447,8 @@ async def test_schema_a_ukrainian_complaint_with_photo(
     """Schema A in Ukrainian with a photo and its caption: the photo reaches the mail as an attachment."""
     h: Harness = await running(library)
     client = h.person(CLIENT, "uk", "Olena")
-    await begin(client, "uk", "dissatisfied", "help")
+    await begin(client, "uk", "help")
     await client.press("skip_to_complaint")
-    await client.press("who_self")
     await client.say("Олена Петренко")
     await client.say("Ян")
     reply = await client.file("photo", b"\xff\xd8\xff\xe0JPEGDATA", caption="Волонтер кричав на мене.")
@@ -463,7 +459,6 @@ async def test_schema_a_ukrainian_complaint_with_photo(
     await client.say("10-11-2026")
     await client.say("Нічого")
     await client.press("contact_chat")
-    await client.press("consent_yes")
     await client.press("confirm")
     assert "KW-2026-" in client.last_text()
     await h.a.worker.run_once()
@@ -496,7 +491,7 @@ async def test_redelivered_update_has_one_effect(running: Any, library: str) -> 
     assert len(client.inbox()) == count
     async with h.a.db.unit_of_work(read_only=True) as uow:
         stored = await uow.conversations.get("telegram", str(CLIENT))
-    assert stored is not None and stored.state == "privacy"
+    assert stored is not None and stored.state == "triage"
     assert h.stub.methods().count("answerCallbackQuery") == 2  # the spinner stops both times
 
 
@@ -536,7 +531,7 @@ async def test_stale_button_is_refused_and_pressed_buttons_are_marked(running: A
     assert reply[0].text == "This button is no longer valid. Please use the buttons below."
     async with h.a.db.unit_of_work(read_only=True) as uow:
         stored = await uow.conversations.get("telegram", str(CLIENT))
-    assert stored is not None and (stored.state, stored.language) == ("privacy", "en")
+    assert stored is not None and (stored.state, stored.language) == ("triage", "en")
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
@@ -565,15 +560,13 @@ async def test_staff_commands(running: Any, library: str) -> None:
         (f"telegram:{STRANGER}", "staff_command_refused", "signals")]
 
     client = h.person(CLIENT, "uk", "Olena")
-    await begin(client, "uk", "behaviour", "bullying")
-    await client.press("danger_no")
+    await begin(client, "uk", "bullying")
     await client.press("talk_not_tried")
     await client.press("pref_male")
     await client.say("Олена")
     await client.press("contact_phone")
     await client.say("+31 6 12345678")
     await client.press("skip")
-    await client.press("consent_yes")
     await client.press("confirm")
 
     coordinator = h.person(COORDINATOR, "nl", "Coby")
@@ -593,9 +586,8 @@ async def test_restart_in_the_middle_resumes(running: Any, library: str) -> None
     """The process stops halfway through a complaint; after a restart the conversation goes on."""
     h: Harness = await running(library)
     client = h.person(CLIENT, "en", "Sam")
-    await begin(client, "en", "dissatisfied", "help")
+    await begin(client, "en", "help")
     await client.press("skip_to_complaint")
-    await client.press("who_self")
     await h.stop()
     await h.start()
     reply = await client.say("Sam Jansen")
@@ -760,9 +752,8 @@ async def test_debug_logging_holds_no_personal_data(running: Any, library: str) 
         root.addHandler(handler)
         h: Harness = await running(library)
         client = h.person(CLIENT, "en", "Zebulon Quackenbush")
-        await begin(client, "en", "dissatisfied", "help")
+        await begin(client, "en", "help")
         await client.press("skip_to_complaint")
-        await client.press("who_self")
         await client.say("Zebulon Quackenbush")
         await client.press("staff_unknown")
         await client.say("The parrot story of Wobbleton happened at the desk.")
@@ -792,7 +783,7 @@ async def test_token_and_ids_never_logged(running: Any, library: str,
     caplog.set_level(logging.INFO)
     h: Harness = await running(library)
     client = h.person(CLIENT, "en", "Sam")
-    await begin(client, "en", "dissatisfied", "help")
+    await begin(client, "en", "help")
     await client.say("/signals")
     text = caplog.text
     assert (TOKEN in text, str(CLIENT) in text, "Sam" in text) == (False, False, False)
@@ -873,9 +864,8 @@ async def test_hostile_file_names_never_choose_where_files_land(
     h: Harness = await running(library)
     before = {p for p in tmp_path.rglob("*") if "files" not in p.parts}
     client = h.person(CLIENT, "en", "Sam")
-    await begin(client, "en", "dissatisfied", "help")
-    for button in ("skip_to_complaint", "who_self"):
-        await client.press(button)
+    await begin(client, "en", "help")
+    await client.press("skip_to_complaint")
     await client.say("Sam")
     await client.say("Jan")
     for number, name in enumerate(HOSTILE_NAMES):
@@ -885,7 +875,7 @@ async def test_hostile_file_names_never_choose_where_files_land(
                     else "application/pdf", "file_size": 6}
         await client._send(message_update(h.stub.next_update_id(), client.user, document=document))
     await client.say("It happened.")
-    for button in ("when_unknown", "tried_nothing", "contact_chat", "consent_yes", "confirm"):
+    for button in ("when_unknown", "tried_nothing", "contact_chat", "confirm"):
         await client.press(button)
     await h.a.worker.run_once()
 
