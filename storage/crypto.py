@@ -44,7 +44,7 @@ def _parse_keys(text: str, source: str) -> list[str]:
             raise ValueError(
                 f"{source}: key {position} of {len(keys)} is not a valid Fernet key "
                 "(expected 32 url-safe base64-encoded bytes, 44 characters; "
-                "generate one with `klachtwijzer generate-key`)"
+                "generate one with `klachtwijzer keygen`)"
             ) from None
     return keys
 
