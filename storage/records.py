@@ -56,7 +56,14 @@ class StoredConversation:
 
 @dataclass(kw_only=True)
 class CaseRecord:
-    """A registered case; `payload` (the complaint.json) is encrypted, and None after erasure."""
+    """A registered case: the one record of the `cases` table, for intake and the register alike.
+
+    `payload` (the complaint.json) is encrypted at rest and None after erasure. Only
+    `CaseRepository` loads it; the register's queries leave it None (they list and count without
+    decrypting: `RegisterRepository.payload` reads it, `erased_at` says whether it is gone).
+    `location`, `outcome` and the `*_at` facts are the anonymised columns the register keeps after
+    the dossier is destroyed.
+    """
 
     id: int | None = None
     reference: str
@@ -69,10 +76,27 @@ class CaseRecord:
     status: str = "received"
     mailbox: str
     payload: dict[str, Any] | None = field(default=None, repr=False)
+    location: str | None = None
+    outcome: str | None = None
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
+    acknowledged_at: datetime | None = None
+    decided_at: datetime | None = None
+    closed_at: datetime | None = None
     withdrawn_at: datetime | None = None
     erased_at: datetime | None = None
+
+    @property
+    def stored_id(self) -> int:
+        """`id` of a case read from the database (where it is never None)."""
+        if self.id is None:
+            raise ValueError(f"case {self.reference} is not stored yet")
+        return self.id
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When the case reached a final status (closed, withdrawn, lapsed); retention runs from it."""
+        return self.closed_at or self.withdrawn_at
 
 
 @dataclass(kw_only=True)

@@ -18,8 +18,8 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.engine import RowMapping
 
-from storage.records import NotFoundError
-from storage.repositories import _clip, _new_id, _Repository, _upsert
+from storage.records import CaseRecord, NotFoundError
+from storage.repositories import CASE_COLUMNS, _clip, _new_id, _Repository, _upsert, case_record
 from storage.schema import (
     CASE_EVENT_ACTIONS,
     CASE_KINDS,
@@ -40,41 +40,11 @@ __all__ = [
     "ClientChat",
     "FollowUpRecord",
     "NotificationRecord",
-    "RegisterCase",
     "RegisterRepository",
 ]
 
 NOTE_LIMIT = 5000
 DAILY_COUNTER = "register:daily"
-
-
-@dataclass(kw_only=True, frozen=True)
-class RegisterCase:
-    """A case as the register sees it: machine values only (no payload)."""
-
-    id: int
-    reference: str
-    conversation_id: int | None
-    channel: str
-    kind: str
-    schema: str
-    category: str | None
-    language: str
-    status: str
-    location: str | None
-    outcome: str | None
-    created_at: datetime
-    updated_at: datetime
-    acknowledged_at: datetime | None
-    decided_at: datetime | None
-    closed_at: datetime | None
-    withdrawn_at: datetime | None
-    erased_at: datetime | None
-
-    @property
-    def ended_at(self) -> datetime | None:
-        """When the case reached a final status (closed, withdrawn, lapsed); retention runs from it."""
-        return self.closed_at or self.withdrawn_at
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -121,43 +91,17 @@ class ClientChat:
     data: dict[str, Any] = field(repr=False)
 
 
-def _case(row: RowMapping) -> RegisterCase:
-    return RegisterCase(
-        id=row["id"],
-        reference=row["reference"],
-        conversation_id=row["conversation_id"],
-        channel=row["channel"],
-        kind=row["kind"],
-        schema=row["schema"],
-        category=row["category"],
-        language=row["language"],
-        status=row["status"],
-        location=row["location"],
-        outcome=row["outcome"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        acknowledged_at=row["acknowledged_at"],
-        decided_at=row["decided_at"],
-        closed_at=row["closed_at"],
-        withdrawn_at=row["withdrawn_at"],
-        erased_at=row["erased_at"],
-    )
-
-
-_CASE_COLUMNS = [c for c in cases.c if c.name != "payload"]
-
-
 class RegisterRepository(_Repository):
     __slots__ = ()
 
     # --- cases ---------------------------------------------------------------------------------
 
-    async def get(self, reference: str) -> RegisterCase | None:
-        stmt = select(*_CASE_COLUMNS).where(cases.c.reference == reference)
+    async def get(self, reference: str) -> CaseRecord | None:
+        stmt = select(*CASE_COLUMNS).where(cases.c.reference == reference)
         if self._lock:
             stmt = stmt.with_for_update()
         row = (await self._conn.execute(stmt)).mappings().one_or_none()
-        return None if row is None else _case(row)
+        return None if row is None else case_record(row)
 
     async def _id(self, reference: str) -> int:
         case_id = (
@@ -173,9 +117,9 @@ class RegisterRepository(_Repository):
         statuses: tuple[str, ...] | None = None,
         created_from: datetime | None = None,
         created_before: datetime | None = None,
-    ) -> builtins.list[RegisterCase]:
+    ) -> builtins.list[CaseRecord]:
         """Cases, oldest first, optionally by status and creation time [from, before)."""
-        stmt = select(*_CASE_COLUMNS).order_by(cases.c.created_at, cases.c.id)
+        stmt = select(*CASE_COLUMNS).order_by(cases.c.created_at, cases.c.id)
         if statuses is not None:
             stmt = stmt.where(cases.c.status.in_(statuses))
         if created_from is not None:
@@ -183,7 +127,7 @@ class RegisterRepository(_Repository):
         if created_before is not None:
             stmt = stmt.where(cases.c.created_at < created_before)
         rows = (await self._conn.execute(stmt)).mappings().all()
-        return [_case(row) for row in rows]
+        return [case_record(row) for row in rows]
 
     async def add_signal(
         self,
@@ -197,7 +141,7 @@ class RegisterRepository(_Repository):
         location: str | None,
         status: str,
         at: datetime,
-    ) -> RegisterCase:
+    ) -> CaseRecord:
         """A case registered by staff (003 §5: also what was solved on the spot); no personal data."""
         if kind not in CASE_KINDS:
             raise ValueError(f"unknown case kind {kind!r}")
@@ -234,7 +178,7 @@ class RegisterRepository(_Repository):
         actor: str,
         outcome: str | None = None,
         note: str | None = None,
-    ) -> RegisterCase:
+    ) -> CaseRecord:
         """Store a status change (already checked by flows.register.check_change) and its event.
 
         Keeps the anonymised facts the statistics need after the dossier is gone: when the case
@@ -253,8 +197,8 @@ class RegisterRepository(_Repository):
             values["closed_at"] = at
         if status == "withdrawn":
             values["withdrawn_at"] = at
-        await self._conn.execute(update(cases).where(cases.c.id == case.id).values(**values))
-        await self._add_event(case.id, at, actor, "status", status, note)
+        await self._conn.execute(update(cases).where(cases.c.id == case.stored_id).values(**values))
+        await self._add_event(case.stored_id, at, actor, "status", status, note)
         refreshed = await self.get(reference)
         if refreshed is None:  # pragma: no cover - we hold the row
             raise NotFoundError(f"no case {reference}")
@@ -479,7 +423,7 @@ class RegisterRepository(_Repository):
             .values(resolved_at=at)
         )
 
-    async def follow_up_due(self, closed_before: datetime) -> builtins.list[RegisterCase]:
+    async def follow_up_due(self, closed_before: datetime) -> builtins.list[CaseRecord]:
         """Closed cases to ask about (003 §4): closed before the cut-off and never asked yet.
 
         Reports and signals are left out (registration only), and so are cases without a chat.
@@ -489,7 +433,7 @@ class RegisterRepository(_Repository):
             case_notifications.c.purpose == "follow_up",
         )
         stmt = (
-            select(*_CASE_COLUMNS)
+            select(*CASE_COLUMNS)
             .where(
                 cases.c.status == "closed",
                 cases.c.closed_at <= closed_before,
@@ -500,7 +444,7 @@ class RegisterRepository(_Repository):
             .order_by(cases.c.closed_at, cases.c.id)
         )
         rows = (await self._conn.execute(stmt)).mappings().all()
-        return [_case(row) for row in rows]
+        return [case_record(row) for row in rows]
 
     # --- follow-up answers ---------------------------------------------------------------------
 
@@ -567,7 +511,7 @@ class RegisterRepository(_Repository):
 
     # --- retention (001 art. 17.4) ---------------------------------------------------------------
 
-    async def retention_due(self, ended_before: datetime) -> builtins.list[RegisterCase]:
+    async def retention_due(self, ended_before: datetime) -> builtins.list[CaseRecord]:
         """Cases whose dossier is still there and that ended (closed, withdrawn, lapsed) before.
 
         A report or signal that was never closed counts from its registration: nothing is
@@ -575,7 +519,7 @@ class RegisterRepository(_Repository):
         """
         ended = func.coalesce(cases.c.closed_at, cases.c.withdrawn_at)
         stmt = (
-            select(*_CASE_COLUMNS)
+            select(*CASE_COLUMNS)
             .where(
                 or_(
                     ended < ended_before,
@@ -595,7 +539,7 @@ class RegisterRepository(_Repository):
             .order_by(cases.c.id)
         )
         rows = (await self._conn.execute(stmt)).mappings().all()
-        return [_case(row) for row in rows]
+        return [case_record(row) for row in rows]
 
     async def destroy_dossier(self, reference: str, at: datetime) -> int:
         """Destroy everything personal about the case; keep the anonymised columns.

@@ -195,28 +195,21 @@ class ConversationRepository(_Repository):
         return result.rowcount > 0
 
 
+# A case's columns but the payload: the register lists and counts cases without decrypting.
+CASE_COLUMNS = [c for c in cases.c if c.name != "payload"]
+
+
+def case_record(row: RowMapping, payload: dict[str, Any] | None = None) -> CaseRecord:
+    """A `cases` row as the record (its fields are named as the columns); `payload` decrypted."""
+    return CaseRecord(**{c.name: row[c.name] for c in CASE_COLUMNS}, payload=payload)
+
+
 class CaseRepository(_Repository):
     __slots__ = ()
 
     def _from_row(self, row: RowMapping) -> CaseRecord:
         payload = row["payload"]
-        return CaseRecord(
-            id=row["id"],
-            reference=row["reference"],
-            conversation_id=row["conversation_id"],
-            channel=row["channel"],
-            kind=row["kind"],
-            schema=row["schema"],
-            category=row["category"],
-            language=row["language"],
-            status=row["status"],
-            mailbox=row["mailbox"],
-            payload=None if payload is None else self._cipher.decrypt_json(payload),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            withdrawn_at=row["withdrawn_at"],
-            erased_at=row["erased_at"],
-        )
+        return case_record(row, None if payload is None else self._cipher.decrypt_json(payload))
 
     async def next_reference(self, year: int) -> str:
         """The next case reference of `year`, e.g. KW-2026-000001 (atomic counter upsert)."""
@@ -247,8 +240,13 @@ class CaseRepository(_Repository):
                 status=case.status,
                 mailbox=case.mailbox,
                 payload=payload,
+                location=case.location,
+                outcome=case.outcome,
                 created_at=case.created_at,
                 updated_at=case.updated_at,
+                acknowledged_at=case.acknowledged_at,
+                decided_at=case.decided_at,
+                closed_at=case.closed_at,
                 withdrawn_at=case.withdrawn_at,
                 erased_at=case.erased_at,
             )

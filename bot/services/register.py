@@ -28,8 +28,8 @@ from bot.mail.compose import compose_digest, new_message_id
 from flows import register as rules
 from flows import rules as rules_text
 from flows.model import OutMessage, RecordFollowUp
-from storage import Database, OutboxItem, StoredConversation, UnitOfWork
-from storage.register import NotificationRecord, RegisterCase
+from storage import CaseRecord, Database, OutboxItem, StoredConversation, UnitOfWork
+from storage.register import NotificationRecord
 
 if TYPE_CHECKING:
     from bot.services.ports import ServiceHost
@@ -91,7 +91,7 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ORG_TZ).astimezone(UTC)
 
 
-async def _case(uow: UnitOfWork, reference: str) -> RegisterCase:
+async def _case(uow: UnitOfWork, reference: str) -> CaseRecord:
     case = await uow.register.get(reference.strip().upper())
     if case is None:
         raise RegisterError(f"onbekende referentie '{reference}' (zie `klachtwijzer case list`)")
@@ -102,7 +102,7 @@ def _events(records: Sequence[Any]) -> list[rules.CaseEvent]:
     return [rules.CaseEvent(r.action, r.value, r.at) for r in records]
 
 
-def _deadlines(app: ServiceHost, case: RegisterCase, events: Sequence[Any]) -> list[rules.Deadline]:
+def _deadlines(app: ServiceHost, case: CaseRecord, events: Sequence[Any]) -> list[rules.Deadline]:
     return rules.due_dates(case.kind, case.created_at, _events(events),
                            app.organisation.procedure.deadlines)
 
@@ -171,11 +171,11 @@ async def anonymised_rows(
             created_before=_start_of(end + timedelta(days=1)) if end else None,
         )
         answers = await uow.register.follow_up_answers()
-        histories = await uow.register.events_by_case([c.id for c in found])
+        histories = await uow.register.events_by_case([c.stored_id for c in found])
     today = local_date(datetime.now(UTC) if clock is None else clock())
     rows: list[dict[str, object]] = []
     for case in found:
-        due = rules.due_dates(case.kind, case.created_at, _events(histories[case.id]), deadlines)
+        due = rules.due_dates(case.kind, case.created_at, _events(histories[case.stored_id]), deadlines)
         rows.append(
             {
                 "reference": case.reference,
@@ -193,7 +193,7 @@ async def anonymised_rows(
                 "days_to_decision": _days(case.created_at, case.decided_at),
                 "acknowledged_on_time": _on_time(due, "acknowledge", today),
                 "decided_on_time": _on_time(due, "decision_latest", today),
-                "follow_up": answers.get(case.id),
+                "follow_up": answers.get(case.stored_id),
             }
         )
     return rows
@@ -265,7 +265,7 @@ async def add_case(
     status: str = "closed",
     note: str | None = None,
     actor: str = "cli",
-) -> RegisterCase:
+) -> CaseRecord:
     """Register a signal (003 §5: also what was solved on the spot); no personal data."""
     from flows.model import LANGUAGES
     from flows.procedure import CATEGORIES
@@ -365,7 +365,7 @@ def failed_mail_line(app: ServiceHost, mail: FailedMail) -> str:
 
 @dataclass(frozen=True)
 class CaseLine:
-    case: RegisterCase
+    case: CaseRecord
     deadlines: tuple[rules.Deadline, ...]
     due: tuple[rules.Deadline, ...]  # open, due within 3 days or overdue
     manual: tuple[NotificationRecord, ...] = ()
@@ -382,12 +382,12 @@ async def list_cases(
     async with app.db.unit_of_work(read_only=True) as uow:
         statuses = (status,) if status else (None if include_closed else tuple(rules.OPEN))
         found = await uow.register.cases(statuses=statuses)
-        histories = await uow.register.events_by_case([c.id for c in found])
+        histories = await uow.register.events_by_case([c.stored_id for c in found])
         manual = await uow.register.notifications(open_manual=True)
     refused = await failed_mails(app)
     lines = []
     for case in found:
-        deadlines = _deadlines(app, case, histories[case.id])
+        deadlines = _deadlines(app, case, histories[case.stored_id])
         due = rules.due_soon(deadlines, today, DUE_WITHIN_DAYS)
         if due_only and not due:
             continue
@@ -399,7 +399,7 @@ async def list_cases(
 
 @dataclass(frozen=True)
 class CaseView:
-    case: RegisterCase
+    case: CaseRecord
     deadlines: tuple[rules.Deadline, ...]
     events: tuple[Any, ...]
     notifications: tuple[NotificationRecord, ...]
@@ -425,7 +425,7 @@ async def case_view(app: ServiceHost, reference: str) -> CaseView:
 
 @dataclass(frozen=True)
 class StatusChange:
-    case: RegisterCase
+    case: CaseRecord
     delivery: str  # sent, template, manual, pending, none
     method: str | None = None
 
@@ -569,7 +569,7 @@ def _contact_method(payload: dict[str, Any] | None) -> str:
     return method if method in ("phone", "email") and contact.get("value") else "none"
 
 
-async def _message(app: ServiceHost, uow: UnitOfWork, n: NotificationRecord, case: RegisterCase,
+async def _message(app: ServiceHost, uow: UnitOfWork, n: NotificationRecord, case: CaseRecord,
                    language: str | None) -> OutMessage:
     t = app.catalogs.get(language or case.language)
     if n.purpose == "follow_up":
@@ -801,7 +801,7 @@ async def purge(app: ServiceHost, *, dry_run: bool = False) -> PurgeResult:
 # --- the daily digest ----------------------------------------------------------------------------
 
 
-def _deadline_line(case: RegisterCase, d: rules.Deadline, today: date) -> str:
+def _deadline_line(case: CaseRecord, d: rules.Deadline, today: date) -> str:
     left = (d.due - today).days
     when = (f"VERLOPEN sinds {-left} dag{'en' if -left != 1 else ''}" if left < 0
             else "vandaag" if left == 0 else f"over {left} dag{'en' if left != 1 else ''}")
