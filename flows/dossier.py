@@ -89,9 +89,11 @@ def file_text(turn: Turn, forms: Forms, cases: Sequence[dict[str, Any]]) -> str:
     """Everything stored about the client (/dossier): draft answers, and each case with its messages."""
     t = turn.t
     lines = [t._("Everything we stored about you:")]
-    lines.append(
-        t._("Language: {language}").format(language=LANGUAGE_NAMES[turn.t.language])
-    )
+    if turn.conv.language in LANGUAGE_NAMES:
+        # Issue 14.9: only a language the client chose is stored; after /erase there is none.
+        lines.append(
+            t._("Language: {language}").format(language=LANGUAGE_NAMES[turn.conv.language])
+        )
     answers = turn.data.get("answers", {})
     if answers:
         lines.append("")
@@ -166,7 +168,8 @@ def receipt(t: Translator, procedure: Procedure, kind: str, reference: str, crea
             "its work."
         ).format(reference=ref)
     text += "\n\n" + t._(
-        "You can always see your file (/dossier), withdraw it (/withdraw) or erase your "
-        "data (/erase)."
+        # Issue 14.3: "withdraw it" after "your file" read as withdrawing the file.
+        "You can always see your file (/dossier), withdraw your complaint or request "
+        "(/withdraw) or erase your data (/erase)."
     )
     return text

@@ -33,6 +33,7 @@ from flows.dossier import file_text, receipt
 from flows.forms import (
     FIELD_BUTTONS,
     LONG_FIELDS,
+    PARTS_DONE,
     TEXT_FIELDS,
     Forms,
     clear_draft,
@@ -76,6 +77,7 @@ from flows.register import (
     reply_text,
 )
 from flows.render import Renderer
+from flows.texts import ADDED
 from flows.turn import WITHDRAWABLE, Turn
 
 # Some of these now live in the modules above; users keep importing them from `flows.engine`.
@@ -140,6 +142,9 @@ class Engine:
         """Apply one event to a copy of the conversation; the caller's object is left untouched."""
         conv = copy.deepcopy(conversation)
         turn = Turn(engine=self, conv=conv, t=self.catalogs.get(conv.language), now=now)
+        if conv.language is None:
+            # After /erase only the messenger's language hint is left (issue 14.9).
+            turn.t = self.catalogs.get(turn.hint)
         if isinstance(event, Start):
             self._on_start(turn, event)
         elif isinstance(event, Command):
@@ -269,6 +274,10 @@ class Engine:
             return
         field_id = self.forms.field_of(turn.state)
         limit = rules.MAX_LONG_TEXT if field_id in LONG_FIELDS else rules.MAX_SHORT_TEXT
+        in_parts = turn.data.get("parts", {}).get("field") == field_id
+        if field_id in LONG_FIELDS and (in_parts or len(text) > limit):
+            self._keep_in_parts(turn, field_id, text, in_parts)
+            return
         if len(text) > limit:
             turn.say(
                 t._(
@@ -287,6 +296,29 @@ class Engine:
             return
         self.fire(turn, "answer", self.forms.answer(turn, field_id, text))
 
+    def _keep_in_parts(self, turn: Turn, field_id: str, text: str, in_parts: bool) -> None:
+        """A long story is never thrown away (issue 14.10): keep it, and take more until "Done".
+
+        Each message is one part; the answer holds the parts joined by an empty line. Only what
+        goes beyond `rules.MAX_PARTS_TEXT` in all is not kept, and the client is told where it ends.
+        """
+        t = turn.t
+        before = str(turn.answers.get(field_id) or "") if in_parts else ""
+        joined, complete = rules.join_part(before, text)
+        turn.answers[field_id] = joined
+        turn.data["parts"] = {"field": field_id}
+        if not complete:
+            turn.say(
+                t._("Your text is very long. We could not keep all of it. "
+                    "The last words we kept are: {end}")
+                .format(end=t.quote(rules.last_words(joined)))
+            )
+        elif in_parts:
+            turn.say(t._("We added this to your text."))
+        else:
+            turn.say(t._("Your text is long. We kept all of it."))
+        self.prompt(turn)
+
     def _on_attachment(self, turn: Turn, event: Attachment | AttachmentRefused) -> None:
         t = turn.t
         if isinstance(event, AttachmentRefused):
@@ -300,27 +332,47 @@ class Engine:
                 turn.say(t._("I could not read this file. Please try again."))
             return
         if self.forms.form_of(turn.state) is None and turn.state != "summary":
-            turn.say(t._("You can only add files while you write your complaint."))
+            turn.say(t._("You can only add photos or documents while you write your complaint "
+                         "or request."))
             self.prompt(turn)
             return
         files: list[dict[str, Any]] = turn.data.setdefault("attachments", [])
         if len(files) >= MAX_ATTACHMENTS:
-            turn.say(
-                t.ngettext("You can add at most {count} file.", "You can add at most {count} files.",
+            lines = [
+                t.ngettext("You can add at most {count} photo or document.",
+                           "You can add at most {count} photos or documents.",
                            MAX_ATTACHMENTS).format(count=MAX_ATTACHMENTS)
+            ]
+        else:
+            files.append(
+                {"ref": event.ref, "kind": event.kind, "size": event.size,
+                 "content_type": event.content_type}
             )
+            lines = [
+                t._(ADDED.get(event.kind, ADDED["document"])),
+                t.ngettext("You have added {count} photo or document now.",
+                           "You have added {count} photos or documents now.",
+                           len(files)).format(count=len(files)),
+            ]
+        # Issue 14.10: a file never answers a question. The text sent with it (its caption) counts
+        # as typed, but only where the question takes text; then the bot says what comes next.
+        caption = rules.clean_inbound(event.caption or "")
+        takes_text = not turn.data.get("overlay") and self._takes_text(turn)
+        if not rules.is_blank(caption) and takes_text:
+            lines.append(t._("We read the text you sent with it as your answer."))
+            turn.say("\n".join(lines))
+            self._on_text(turn, caption)
             return
-        files.append(
-            {"ref": event.ref, "kind": event.kind, "size": event.size,
-             "content_type": event.content_type}
-        )
-        turn.say(
-            t.ngettext(
-                "I added your file. You have added {count} file now.",
-                "I added your file. You have added {count} files now.",
-                len(files),
-            ).format(count=len(files))
-        )
+        if not rules.is_blank(caption):
+            lines.append(t._("The text you sent with it is not saved here. Please use the "
+                             "buttons of the question above."))
+        elif takes_text and self.forms.field_of(turn.state) == "description":
+            lines.append(t._("Please also type in words what happened."))
+        elif takes_text:
+            lines.append(t._("Please also type your answer to the question above."))
+        else:
+            lines.append(t._("Please go on with the question above."))
+        turn.say("\n".join(lines))
 
     def _on_registered(self, turn: Turn, event: CaseRegistered) -> None:
         if turn.state != "submitting":
@@ -344,7 +396,7 @@ class Engine:
             and schema is not None
             and turn.data.get("step", 0) + 1 < len(schema.steps)
         )
-        for key in ("answers", "attachments", "admissibility", "editing", "form"):
+        for key in ("answers", "attachments", "admissibility", "editing", "form", "parts"):
             turn.data.pop(key, None)
         self.fire(turn, "registered", "after_request" if has_next else "done")
 
@@ -412,6 +464,11 @@ class Engine:
                 self._go_to_step(turn, data.get("step", 0) + 1, button)
             else:
                 self.fire(turn, button, "done")
+        elif button == PARTS_DONE:
+            # The end of a long text sent in parts (issue 14.10): go on as after any answer.
+            field_id = self.forms.field_of(state)
+            data.pop("parts", None)
+            self.fire(turn, button, self.forms.next_field(turn, field_id))
         elif self.forms.form_of(state) is not None:
             self.fire(turn, button, self.forms.field_choice(turn, button))
         else:
@@ -498,8 +555,12 @@ class Engine:
                     "receiver to erase it too. You can start again at any time with /start."
                 )
             )
+            # Issue 14.9: nothing about the client is kept, not even their choice of language. Only
+            # the messenger's language hint stays, so the next question is asked in it.
+            hint = turn.data.get("hint")
             turn.conv.state = "language"
-            turn.conv.data = {}
+            turn.conv.language = None
+            turn.conv.data = {"hint": hint} if hint else {}
         elif kind == "withdraw":
             reference = button.removeprefix("wd_")
             turn.data["overlay"] = {"kind": "withdraw_confirm", "reference": reference}

@@ -27,6 +27,8 @@ TEXT_FIELDS = {
     "tried",
 }
 LONG_FIELDS = {"description", "description_optional", "tried"}
+# The button that ends a long text sent in parts (issue 14.10); the parts are in `data["parts"]`.
+PARTS_DONE = "parts_done"
 # Buttons on text fields: button id -> the answer it stands for.
 FIELD_BUTTONS: dict[str, dict[str, str]] = {
     "staff": {"staff_unknown": ""},
@@ -49,6 +51,9 @@ def field_triggers(field_id: str) -> tuple[str, ...]:
         return ("contact_chat",)
     if field_id == "consent":
         return ("consent_yes", "consent_no")
+    if field_id in LONG_FIELDS:
+        # A text over the limit is kept in parts; "Done" ends it (issue 14.10, see PARTS_DONE).
+        return ("answer", PARTS_DONE, *FIELD_BUTTONS.get(field_id, {}))
     return ("answer", *FIELD_BUTTONS.get(field_id, {}))
 
 
@@ -68,7 +73,7 @@ def applies(turn: Turn, field_id: str) -> bool:
 def clear_draft(data: dict[str, Any]) -> None:
     """Forget the form being filled in; what was already sent is kept."""
     for key in ("answers", "attachments", "admissibility", "adm_return", "editing", "form",
-                "pending", "incident_date"):
+                "pending", "incident_date", "parts"):
         data.pop(key, None)
 
 

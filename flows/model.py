@@ -55,12 +55,17 @@ class Command:
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file the client sent. The channel stored it already; `ref` is our random storage name."""
+    """A file the client sent. The channel stored it already; `ref` is our random storage name.
+
+    `caption`: the text the client wrote with it. At a question that takes text it counts as the
+    typed answer; the file alone never answers a question (issue 14.10).
+    """
 
     kind: Literal["photo", "document", "voice", "video", "other"]
     ref: str
     size: int
     content_type: str = "application/octet-stream"
+    caption: str | None = None
 
 
 @dataclass(frozen=True)

@@ -296,9 +296,10 @@ def status_text(
                 "Your report is registered. Thank you. The organisation uses it to improve its work."
             )
     elif status == "in_mediation":
+        # 000 Schema A step 2: the chair of the committee is the mediator (issue 14.8: one name).
         body = t._(
-            "Mediation has started. A mediator helps you and the other person to find a "
-            "solution together. The mediator will contact you."
+            "Mediation has started. The chair of the complaints committee helps you and the "
+            "other person to find a solution together. The chair will contact you."
         )
         if "mediation_report" in due:
             body += " " + t._("Mediation ends at the latest on {date}.").format(

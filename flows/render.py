@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from flows.dossier import answer_lines
-from flows.forms import Forms, applies, submission
+from flows.forms import PARTS_DONE, Forms, applies, submission
 from flows.graph import END_STATES, asks_danger, step_number, triage_choices
 from flows.i18n import Catalogs, Translator
 from flows.model import LANGUAGES, Button, OutMessage
@@ -56,7 +56,8 @@ class Renderer:
         return OutMessage(text=text, buttons=buttons, rtl=turn.t.rtl)
 
     def _language_buttons(self, turn: Turn) -> Rows:
-        current = turn.conv.language
+        # Before a choice, the messenger's language is preselected (also after /erase, 14.9).
+        current = turn.conv.language or turn.hint
         return _rows(
             *(
                 Button(f"lang_{lang}", ("✓ " if lang == current else "") + LANGUAGE_NAMES[lang])
@@ -129,7 +130,7 @@ class Renderer:
         )
 
     def _language_prompt(self, turn: Turn) -> str:
-        if turn.conv.language:
+        if turn.conv.language or turn.hint in LANGUAGES:
             return turn.t._("Choose your language.")
         return "\n".join(self.catalogs.get(lang)._("Choose your language.") for lang in LANGUAGES)
 
@@ -305,6 +306,13 @@ class Renderer:
                 return t._("What is your phone number?"), ()
             return t._("What is your e-mail address?"), ()
         field_id = self.forms.field_of(turn.state)
+        if turn.data.get("parts", {}).get("field") == field_id:
+            # Issue 14.10: a long text is taken in parts until the client presses "Done".
+            return (
+                t._("You can send more in a next message. When you have sent everything, "
+                    "press “Done”."),
+                _rows(Button(PARTS_DONE, t._("Done"))),
+            )
         if field_id == "who":
             return (
                 t._(

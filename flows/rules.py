@@ -14,6 +14,9 @@ from flows.procedure import Procedure
 # Longest answers we accept. A longer one is refused with a notice; nothing is cut silently.
 MAX_SHORT_TEXT = 300  # names, relation, staff, phone, e-mail, dates
 MAX_LONG_TEXT = 20_000  # what happened, what was tried
+# Issue 14.10: a longer story is kept, in parts; only beyond this, in all, is it cut.
+MAX_PARTS_TEXT = 5 * MAX_LONG_TEXT
+PART_SEPARATOR = "\n\n"
 
 Admissibility = Literal["admissible", "possibly_out_of_time", "anonymous", "report_only"]
 
@@ -88,6 +91,24 @@ def normalise_phone(text: str) -> str | None:
         return None
     digits = sum(ch.isdigit() for ch in candidate)
     return candidate if 6 <= digits <= 15 else None
+
+
+def join_part(before: str, part: str) -> tuple[str, bool]:
+    """A long answer with one more part: (the parts joined, whether all of `part` fitted).
+
+    Parts are joined by an empty line. What would go beyond `MAX_PARTS_TEXT` is cut, at a space
+    when there is one near the end, never in the middle of a word if it can be helped.
+    """
+    joined = before + PART_SEPARATOR + part if before else part
+    if len(joined) <= MAX_PARTS_TEXT:
+        return joined, True
+    cut = joined.rfind(" ", MAX_PARTS_TEXT - 200, MAX_PARTS_TEXT)
+    return joined[: cut if cut > 0 else MAX_PARTS_TEXT].rstrip(), False
+
+
+def last_words(text: str, count: int = 8) -> str:
+    """The last few words of a text: where a cut text ends, so the client knows what to send."""
+    return " ".join(text.split()[-count:])
 
 
 def clean_inbound(text: str) -> str:

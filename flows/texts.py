@@ -95,7 +95,16 @@ FIELD = {
 SUMMARY = {
     "kind": N_("Kind"),
     "confidant": N_("Confidant"),
-    "files": N_("Files"),
+    # Issue 14.3: "file" is the client's dossier ("your file"); what they send is an attachment.
+    "files": N_("Photos or documents"),
+}
+
+# What the client is told after sending a file, by its kind (issue 14.3: never "your file").
+ADDED = {
+    "photo": N_("We added your photo."),
+    "document": N_("We added your document."),
+    "voice": N_("We added your voice message."),
+    "video": N_("We added your video."),
 }
 
 WHO = {

@@ -49,6 +49,12 @@ class Turn:
         return self.conv.data
 
     @property
+    def hint(self) -> str | None:
+        """The messenger's language (Start's hint), when it is one of ours; kept after /erase."""
+        hint = self.conv.data.get("hint")
+        return hint if isinstance(hint, str) and hint else None
+
+    @property
     def answers(self) -> dict[str, Any]:
         answers: dict[str, Any] = self.conv.data.setdefault("answers", {})
         return answers

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flows.engine import Engine
+from flows.engine import LONG_FIELDS, Engine
 from flows.i18n import Catalogs, load_catalogs
 from flows.model import (
     CaseRegistered,
@@ -139,7 +139,9 @@ def test_commands_work_at_any_moment(engine: Engine) -> None:
     assert (asked.conversation.state, asked.effects) == (conv.state, ())
     erased = run(engine, [Command("erase"), Choice("yes")], conv)
     assert erased.effects == (EraseDossier(),)
-    assert (erased.conversation.state, erased.conversation.data) == ("language", {})
+    # Issue 14.9: nothing is kept but the messenger's language hint (Start("ar") above).
+    assert (erased.conversation.state, erased.conversation.language,
+            erased.conversation.data) == ("language", None, {"hint": "ar"})
 
 
 def test_restart_keeps_language_and_cases(engine: Engine) -> None:
@@ -200,8 +202,15 @@ def test_bad_input_at_every_prompt(engine: Engine, catalogs: Catalogs) -> None:
             texts = [m.text for m in result.messages]
             assert texts, label
             takes_text = bool(engine._takes_text(engine_turn(engine, conv)))
+            field = engine.forms.field_of(conv.state)
+            long_field = takes_text and field in LONG_FIELDS and not conv.data.get("overlay")
             if label == "empty" and takes_text:
                 assert texts[0] == t._("I did not receive any text. Please type your answer.")
+            elif label == "huge" and long_field:
+                # Issue 14.10: a long story is kept, never thrown away.
+                assert texts[0] == t._("Your text is long. We kept all of it."), conv.state
+                assert result.conversation.data["answers"][field] == bad.text  # type: ignore[union-attr]
+                continue
             elif label == "huge" and takes_text:
                 assert texts[0].startswith(t._("Your text is too long: {length} characters. The limit is "
                                                "{limit}. Please make it shorter. Nothing was saved.")
