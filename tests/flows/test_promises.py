@@ -22,7 +22,7 @@ PERSON_HEARS = {"en": "person it is about", "nl": "persoon over wie", "uk": "л�
                 "ar": "الشخص"}
 # What the Schema A talk step tells the client to do, in each language.
 GO_TO_PERSON = {"en": "First talk with the person", "nl": "Praat eerst met de persoon",
-                "uk": "Спершу поговоріть із людиною", "ar": "تحدّث أولًا مع الشخص"}
+                "uk": "Спершу поговоріть із людиною", "ar": "أولًا التحدث مع الشخص"}
 
 
 @pytest.fixture(scope="module")
