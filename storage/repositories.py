@@ -7,7 +7,7 @@ the dialect's INSERT ... ON CONFLICT, which SQLite and PostgreSQL spell the same
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -281,7 +281,7 @@ class CaseRepository(_Repository):
 class OutboxRepository(_Repository):
     __slots__ = ()
 
-    def _from_row(self, row: RowMapping) -> OutboxItem:
+    def _from_row(self, row: Mapping[Any, Any]) -> OutboxItem:
         raw = row["raw"]
         return OutboxItem(
             id=row["id"],
@@ -370,6 +370,33 @@ class OutboxRepository(_Repository):
             .values(status="cancelled", raw=None)
         )
         return result.rowcount
+
+    async def failed(
+        self, reference: str | None = None
+    ) -> builtins.list[tuple[OutboxItem, datetime]]:
+        """Mails marked 'failed' (of one case, or all), oldest first, each with when it failed.
+
+        That is the time of its 'mail_failed' audit entry (the first one for the same case and
+        error since the mail was queued), else when it was queued. The content is not loaded
+        (`raw` is None here; the row keeps it for a manual resend).
+        """
+        query = (select(*[c for c in outbox.c if c.name != "raw"])
+                 .where(outbox.c.status == "failed").order_by(outbox.c.id))
+        audits = (select(audit_log.c.reference, audit_log.c.detail, audit_log.c.at)
+                  .where(audit_log.c.action == "mail_failed").order_by(audit_log.c.id))
+        if reference is not None:
+            query = query.where(outbox.c.case_reference == reference)
+            audits = audits.where(audit_log.c.reference == reference)
+        rows = (await self._conn.execute(query)).mappings().all()
+        audited = (await self._conn.execute(audits)).all()
+        found = []
+        for row in rows:
+            item = self._from_row({**row, "raw": None})
+            times = [entry.at for entry in audited
+                     if entry.reference == item.case_reference and entry.detail == item.last_error
+                     and entry.at >= item.created_at]
+            found.append((item, times[0] if times else item.created_at))
+        return found
 
     async def count_by_status(self) -> dict[str, int]:
         counts = dict.fromkeys(OUTBOX_STATUSES, 0)

@@ -315,33 +315,12 @@ FAILED_MAIL_DAYS = 7  # how long the digest repeats a refused mail
 
 async def failed_mails(app: ServiceHost, *, reference: str | None = None,
                        since: datetime | None = None) -> list[FailedMail]:
-    """Mails marked 'failed' in the outbox, oldest first, dated by their 'mail_failed' audit entry.
-
-    Reads the two tables directly: the outbox repository has no query for failed items yet.
-    """
-    from sqlalchemy import select
-
-    from storage.schema import audit_log, outbox
-
-    query = select(outbox.c.case_reference, outbox.c.purpose, outbox.c.recipient,
-                   outbox.c.last_error, outbox.c.created_at).where(outbox.c.status == "failed")
-    audits = select(audit_log.c.reference, audit_log.c.detail, audit_log.c.at).where(
-        audit_log.c.action == "mail_failed")
-    if reference is not None:
-        query = query.where(outbox.c.case_reference == reference)
-        audits = audits.where(audit_log.c.reference == reference)
-    async with app.db.engine.connect() as conn:
-        rows = (await conn.execute(query.order_by(outbox.c.id))).all()
-        audited = (await conn.execute(audits.order_by(audit_log.c.id))).all()
-    found = []
-    for ref, purpose, recipient, error, created_at in rows:
-        times = [at for r, detail, at in audited
-                 if r == ref and detail == error and at >= created_at]
-        failed_at = times[0] if times else created_at
-        if since is not None and failed_at < since:
-            continue
-        found.append(FailedMail(ref, purpose, recipient, error or "", failed_at))
-    return found
+    """Mails marked 'failed' in the outbox, oldest first, dated by their 'mail_failed' audit entry."""
+    async with app.db.unit_of_work(read_only=True) as uow:
+        failed = await uow.outbox.failed(reference)
+    return [FailedMail(item.case_reference, item.purpose, item.recipient, item.last_error or "",
+                       failed_at)
+            for item, failed_at in failed if since is None or failed_at >= since]
 
 
 def mailbox_name(app: ServiceHost, address: str) -> str:
