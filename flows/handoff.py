@@ -8,10 +8,15 @@ stores and sends what comes back. The rules:
 * the first confidant to accept is connected (the storage claim is atomic); the others are told;
 * messages are relayed both ways; the client sees "your confidant (a woman)", the confidant sees
   the pseudonym; names are shared only when that side chooses to;
-* either side can end it; the client is reminded that Telegram itself still knows both accounts
-  and is asked whether the transcript goes into their file (nothing is kept without consent);
+* either side can end it; the client is reminded what the messengers themselves still know
+  (Telegram both accounts; WhatsApp (Meta) the client's number and the organisation's) and is
+  asked whether the transcript goes into their file (nothing is kept without consent);
 * an offer nobody accepts in time expires: the client is told, and the mail to the confidants'
   mailbox (always sent, `000`) stands.
+
+Channel-neutral: people are reached at an `Address` (channel, chat id). The client and the
+confidant may use different messengers (a WhatsApp client, a Telegram confidant); the texts that say
+what a messenger can see follow the client's and the confidant's channel.
 
 Confidant-facing texts go through the catalogs too, in the confidant's language (Dutch by default).
 """
@@ -19,7 +24,7 @@ Confidant-facing texts go through the catalogs too, in the confidant's language 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -30,6 +35,7 @@ from flows.texts import CATEGORY, LANGUAGE_NAMES, PREFERENCE
 
 Status = Literal["offered", "active", "ended", "expired"]
 Side = Literal["client", "confidant"]
+Address = tuple[str, str]  # (channel, chat id), e.g. ("telegram", "501"), ("whatsapp", "316...")
 CONFIDANT_LANGUAGE = "nl"  # staff default (the procedures are Dutch)
 PREFIX = "ho:"
 ACTIONS = ("accept", "end", "share", "keep", "drop", "retry")
@@ -38,7 +44,7 @@ _PSEUDONYM_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
 
 class ConfidantLike(Protocol):
     @property
-    def telegram_id(self) -> int: ...
+    def addresses(self) -> tuple[Address, ...]: ...
 
     @property
     def gender(self) -> str: ...
@@ -57,8 +63,9 @@ class Handoff:
     category: str | None = None
     about: str | None = None  # the client's optional "what it is about" (they consented to share)
     name: str | None = None  # the client's name, if they gave one in the request
-    offered_to: tuple[int, ...] = ()
-    confidant_id: int | None = None
+    offered_to: tuple[Address, ...] = ()
+    confidant: Address | None = None  # where the confidant who accepted chats
+    client_channel: str = "telegram"
     confidant_gender: str | None = None
     confidant_language: str = CONFIDANT_LANGUAGE
     transcript_pending: bool = False
@@ -83,7 +90,7 @@ class Outcome:
 
     handoff: Handoff
     to_client: tuple[Item, ...] = ()
-    to_confidants: tuple[tuple[int, tuple[Item, ...]], ...] = ()
+    to_confidants: tuple[tuple[Address, tuple[Item, ...]], ...] = ()
     record: dict[str, Any] | None = None  # a transcript line to store (relay only)
     changed: bool = False  # the status changed
 
@@ -93,10 +100,13 @@ def new_pseudonym() -> str:
     return "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(4))
 
 
-def recipients(confidants: Sequence[ConfidantLike], preference: str | None) -> tuple[int, ...]:
-    """The confidants who get the offer: of the chosen gender, or all for no preference."""
+def recipients(confidants: Sequence[ConfidantLike], preference: str | None,
+               channels: Collection[str] = ("telegram",)) -> tuple[Address, ...]:
+    """Where the offer goes: every address, on a channel running here, of each confidant of the
+    chosen gender (of all of them for no preference)."""
     wanted = preference if preference in ("female", "male") else None
-    return tuple(c.telegram_id for c in confidants if wanted is None or c.gender == wanted)
+    return tuple(address for c in confidants if wanted is None or c.gender == wanted
+                 for address in c.addresses if address[0] in channels)
 
 
 def button(action: str, handoff_id: int) -> str:
@@ -148,6 +158,51 @@ class Rules:
     def client_tag(self, h: Handoff, t: Translator) -> str:
         return t._("Client {code}").format(code=h.pseudonym)
 
+    # --- what each messenger can see ---------------------------------------------------------
+
+    def _connected_text(self, h: Handoff, t: Translator) -> str:
+        """The client's "connected" notice, saying truly what their messenger still knows."""
+        if h.client_channel == "whatsapp":
+            return t._(
+                "{confidant} is now connected with you. What you write here now goes to your "
+                "confidant. Your confidant does not see your name or phone number, unless you "
+                "share your name. Note: WhatsApp (Meta) still knows your phone number and the "
+                "number of the organisation.\n"
+                "To stop, press the button or type /end.")
+        if h.confidant is not None and h.confidant[0] != h.client_channel:
+            return t._(
+                "{confidant} is now connected with you. What you write here now goes to your "
+                "confidant. Your confidant does not see your name or Telegram account, unless "
+                "you share it. Note: Telegram itself still knows your account and the "
+                "organisation's bot.\n"
+                "To stop, press the button or type /end.")
+        return t._(
+            "{confidant} is now connected with you. What you write here now goes to your "
+            "confidant. Your confidant does not see your name or Telegram account, unless "
+            "you share it. Note: Telegram itself still knows both accounts.\n"
+            "To stop, press the button or type /end.")
+
+    def _ended_note(self, h: Handoff, t: Translator) -> str:
+        """The reminder at the end: what the client's messenger still knows."""
+        if h.client_channel == "whatsapp":
+            return t._("We did not show your phone number to the confidant. But WhatsApp (Meta) "
+                       "still knows your phone number and the number of the organisation.")
+        if h.confidant is not None and h.confidant[0] != h.client_channel:
+            return t._("We did not show your account to the confidant. But Telegram itself "
+                       "still knows your account and the organisation's bot.")
+        return t._("We did not show your account to the confidant. But Telegram itself still "
+                   "knows both accounts.")
+
+    def _crossing(self, st: Translator, client_channel: str, confidant_channel: str) -> str | None:
+        """For a confidant on another messenger than the client: what neither side sees."""
+        if client_channel == confidant_channel:
+            return None
+        if client_channel == "whatsapp":
+            return st._("The client uses WhatsApp. You do not see their phone number, and they "
+                        "do not see your account.")
+        return st._("The client uses Telegram. You do not see their account, and they do not "
+                    "see your phone number.")
+
     # --- start --------------------------------------------------------------------------------
 
     def offer(self, h: Handoff, minutes: int) -> Outcome:
@@ -174,6 +229,7 @@ class Rules:
         out = []
         for confidant in h.offered_to:
             st = self.staff(None)
+            crossing = self._crossing(st, h.client_channel, confidant[0])
             lines = [
                 st._("New request for a confidant chat."),
                 st._("Client: {code}").format(code=h.pseudonym),
@@ -188,6 +244,8 @@ class Rules:
                 preference=st._(PREFERENCE.get(h.preference, PREFERENCE["none"]))))
             if h.about:
                 lines.append(st._("In their words: {text}").format(text=st.quote(h.about)))
+            if crossing:
+                lines.append(crossing)
             lines.append("")
             lines.append(st._("The first confidant to accept chats with this client here. The "
                               "client does not see your name or account."))
@@ -203,14 +261,10 @@ class Rules:
         label = self.client_label(h, t)
         to_client = self._msg(
             t,
-            t._(
-                "{confidant} is now connected with you. What you write here now goes to your "
-                "confidant. Your confidant does not see your name or Telegram account, unless "
-                "you share it. Note: Telegram itself still knows both accounts.\n"
-                "To stop, press the button or type /end."
-            ).format(confidant=label),
+            self._connected_text(h, t).format(confidant=label),
             Button(button("end", h.id), t._("End the conversation")),
-            Button(button("share", h.id), t._("Share my Telegram name")),
+            Button(button("share", h.id), t._("Share my WhatsApp name")
+                   if h.client_channel == "whatsapp" else t._("Share my Telegram name")),
         )
         st = self.staff(h.confidant_language)
         lines = [
@@ -218,6 +272,9 @@ class Rules:
                  "The client sees you as: {label}.").format(
                 client=self.client_tag(h, st), label=self.client_label(h, st)),
         ]
+        crossing = self._crossing(st, h.client_channel, _cid(h)[0])
+        if crossing:
+            lines.append(crossing)
         if h.name:
             lines.append(st._("Name (shared in the request): {name}").format(name=st.quote(h.name)))
         lines.append(st._("To stop, press the button or type /end."))
@@ -232,7 +289,7 @@ class Rules:
             (other, (self._msg(self.staff(None), self.staff(None)._(
                 "Another confidant accepted the request of {client}.").format(
                 client=self.client_tag(h, self.staff(None)))),))
-            for other in h.offered_to if other != h.confidant_id
+            for other in h.offered_to if other != h.confidant
         )
         return Outcome(
             h, to_client=(to_client,),
@@ -282,11 +339,15 @@ class Rules:
         if sender == "client":
             st = self.staff(h.confidant_language)
             t = self.client(h)
+            whatsapp = h.client_channel == "whatsapp"
+            seen = (t._("Your confidant now sees your WhatsApp name.") if whatsapp
+                    else t._("Your confidant now sees your Telegram name."))
+            told = (st._("{client} shared their WhatsApp name with you: {name}") if whatsapp
+                    else st._("{client} shared their Telegram name with you: {name}"))
             return Outcome(
                 h,
-                to_client=(self._msg(t, t._("Your confidant now sees your Telegram name.")),),
-                to_confidants=((_cid(h), (self._msg(st, st._(
-                    "{client} shared their Telegram name with you: {name}").format(
+                to_client=(self._msg(t, seen),),
+                to_confidants=((_cid(h), (self._msg(st, told.format(
                     client=self.client_tag(h, st), name=st.quote(display_name))),)),),
                 record={"kind": "shared"},
             )
@@ -311,10 +372,7 @@ class Rules:
             first = t._("You ended the conversation with your confidant.")
         else:
             first = t._("{confidant} ended the conversation.").format(confidant=label)
-        text = first + "\n" + t._(
-            "We did not show your account to the confidant. But Telegram itself still knows "
-            "both accounts."
-        )
+        text = first + "\n" + self._ended_note(h, t)
         buttons: tuple[Button, ...] = ()
         if has_transcript:
             text += "\n\n" + t._(
@@ -324,8 +382,8 @@ class Rules:
             buttons = (Button(button("keep", h.id), t._("Yes, keep it")),
                        Button(button("drop", h.id), t._("No, delete it")))
         to_client = (self._msg(t, text, *buttons),)
-        to_confidants: tuple[tuple[int, tuple[Item, ...]], ...] = ()
-        if h.confidant_id is not None:
+        to_confidants: tuple[tuple[Address, tuple[Item, ...]], ...] = ()
+        if h.confidant is not None:
             st = self.staff(h.confidant_language)
             text_c = (
                 st._("The client ended the conversation.") if by == "client"
@@ -408,11 +466,11 @@ class Rules:
                                 "to the confidants by e-mail. A confidant will contact you."))
 
 
-def _cid(h: Handoff) -> int:
-    """The confidant of a handoff that has one (active or ended after acceptance)."""
-    if h.confidant_id is None:
+def _cid(h: Handoff) -> Address:
+    """Where the confidant of a handoff that has one (active or ended after acceptance) chats."""
+    if h.confidant is None:
         raise ValueError("this handoff has no confidant yet")
-    return h.confidant_id
+    return h.confidant
 
 
 def transcript_lines(messages: Sequence[tuple[datetime, str, dict[str, Any]]]) -> list[dict[str, Any]]:

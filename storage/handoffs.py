@@ -57,6 +57,10 @@ class HandoffRecord:
     # Filled in from the conversation by the queries that route messages to the client.
     client_channel: str | None = None
     client_chat_id: str | None = field(default=None, repr=False)
+    # Where the confidant who accepted chats (kept encrypted in `data["confidant_address"]`;
+    # a handoff stored before addresses existed was accepted on Telegram, by `confidant_id`).
+    confidant_channel: str | None = None
+    confidant_chat_id: str | None = field(default=None, repr=False)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -77,6 +81,13 @@ class HandoffRepository(_Repository):
         return _SELECT
 
     def _from_row(self, row: RowMapping) -> HandoffRecord:
+        data = self._cipher.decrypt_json(row["data"])
+        address = data.get("confidant_address")
+        channel = chat = None
+        if isinstance(address, list) and len(address) == 2:
+            channel, chat = str(address[0]), str(address[1])
+        elif row["confidant_id"] is not None:
+            channel, chat = "telegram", str(row["confidant_id"])
         return HandoffRecord(
             id=row["id"],
             conversation_id=row["conversation_id"],
@@ -84,13 +95,15 @@ class HandoffRepository(_Repository):
             status=row["status"],
             preference=row["preference"],
             confidant_id=row["confidant_id"],
-            data=self._cipher.decrypt_json(row["data"]),
+            data=data,
             created_at=row["created_at"],
             expires_at=row["expires_at"],
             accepted_at=row["accepted_at"],
             ended_at=row["ended_at"],
             client_channel=row.get("client_channel"),
             client_chat_id=row.get("client_chat_id"),
+            confidant_channel=channel,
+            confidant_chat_id=chat,
         )
 
     async def _one(self, *where: ColumnElement[bool]) -> HandoffRecord | None:

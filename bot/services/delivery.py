@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from flows.handoff import FileOut
 from flows.model import Button, OutMessage
@@ -44,6 +44,20 @@ class ChannelSender(Protocol):
     async def send(self, chat_id: str, messages: Sequence[OutMessage]) -> Delivery: ...
 
 
+@runtime_checkable
+class ItemSender(Protocol):
+    """A channel that also carries files and marks owed rows (the confidant handoff's relay).
+
+    `deliver` sends messages and files (read from the file store, deleted once passed on) to one
+    chat; `owed` are the ids of the owed rows stored with them (aligned with `items`, may be
+    empty), marked sent once the messenger accepted each."""
+
+    name: str
+
+    async def deliver(self, chat_id: str, items: Sequence[OutMessage | FileOut],
+                      owed: Sequence[int] = ()) -> Delivery: ...
+
+
 class Channels:
     """The channels running in this process, by name."""
 
@@ -56,12 +70,28 @@ class Channels:
     def get(self, name: str) -> ChannelSender | None:
         return self._senders.get(name)
 
+    def names(self) -> frozenset[str]:
+        return frozenset(self._senders)
+
     async def send(self, channel: str, chat_id: str, messages: Sequence[OutMessage]) -> Delivery:
         """Send if that channel runs here; "unavailable" tells the caller to use another way."""
         sender = self._senders.get(channel)
         if sender is None:
             return "unavailable"
         return await sender.send(chat_id, messages)
+
+    async def deliver(self, channel: str, chat_id: str, items: Sequence[OutMessage | FileOut],
+                      owed: Sequence[int] = ()) -> Delivery:
+        """Messages and files for a chat on any channel (an `Envelope` of the handoff desk).
+
+        A channel that cannot carry files gets the messages only."""
+        sender = self._senders.get(channel)
+        if sender is None:
+            return "unavailable"
+        if isinstance(sender, ItemSender):
+            return await sender.deliver(chat_id, items, owed)
+        messages = [i for i in items if isinstance(i, OutMessage)]
+        return await sender.send(chat_id, messages) if messages else "sent"
 
 
 # --- issue 10: messages owed to people, stored, then sent ---------------------------------------

@@ -8,7 +8,12 @@ Two doors lead here:
   `erasing` ends any handoff before the dossier is destroyed;
 * the confidant's side (`from_confidant`) and the timeout (`expire`) open their own units of work.
 
-Everything returns `Envelope`s: messages for other chats, sent only after the commit.
+Everything returns `Envelope`s: messages for other chats, sent only after the commit, by whichever
+channel runs them (`bot.services.delivery.Channels.deliver`).
+
+Channel-neutral: the client and the confidant are reached at an address (channel, chat id); the
+client may be on WhatsApp and the confidant on Telegram. One desk serves the process: every channel
+that can carry a live chat `join`s it (`open_desk`); offers go only to addresses on those channels.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.services.organisation import Organisation
+from bot.services.organisation import Confidant, Organisation
 from flows import rules
 from flows.handoff import (
+    Address,
     FileOut,
     Handoff,
     Item,
@@ -40,12 +46,21 @@ from flows.register import awaits_typed_answer
 from storage import Database, StoredConversation, UnitOfWork
 from storage.handoffs import HandoffRecord
 
+if TYPE_CHECKING:
+    from bot.services.ports import ServiceHost
+
 log = logging.getLogger(__name__)
 
 # The sender's own display name (Telegram first name), set by the channel for the duration of one
 # update, read only when that person presses "share". It is never stored or logged.
 SENDER_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("sender_name", default=None)
 MAX_RELAY_TEXT = 3500  # a Telegram message holds 4096 characters, with room for the label
+
+
+class DeskHolder(Protocol):
+    """Where the process keeps its one desk (the intake service's `handoffs`)."""
+
+    handoffs: HandoffDesk | None
 
 
 class FileDeleter(Protocol):
@@ -70,7 +85,7 @@ class Routed:
 
 
 class HandoffDesk:
-    """Starts, relays, ends and expires handoffs for one channel (Telegram)."""
+    """Starts, relays, ends and expires handoffs between clients and confidants, on any channels."""
 
     def __init__(
         self,
@@ -79,18 +94,21 @@ class HandoffDesk:
         db: Database,
         clock: Callable[[], datetime],
         files: FileDeleter | None = None,
-        channel: str = "telegram",
+        channels: tuple[str, ...] = (),
     ) -> None:
         self.organisation = organisation
         self.rules = Rules(catalogs)
         self.db = db
         self.clock = clock
         self.files = files
-        self.channel = channel
-        self.confidants = {c.telegram_id: c for c in organisation.confidants}
+        self.live: set[str] = set(channels)  # channels running here that carry live chats
+        self.confidants = {c.key: c for c in organisation.confidants}
+        self.staff: dict[Address, Confidant] = {
+            address: c for c in organisation.confidants for address in c.addresses}
 
-    def is_confidant(self, user_id: int) -> bool:
-        return user_id in self.confidants
+    def is_confidant(self, channel: str, chat_id: str) -> bool:
+        """Whether this chat is a confidant's address (their updates go to `from_confidant`)."""
+        return (channel, chat_id) in self.staff
 
     # --- conversions --------------------------------------------------------------------------
 
@@ -99,6 +117,9 @@ class HandoffDesk:
         gender = None
         if rec.confidant_id is not None and rec.confidant_id in self.confidants:
             gender = self.confidants[rec.confidant_id].gender
+        confidant = None
+        if rec.confidant_channel is not None and rec.confidant_chat_id is not None:
+            confidant = (rec.confidant_channel, rec.confidant_chat_id)
         return Handoff(
             id=_hid(rec),
             status=rec.status,  # type: ignore[arg-type]
@@ -109,8 +130,9 @@ class HandoffDesk:
             category=d.get("category"),
             about=d.get("about"),
             name=d.get("name"),
-            offered_to=tuple(int(x) for x in d.get("offered_to", [])),
-            confidant_id=rec.confidant_id,
+            offered_to=tuple(_address(x) for x in d.get("offered_to", [])),
+            confidant=confidant,
+            client_channel=rec.client_channel or "telegram",
             confidant_gender=gender,
             confidant_language=str(d.get("confidant_language") or "nl"),
             transcript_pending=bool(d.get("transcript_pending")),
@@ -120,10 +142,10 @@ class HandoffDesk:
                    client_too: bool) -> tuple[Envelope, ...]:
         out: list[Envelope] = []
         if client_too and outcome.to_client and rec.client_chat_id is not None:
-            out.append(Envelope(rec.client_channel or self.channel, rec.client_chat_id,
+            out.append(Envelope(rec.client_channel or "telegram", rec.client_chat_id,
                                 outcome.to_client))
-        for confidant, items in outcome.to_confidants:
-            out.append(Envelope(self.channel, str(confidant), items))
+        for (channel, chat_id), items in outcome.to_confidants:
+            out.append(Envelope(channel, chat_id, items))
         return tuple(out)
 
     @staticmethod
@@ -141,7 +163,7 @@ class HandoffDesk:
         if (
             submission.get("kind") != "confidant_request"
             or contact.get("method") != "chat"
-            or stored.channel != self.channel
+            or stored.channel not in self.live
             or stored.id is None
             or not self.confidants
         ):
@@ -149,7 +171,7 @@ class HandoffDesk:
         if await uow.handoffs.open_for_conversation(stored.id):
             return Routed()
         preference = str(submission.get("confidant_preference") or "none")
-        targets = recipients(self.organisation.confidants, preference)
+        targets = recipients(self.organisation.confidants, preference, self.live)
         language = str(submission.get("language") or stored.language or "en")
         complainant = submission.get("complainant") or {}
         record = HandoffRecord(
@@ -162,7 +184,7 @@ class HandoffDesk:
                 "category": submission.get("category"),
                 "about": submission.get("description"),
                 "name": None if complainant.get("anonymous") else complainant.get("name"),
-                "offered_to": list(targets),
+                "offered_to": [list(a) for a in targets],
             },
             created_at=now,
             expires_at=now + timedelta(minutes=self.organisation.handoff_timeout_minutes),
@@ -185,7 +207,7 @@ class HandoffDesk:
         self, uow: UnitOfWork, stored: StoredConversation, event: Event, now: datetime
     ) -> Routed | None:
         """Take the event if it belongs to a handoff; None lets the engine handle it."""
-        if stored.id is None or stored.channel != self.channel:
+        if stored.id is None or stored.channel not in self.live:
             return None
         language = stored.language
         if isinstance(event, Choice) and event.button_id.startswith("ho:"):
@@ -242,8 +264,8 @@ class HandoffDesk:
         data = dict(old.data)
         data["pseudonym"] = new_pseudonym()
         data.pop("transcript_pending", None)
-        targets = recipients(self.organisation.confidants, old.preference)
-        data["offered_to"] = list(targets)
+        targets = recipients(self.organisation.confidants, old.preference, self.live)
+        data["offered_to"] = [list(a) for a in targets]
         record = HandoffRecord(
             conversation_id=old.conversation_id, case_reference=old.case_reference,
             preference=old.preference, data=data, created_at=now,
@@ -334,23 +356,27 @@ class HandoffDesk:
     # --- the confidant's side (own units of work) --------------------------------------------
 
     async def from_confidant(
-        self, confidant_id: int, event: Event, *, update_id: str | None, language: str | None,
+        self, address: Address, event: Event, *, update_id: str | None, language: str | None,
     ) -> tuple[tuple[OutMessage, ...], tuple[Envelope, ...]]:
-        """One update from a confidant: the reply to them, and envelopes for the client."""
+        """One update from a confidant's address: the reply to them, and envelopes for others."""
         language = language if language in self.rules.catalogs.languages else None
         now = self.clock()
+        confidant = self.staff.get(address)
+        if confidant is None:
+            return (self.rules.invalid(language, staff=True),), ()
         async with self.db.unit_of_work() as uow:
-            if update_id is not None and await uow.inbound.seen(self.channel, update_id, now):
+            if update_id is not None and await uow.inbound.seen(address[0], update_id, now):
                 return (), ()
-            reply, others = await self._confidant_event(uow, confidant_id, event, language, now)
+            reply, others = await self._confidant_event(uow, confidant.key, address, event,
+                                                        language, now)
             await uow.commit()
         return reply, others
 
     async def _confidant_event(
-        self, uow: UnitOfWork, confidant_id: int, event: Event, language: str | None,
-        now: datetime,
+        self, uow: UnitOfWork, confidant_id: int, address: Address, event: Event,
+        language: str | None, now: datetime,
     ) -> tuple[tuple[OutMessage, ...], tuple[Envelope, ...]]:
-        own = Envelope(self.channel, str(confidant_id), ())
+        own = Envelope(address[0], address[1], ())
         if isinstance(event, Choice):
             parsed = parse_button(event.button_id)
             rec = await uow.handoffs.get(parsed[1]) if parsed else None
@@ -358,7 +384,7 @@ class HandoffDesk:
                 return (self.rules.invalid(language, staff=True),), ()
             action = parsed[0]
             if action == "accept":
-                return await self._accept(uow, rec, confidant_id, language, now)
+                return await self._accept(uow, rec, confidant_id, address, language, now)
             if rec.confidant_id != confidant_id or rec.status != "active":
                 return (self.rules.invalid(language, staff=True),), ()
             if action == "end":
@@ -404,29 +430,33 @@ class HandoffDesk:
         return tuple(mine), tuple(others)
 
     async def _accept(
-        self, uow: UnitOfWork, rec: HandoffRecord, confidant_id: int, language: str | None,
-        now: datetime,
+        self, uow: UnitOfWork, rec: HandoffRecord, confidant_id: int, address: Address,
+        language: str | None, now: datetime,
     ) -> tuple[tuple[OutMessage, ...], tuple[Envelope, ...]]:
         h = self._domain(rec)
-        if confidant_id not in h.offered_to:
+        if address not in h.offered_to:
             return (self.rules.invalid(language, staff=True),), ()
         if not await uow.handoffs.claim(_hid(rec), confidant_id, now):
             busy = await uow.handoffs.active_for_confidant(confidant_id) is not None
             return (self.rules.not_claimed(language, busy=busy),), ()
         data = dict(rec.data)
         data["confidant_language"] = language or "nl"
+        data["confidant_address"] = list(address)  # the relay goes to where they accepted
         await uow.handoffs.save_data(_hid(rec), data)
         rec.data = data
         rec.status = "active"
         rec.confidant_id = confidant_id
+        rec.confidant_channel, rec.confidant_chat_id = address
         waiting = [m.body for m in await uow.handoffs.messages(_hid(rec)) if not m.delivered]
         await uow.handoffs.mark_delivered(_hid(rec))
         outcome = self.rules.accepted(self._domain(rec), waiting)
-        await uow.audit.record(now, f"telegram:{confidant_id}", "handoff_accepted",
-                               rec.case_reference)
-        log.info("handoff %s accepted", _hid(rec))
+        # The audit names a Telegram confidant by numeric id (as before), never a phone number.
+        actor = (f"telegram:{confidant_id}" if address[0] == "telegram"
+                 else f"{address[0]}:confidant")
+        await uow.audit.record(now, actor, "handoff_accepted", rec.case_reference)
+        log.info("handoff %s accepted (%s)", _hid(rec), address[0])
         return self._split(Routed((), self._envelopes(rec, outcome, client_too=True)),
-                           Envelope(self.channel, str(confidant_id), ()))
+                           Envelope(address[0], address[1], ()))
 
     # --- the timeout --------------------------------------------------------------------------
 
@@ -446,6 +476,30 @@ class HandoffDesk:
                 out.extend(self._envelopes(rec, outcome, client_too=True))
             await uow.commit()
         return tuple(out)
+
+
+def _address(raw: Any) -> Address:
+    """An address as stored: `[channel, chat id]`, or a bare Telegram id (handoffs from before)."""
+    if isinstance(raw, list | tuple) and len(raw) == 2:
+        return str(raw[0]), str(raw[1])
+    return "telegram", str(raw)
+
+
+def open_desk(host: ServiceHost, service: DeskHolder, channel: str) -> HandoffDesk:
+    """The process's one desk (made by the first channel that joins), joined by `channel`."""
+    desk = service.handoffs
+    if desk is None:
+        desk = HandoffDesk(host.organisation, host.catalogs, host.db, host.clock, files=host.files)
+        service.handoffs = desk
+    desk.live.add(channel)
+    return desk
+
+
+def leave_desk(service: DeskHolder, desk: HandoffDesk, channel: str) -> None:
+    """`channel` stops; the last one to leave takes the desk away."""
+    desk.live.discard(channel)
+    if not desk.live and service.handoffs is desk:
+        service.handoffs = None
 
 
 def _hid(rec: HandoffRecord) -> int:

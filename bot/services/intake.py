@@ -87,6 +87,9 @@ class Reply:
     # with `messages` and with each envelope's items; empty where the channel does not keep them.
     owed: tuple[int, ...] = ()
     others_owed: tuple[tuple[int, ...], ...] = ()
+    # The event went to a confidant chat (relayed, or kept until a confidant accepts): a file it
+    # carried belongs to the handoff now (passed on, or dropped when the handoff ends).
+    relayed: bool = False
 
 
 class IntakeService:
@@ -111,7 +114,8 @@ class IntakeService:
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        # Issue 3: the confidant handoff (bot/services/handoffs.py), set by the Telegram channel.
+        # Issue 3: the confidant handoff (bot/services/handoffs.py), set by the first channel
+        # that carries live chats (`open_desk`: Telegram, WhatsApp), shared by all of them.
         self.handoffs: HandoffDesk | None = None
         # Issue 10: channels that send owed messages (and mark them sent) add their name here.
         self.owed_channels: set[str] = set()
@@ -167,7 +171,7 @@ class IntakeService:
                         uow, channel, chat_id, routed.messages, routed.others, None, now)
                     await uow.commit()
                     return Reply(routed.messages, others=routed.others, state=stored.state,
-                                 owed=owed, others_owed=others_owed)
+                                 owed=owed, others_owed=others_owed, relayed=True)
             later: list[OutMessage] = []
             others: list[Envelope] = []
             result = self.engine.step(conversation, event, now)

@@ -14,10 +14,35 @@ from flows.rules import normalise_email
 
 @dataclass(frozen=True)
 class Confidant:
-    """A confidant (vertrouwenspersoon) who takes handoffs on Telegram, by numeric user id."""
+    """A confidant (vertrouwenspersoon): a staff member with one or more addresses on channels.
 
-    telegram_id: int
+    Telegram by numeric user id (never a username), WhatsApp by number (wa_id: digits only).
+    Offers go to every address on a channel running in this process; they chat where they accept.
+    """
+
+    telegram_id: int | None
     gender: Literal["female", "male"]
+    whatsapp: str | None = None
+
+    @property
+    def addresses(self) -> tuple[tuple[str, str], ...]:
+        """(channel, chat id) of each address."""
+        out: list[tuple[str, str]] = []
+        if self.telegram_id is not None:
+            out.append(("telegram", str(self.telegram_id)))
+        if self.whatsapp is not None:
+            out.append(("whatsapp", self.whatsapp))
+        return tuple(out)
+
+    @property
+    def key(self) -> int:
+        """A stable number for storage (who accepted, one live chat each): the Telegram id, or
+        the WhatsApp number negated (Telegram ids are positive, so the two never meet)."""
+        if self.telegram_id is not None:
+            return self.telegram_id
+        if self.whatsapp is not None:
+            return -int(self.whatsapp)
+        raise ValueError("a confidant without an address")
 
 
 @dataclass(frozen=True)
@@ -36,6 +61,29 @@ class Organisation:
     whatsapp_template: str | None = None  # used outside WhatsApp's 24-hour window
     # OpenPGP public keys by lower-cased mailbox address: mail to it is sent encrypted (PGP/MIME).
     mailbox_keys: dict[str, PublicKey] = field(default_factory=dict)
+
+
+def _staff_member(path: Path, item: object) -> Confidant:
+    """One `[[confidants]]` entry: gender, and telegram = <user id> and/or whatsapp = "<number>"."""
+    if not isinstance(item, dict):
+        raise ConfigError(f"{path}: each [[confidants]] entry must be a table")
+    gender = item.get("gender")
+    telegram = item.get("telegram")
+    whatsapp = item.get("whatsapp")
+    if gender not in ("female", "male"):
+        raise ConfigError(f"{path}: each [[confidants]] entry needs gender 'female' or 'male'")
+    if telegram is not None and (not isinstance(telegram, int) or isinstance(telegram, bool)
+                                 or telegram <= 0):
+        raise ConfigError(f"{path}: [[confidants]] telegram must be a numeric user id")
+    number = None
+    if whatsapp is not None:
+        number = "".join(str(whatsapp).split()).removeprefix("+")
+        if not number.isdigit() or not 8 <= len(number) <= 15:
+            raise ConfigError(f"{path}: [[confidants]] whatsapp must be a phone number in "
+                              "international form, digits only (e.g. \"31612345678\")")
+    if telegram is None and number is None:
+        raise ConfigError(f"{path}: each [[confidants]] entry needs telegram and/or whatsapp")
+    return Confidant(telegram, gender, number)
 
 
 DEFAULT_ORGANISATION_NAME = "Steunpunt Vluchtelingen De Bilt"
@@ -81,7 +129,16 @@ def load_organisation(path: Path | None) -> Organisation:
                 f"'female' or 'male', got {item!r}"
             )
         confidants.append(Confidant(item["id"], gender))
-    coordinators = telegram.get("coordinators", [])
+    for item in raw.get("confidants", []):
+        confidants.append(_staff_member(path, item))
+    keys = [c.key for c in confidants]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"{path}: a confidant is listed twice (same Telegram id or number)")
+    coordinators = list(telegram.get("coordinators", []))
+    for item in raw.get("coordinators", []):  # [[coordinators]] telegram = 900
+        if not isinstance(item, dict) or not isinstance(item.get("telegram"), int):
+            raise ConfigError(f"{path}: each [[coordinators]] entry needs telegram = <user id>")
+        coordinators.append(item["telegram"])
     if not all(isinstance(c, int) for c in coordinators):
         raise ConfigError(f"{path}: telegram.coordinators must be numeric user ids")
     register = raw.get("register", {})

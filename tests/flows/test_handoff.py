@@ -12,7 +12,7 @@ RULES = Rules(load_catalogs())
 
 def waiting_notice(language: str, preference: str, minutes: int) -> str:
     h = Handoff(id=1, status="offered", preference=preference, pseudonym="53QX",
-                client_language=language, offered_to=(501,))
+                client_language=language, offered_to=(("telegram", "501"),))
     [notice] = RULES.offer(h, minutes).to_client
     text = getattr(notice, "text", "")
     return str(text).split("\n")[0]

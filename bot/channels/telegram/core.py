@@ -37,7 +37,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from bot.services.delivery import Delivery, OwedMarker, item_from_json
-from bot.services.handoffs import SENDER_NAME, Envelope, HandoffDesk
+from bot.services.handoffs import SENDER_NAME, Envelope, HandoffDesk, leave_desk, open_desk
 from flows.handoff import CONFIDANT_LANGUAGE, FileOut, Item, parse_button
 from flows.i18n import N_, Translator
 from flows.model import (
@@ -438,6 +438,20 @@ class TelegramSender:
             return "unavailable"
         return "sent"
 
+    async def deliver(self, chat_id: str, items: Sequence[Item],
+                      owed: Sequence[int] = ()) -> Delivery:
+        """`ItemSender`: messages and files from another channel (a handoff relay), owed rows
+        marked sent as the Bot API accepts them."""
+        try:
+            futures = self.core.queue(int(chat_id), items, state=None, owed=owed)
+            await asyncio.gather(*futures)
+        except (TelegramUnavailable, ValueError):
+            return "unavailable"
+        except TelegramApiError as exc:
+            log.warning("Telegram send failed: %s", type(exc).__name__)
+            return "unavailable"
+        return "sent"
+
 
 # --- the core -----------------------------------------------------------------------------------
 
@@ -481,7 +495,9 @@ class TelegramCore:
         self.pacer = Pacer(options)
         self.codec = CallbackCodec(token, sorted(app.engine.edges))
         self.flood = FloodLimit(options.flood_max, options.flood_window)
-        self.desk = HandoffDesk(app.organisation, app.catalogs, app.db, app.clock, files=app.files)
+        # The process's one handoff desk (WhatsApp may have opened it already); `serve` joins it.
+        self.desk: HandoffDesk = app.service.handoffs or HandoffDesk(
+            app.organisation, app.catalogs, app.db, app.clock, files=app.files)
         self.coordinators = frozenset(app.organisation.coordinators)
         self._pending: set[asyncio.Future[Any]] = set()
         # Offers sent to confidants, by handoff id: (chat, message id, text), to close them when
@@ -521,7 +537,8 @@ class TelegramCore:
         """Each coordinator's and confidant's menu (both, for someone who is both)."""
         menus: dict[int, tuple[tuple[str, str], ...]] = {}
         for confidant in self.app.organisation.confidants:
-            menus[confidant.telegram_id] = CONFIDANT_MENU
+            if confidant.telegram_id is not None:
+                menus[confidant.telegram_id] = CONFIDANT_MENU
         for coordinator in self.coordinators:
             menus[coordinator] = menus.get(coordinator, ()) + COORDINATOR_MENU
         return menus
@@ -627,10 +644,21 @@ class TelegramCore:
 
     def deliver(self, envelopes: Sequence[Envelope],
                 owed: Sequence[Sequence[int]] = ()) -> None:
+        """Envelopes for Telegram chats are queued here; the others go to their own channel
+        (a WhatsApp client of a Telegram confidant) in the background."""
         for index, env in enumerate(envelopes):
+            ids = owed[index] if index < len(owed) else ()
             if env.channel == CHANNEL and env.chat_id.lstrip("-").isdigit():
-                self.queue(int(env.chat_id), env.items, state=None,
-                           owed=owed[index] if index < len(owed) else ())
+                self.queue(int(env.chat_id), env.items, state=None, owed=ids)
+            elif env.channel != CHANNEL:
+                task = asyncio.ensure_future(self._elsewhere(env, ids))
+                self._pending.add(task)
+                task.add_done_callback(self._done)
+
+    async def _elsewhere(self, env: Envelope, owed: Sequence[int]) -> None:
+        if await self.app.channels.deliver(env.channel, env.chat_id, env.items,
+                                           owed) == "unavailable":
+            log.warning("a handoff message for a %s chat could not be delivered", env.channel)
 
     async def idle(self) -> None:
         """Wait until every queued message was sent (tests, and a clean shutdown)."""
@@ -722,7 +750,7 @@ class TelegramCore:
         if command in STAFF_COMMANDS:
             await self._staff(incoming, command)
             return
-        if self.desk.is_confidant(incoming.user_id):
+        if self.desk.is_confidant(CHANNEL, str(incoming.user_id)):
             await self._confidant(incoming)
             return
         await self._client(incoming)
@@ -830,7 +858,7 @@ class TelegramCore:
         ):
             event = Command("help")
         reply, others = await self.desk.from_confidant(
-            incoming.user_id, event, update_id=str(incoming.update_id),
+            (CHANNEL, str(incoming.user_id)), event, update_id=str(incoming.update_id),
             language=self._staff_language(incoming),
         )
         self.queue(incoming.chat_id, reply, state=None)
@@ -996,7 +1024,7 @@ async def serve(app: ChannelHost, stop: asyncio.Event, adapter: Adapter, token: 
                 started: Callable[[TelegramCore], None] | None = None) -> None:
     """Run one adapter until `stop` is set: menu, updates, handoff timeouts, clean shutdown."""
     core = TelegramCore(app, adapter.api, options, token)
-    app.service.handoffs = core.desk
+    core.desk = open_desk(app, app.service, CHANNEL)
     app.channels.register(TelegramSender(core))
     app.service.owed_channels.add(CHANNEL)
     core.ready.clear()  # updates wait until what is still owed is queued ahead of them
@@ -1016,7 +1044,7 @@ async def serve(app: ChannelHost, stop: asyncio.Event, adapter: Adapter, token: 
         await core.pacer.close()
         await core.marker.flush()
         app.service.owed_channels.discard(CHANNEL)
-        app.service.handoffs = None
+        leave_desk(app.service, core.desk, CHANNEL)
         log.info("Telegram stopped")
 
 
