@@ -23,6 +23,12 @@ WhatsApp messages.
   24-hour customer-service window as usual ("sent"); outside it as the organisation's approved
   template with the case reference as its parameter ("template"; the register keeps the news and
   it is shown when the client writes again), or not at all ("unavailable").
+* The live confidant chat (bot/services/handoffs.py, shared with Telegram): a client's messages
+  reach the handoff desk through the intake service; a confidant's WhatsApp number (organisation
+  config) goes to `HandoffDesk.from_confidant`. As the `ItemSender` it relays messages and files
+  from the other side: files are uploaded (`POST /{phone-number-id}/media`) and sent by media id.
+  Outside the 24-hour window the relay is kept (owed rows, encrypted) and announced by the
+  template; it is shown, in order, as soon as the client writes.
 
 Logs never contain phone numbers, message ids, names or texts.
 """
@@ -37,16 +43,18 @@ import logging
 import re
 from collections import Counter, OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import aiohttp
 from aiohttp import web
 
-from bot.services.delivery import Delivery
+from bot.services.delivery import Delivery, item_from_json, item_to_json
+from bot.services.handoffs import SENDER_NAME, HandoffDesk, leave_desk, open_desk
 from bot.services.intake import LAST_INBOUND, Reply
 from bot.services.register import announced_news, news_shown
+from flows.handoff import Item
 from flows.i18n import FSI, PDI, Translator
 from flows.model import (
     Attachment,
@@ -107,6 +115,10 @@ SEND_RETRY_DELAYS: Final = (0.5, 2.0, 5.0)  # on 429, 5xx and connection errors
 HANDLE_RETRY_DELAYS: Final = (0.2, 1.0, 3.0)  # on a failed unit of work (e.g. database busy)
 DRAIN_SECONDS: Final = 20.0  # at shutdown: time for events already accepted
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+EXPIRY_SECONDS: Final = 30.0  # how often handoff offers are checked for their timeout
+# A relayed file as a Graph media message: our kind -> WhatsApp's type, and a default mime type.
+MEDIA_OUT: Final = {"photo": ("image", "image/jpeg"), "voice": ("audio", "audio/ogg"),
+                    "video": ("video", "video/mp4")}
 RECENT_IDS: Final = 10_000
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:=+/-]{1,256}$")
@@ -389,6 +401,31 @@ class GraphClient:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def upload(self, data: bytes, mime_type: str, filename: str) -> str:
+        """POST /{phone-number-id}/media (multipart): the media id to send the file by."""
+        url = f"{self._base}/{self._phone_number_id}/media"
+        for delay in (*SEND_RETRY_DELAYS, None):
+            form = aiohttp.FormData()
+            form.add_field("messaging_product", "whatsapp")
+            form.add_field("type", mime_type)
+            form.add_field("file", data, filename=filename, content_type=mime_type)
+            try:
+                async with self._session.post(url, data=form, headers=self._headers) as response:
+                    if response.status < 300:
+                        raw = await response.json(content_type=None)
+                        if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                            return str(raw["id"])
+                        raise GraphError(response.status, None, "no media id")
+                    error = await self._error(response)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = GraphError(0, None, type(exc).__name__)
+            if delay is None or not (error.retryable or error.status == 0):
+                raise error
+            log.warning("WhatsApp upload failed (%s), retrying in %.1f s",
+                        error.status or "no connection", delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def mark_read(self, wamid: str) -> None:
         """Mark a client's message (and the ones before it) as read; no retries."""
         payload = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
@@ -443,6 +480,7 @@ class Inbound:
     wa_id: str
     wamid: str
     message: dict[str, Any]
+    name: str | None = field(default=None, repr=False)  # the profile name; only for "share"
 
 
 def _language_hint(text: str) -> str | None:
@@ -536,8 +574,10 @@ class WhatsAppChannel:
                     continue
                 for status in _list(value.get("statuses")):
                     self._status(_dict(status))
+                names = {str(_dict(c).get("wa_id")): _dict(_dict(c).get("profile")).get("name")
+                         for c in _list(value.get("contacts"))}
                 for message in _list(value.get("messages")):
-                    queued += self._enqueue(_dict(message))
+                    queued += self._enqueue(_dict(message), names)
         return queued
 
     def _status(self, status: dict[str, Any]) -> None:
@@ -548,7 +588,7 @@ class WhatsAppChannel:
             codes = [_dict(e).get("code") for e in _list(status.get("errors"))]
             log.warning("WhatsApp reported a message as not delivered (error codes %s)", codes)
 
-    def _enqueue(self, message: dict[str, Any]) -> int:
+    def _enqueue(self, message: dict[str, Any], names: dict[str, Any] | None = None) -> int:
         wa_id, wamid = message.get("from"), message.get("id")
         if not isinstance(wa_id, str) or not isinstance(wamid, str):
             log.warning("WhatsApp webhook: message without sender or id ignored")
@@ -561,7 +601,9 @@ class WhatsAppChannel:
         self._recent[wamid] = None
         while len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
-        self._queues.setdefault(wa_id, deque()).append(Inbound(wa_id, wamid, message))
+        name = (names or {}).get(wa_id)
+        self._queues.setdefault(wa_id, deque()).append(
+            Inbound(wa_id, wamid, message, name if isinstance(name, str) and name else None))
         if wa_id not in self._workers:
             self._workers[wa_id] = asyncio.create_task(self._drain(wa_id))
         return 1
@@ -607,10 +649,17 @@ class WhatsAppChannel:
         async with self.app.db.unit_of_work(read_only=True) as uow:
             return await uow.conversations.get(CHANNEL, wa_id)
 
+    @property
+    def desk(self) -> HandoffDesk | None:
+        """The process's handoff desk (shared with Telegram), while this channel runs."""
+        return self.app.service.handoffs
+
     async def _process(self, item: Inbound) -> None:
+        token = SENDER_NAME.set(item.name)
         try:
             await self._handle_inbound(item)
         finally:
+            SENDER_NAME.reset(token)
             # Two blue ticks: the client sees that their message arrived (after our reply, so
             # that the reply is not held up by it). Best effort; a failure changes nothing else.
             try:
@@ -620,10 +669,16 @@ class WhatsAppChannel:
 
     async def _handle_inbound(self, item: Inbound) -> None:
         stored = await self._load(item.wa_id)
-        if stored is not None:  # the client wrote: the window is open again
+        # They wrote: the window is open again. What was kept for them comes first.
+        await self._show_kept(item.wa_id, stored)
+        if stored is not None:
             await self._show_announced(item.wa_id, stored)
         message = item.message
         kind = str(message.get("type", "unknown"))
+        desk = self.desk
+        if desk is not None and desk.is_confidant(CHANNEL, item.wa_id):
+            await self._confidant(desk, item, kind)
+            return
         if stored is None:
             # A new chat (or one that was erased): any first message opens the conversation.
             hint = _language_hint(str(_dict(message.get("text")).get("body", "")))
@@ -691,6 +746,34 @@ class WhatsAppChannel:
         ref = await self.app.files.save(data)
         return Attachment(media_kind, ref, len(data), content_type)
 
+    async def _confidant(self, desk: HandoffDesk, item: Inbound, kind: str) -> None:
+        """A confidant's message: to the handoff desk; the reply to them, the rest passed on."""
+        message = item.message
+        event: Event = Command("help")
+        if kind == "text":
+            event = _text_event(str(_dict(message.get("text")).get("body") or ""))
+            if isinstance(event, Command) and event.name != "end":
+                event = Command("help")
+        elif kind == "interactive":
+            interactive = _dict(message.get("interactive"))
+            reply = _dict(interactive.get(str(interactive.get("type", ""))))
+            if "id" in reply:
+                event = Choice(parse_button_id(str(reply["id"])).button_id)
+        elif kind in MEDIA_TYPES:
+            media = _dict(message.get(kind))
+            event = await self._attachment(kind, media)
+            if isinstance(event, AttachmentRefused):
+                event = Command("help")
+        replies, others = await desk.from_confidant(
+            (CHANNEL, item.wa_id), event, update_id=item.wamid, language=None)
+        t = self.app.catalogs.get(None)
+        for out in replies:
+            await self._send_all(item.wa_id, render(out, t))
+        for envelope in others:
+            if await self.app.channels.deliver(envelope.channel, envelope.chat_id,
+                                               envelope.items) == "unavailable":
+                log.warning("a handoff message for a %s chat was not delivered", envelope.channel)
+
     async def _handle(self, wa_id: str, event: Event, update_id: str) -> Reply:
         """The service's unit of work, tried again when it fails (it rolled back, so that is safe)."""
         for delay in (*HANDLE_RETRY_DELAYS, None):
@@ -712,8 +795,9 @@ class WhatsAppChannel:
                 await self.app.files.delete(event.ref)
             raise
         stored = await self._load(wa_id)
-        if isinstance(event, Attachment) and not _keeps(stored, event.ref):
+        if isinstance(event, Attachment) and not reply.relayed and not _keeps(stored, event.ref):
             # Redelivered, or not accepted at this point of the conversation: keep nothing.
+            # (A file for the confidant chat belongs to the handoff: passed on, then deleted.)
             await self.app.files.delete(event.ref)
         if reply.duplicate:
             log.debug("WhatsApp message redelivered: ignored")
@@ -726,10 +810,10 @@ class WhatsAppChannel:
 
     async def _pass_on(self, reply: Reply) -> None:
         """Messages the event produced for other chats (e.g. a confidant): through their channel."""
-        for envelope in reply.others:
-            messages = [item for item in envelope.items if isinstance(item, OutMessage)]
-            if messages and await self.app.channels.send(envelope.channel, envelope.chat_id,
-                                                         messages) == "unavailable":
+        for index, envelope in enumerate(reply.others):
+            owed = reply.others_owed[index] if index < len(reply.others_owed) else ()
+            if await self.app.channels.deliver(envelope.channel, envelope.chat_id, envelope.items,
+                                               owed) == "unavailable":
                 log.warning("a message for another %s chat could not be delivered", envelope.channel)
 
     async def _show_announced(self, wa_id: str, stored: StoredConversation) -> None:
@@ -743,6 +827,28 @@ class WhatsAppChannel:
                 await news_shown(self.app, [notification for notification, _ in news])
         except Exception as exc:
             log.warning("announced news not shown yet (%s)", type(exc).__name__)
+
+    async def _show_kept(self, wa_id: str, stored: StoredConversation | None) -> None:
+        """Confidant messages kept while the window was closed, in order, now that it is open.
+        Each is marked sent once the Graph API took it; the rest stays for the next time."""
+        try:
+            async with self.app.db.unit_of_work(read_only=True) as uow:
+                rows = [row for row in await uow.owed.unsent(CHANNEL) if row.chat_id == wa_id]
+        except Exception as exc:
+            log.warning("kept messages not read (%s)", type(exc).__name__)
+            return
+        shown: list[int] = []
+        try:
+            for row in rows:
+                item, _state = item_from_json(row.body)
+                await self._send_item(wa_id, item, stored)
+                shown.append(row.id)
+        except Exception as exc:
+            log.warning("kept messages not all shown yet (%s)", type(exc).__name__)
+        if shown:
+            async with self.app.db.unit_of_work() as uow:
+                await uow.owed.mark_sent(shown, self.app.clock())
+                await uow.commit()
 
     async def _unsupported(self, wa_id: str, stored: StoredConversation) -> None:
         t = self.app.catalogs.get(stored.language)
@@ -792,6 +898,83 @@ class WhatsAppChannel:
         except Exception as exc:  # the caller falls back to another way and records it
             log.error("WhatsApp message not delivered (%s)", type(exc).__name__)
             return "unavailable"
+
+    async def deliver(self, chat_id: str, items: Sequence[Item],
+                      owed: Sequence[int] = ()) -> Delivery:
+        """`ItemSender` (the confidant chat's relay): messages and files in the 24-hour window;
+        outside it they are kept and announced by the template, shown when the client writes."""
+        if self._closed:
+            return "unavailable"
+        try:
+            stored = await self._load(chat_id)
+            desk = self.desk
+            staff = desk is not None and desk.is_confidant(CHANNEL, chat_id)
+            if stored is None and not staff:
+                return "unavailable"
+            rest = list(items)
+            if staff or (stored is not None and _window_open(stored, self.app.clock())):
+                try:
+                    while rest:
+                        await self._send_item(chat_id, rest[0], stored)
+                        rest.pop(0)
+                    return "sent"
+                except GraphError as exc:
+                    if exc.code != REENGAGEMENT_ERROR:
+                        log.warning("WhatsApp relay not delivered (status %s, code %s)",
+                                    exc.status, exc.code)
+                        return "unavailable"
+            return await self._keep(chat_id, rest, stored)
+        except Exception as exc:
+            log.error("WhatsApp relay not delivered (%s)", type(exc).__name__)
+            return "unavailable"
+
+    async def _keep(self, chat_id: str, items: Sequence[Item],
+                    stored: StoredConversation | None) -> Delivery:
+        """Outside the window: keep the items (encrypted) for when they write, announce them."""
+        async with self.app.db.unit_of_work() as uow:
+            await uow.owed.add(CHANNEL, chat_id, [item_to_json(i, None) for i in items],
+                               self.app.clock())
+            await uow.commit()
+        if stored is None:
+            return "unavailable"
+        messages = [i for i in items if isinstance(i, OutMessage)]
+        return await self._template(chat_id, messages, stored)
+
+    async def _send_item(self, chat_id: str, item: Item,
+                         stored: StoredConversation | None) -> None:
+        if isinstance(item, OutMessage):
+            await self._deliver(chat_id, [item], stored)
+            return
+        data = await self.app.files.read(item.ref)
+        kind, default = MEDIA_OUT.get(item.kind, ("document", "application/octet-stream"))
+        mime = item.content_type or default
+        extension = {"image": "jpg", "audio": "ogg", "video": "mp4"}.get(kind, "bin")
+        media_id = await self.graph.upload(data, mime, f"file.{extension}")
+        media: dict[str, Any] = {"id": media_id}
+        if kind == "audio":  # a voice note has no caption: who sent it comes first, as text
+            if item.caption:
+                await self._send_all(chat_id, _text_messages(item.caption + ":"))
+        elif item.caption:
+            media["caption"] = item.caption[:BODY_LIMIT]
+        if kind == "document":
+            media["filename"] = f"file.{extension}"
+        await self.graph.send(chat_id, {"type": kind, kind: media})
+        await self.app.files.delete(item.ref)  # relayed files are not kept
+
+    async def expiry_loop(self, stop: asyncio.Event) -> None:
+        """Offers nobody accepted in time (also checked by Telegram when it runs: once each)."""
+        while not stop.is_set():
+            desk = self.desk
+            try:
+                for envelope in await desk.expire() if desk is not None else ():
+                    await self.app.channels.deliver(envelope.channel, envelope.chat_id,
+                                                    envelope.items)
+            except Exception as exc:
+                log.error("checking handoff timeouts failed (%s)", type(exc).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), EXPIRY_SECONDS)
+            except TimeoutError:
+                pass
 
     async def _template(self, chat_id: str, messages: Sequence[OutMessage],
                         stored: StoredConversation) -> Delivery:
@@ -874,6 +1057,8 @@ async def run_whatsapp(app: ChannelHost, stop: asyncio.Event) -> None:
             phone_number_id=settings.whatsapp_phone_number_id,
         )
         app.channels.register(channel)
+        desk = open_desk(app, app.service, CHANNEL)  # clients here may chat with a confidant
+        expiry = asyncio.create_task(channel.expiry_loop(stop))
         # No access log: Meta's verification request carries the verify token in its query string.
         runner = web.AppRunner(channel.web_app(), access_log=None)
         await runner.setup()
@@ -892,3 +1077,6 @@ async def run_whatsapp(app: ChannelHost, stop: asyncio.Event) -> None:
                 log.warning("WhatsApp: stopped with messages still being handled")
                 await channel.cancel()
             channel.close()
+            expiry.cancel()
+            await asyncio.gather(expiry, return_exceptions=True)
+            leave_desk(app.service, desk, CHANNEL)

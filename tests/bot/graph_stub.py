@@ -1,6 +1,8 @@
 """A local stand-in of the WhatsApp Cloud (Graph) API: a real aiohttp server on 127.0.0.1.
 
 * `POST /{phone_number_id}/messages` records the JSON payload and answers a new wamid;
+* `POST /{phone_number_id}/media` takes a multipart upload (messaging_product, type, file) and
+  answers its media id; the file is then served like any other media (`uploaded` lists the ids);
 * `GET /{media_id}` answers the media's url (pointing back to this server), mime type, sha256, size;
 * `GET /download/{media_id}` serves the bytes;
 * every call needs `Authorization: Bearer <token>`; `fail_next` scripts error answers.
@@ -36,6 +38,7 @@ class GraphStub:
     unauthorised: int = 0
     read: list[str] = field(default_factory=list)  # message ids marked as read, in order
     refuse_reads: bool = False  # answer read receipts with Graph error 131009
+    uploaded: list[str] = field(default_factory=list)  # media ids of files the bot uploaded
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
 
@@ -84,6 +87,26 @@ class GraphStub:
             "messages": [{"id": wamid}],
         })
 
+    def upload_of(self, message: dict[str, Any]) -> Media:
+        """The uploaded file a media message (image, audio, document, video) refers to."""
+        return self.media[message[message["type"]]["id"]]
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"error": {"code": 190, "message": "bad token"}}, status=401)
+        if request.match_info["phone"] != self.phone_number_id:
+            return web.json_response({"error": {"code": 100, "message": "unknown id"}}, status=400)
+        form = await request.post()
+        upload = form.get("file")
+        mime_type = str(form.get("type") or "")
+        if form.get("messaging_product") != "whatsapp" or not isinstance(upload, web.FileField) \
+                or not mime_type:
+            return web.json_response({"error": {"code": 100, "message": "bad upload"}}, status=400)
+        media_id = f"up{next(self._ids)}"
+        self.media[media_id] = Media(upload.file.read(), mime_type)
+        self.uploaded.append(media_id)
+        return web.json_response({"id": media_id})
+
     async def _media_info(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return web.json_response({"error": {"code": 190}}, status=401)
@@ -112,6 +135,7 @@ class GraphStub:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/{phone}/messages", self._messages)
+        app.router.add_post("/{phone}/media", self._upload)
         app.router.add_get("/download/{media_id}", self._download)
         app.router.add_get("/{media_id}", self._media_info)
         self._runner = web.AppRunner(app, access_log=None)
