@@ -1,5 +1,9 @@
 """The register of issue 4: case history, notifications to clients, follow-up answers, retention.
 
+`RegisterRepository` is assembled in layers: `storage/register_cases.py` (cases, history, the
+client's chat), `storage/register_retention.py` (retention, the daily run) and this module
+(notifications to clients, follow-up answers).
+
 Like every repository it never commits. Notes and follow-up comments are encrypted; all other
 columns hold machine values only (statuses, deadline names, delivery ways), so the register can be
 listed and counted without decrypting anything. The lifecycle rules live in `flows/register.py`;
@@ -10,29 +14,25 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy import delete as sql_delete
+from sqlalchemy import exists, select, update
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.engine import RowMapping
 
 from storage.records import CaseRecord, NotFoundError
-from storage.repositories import CASE_COLUMNS, _clip, _new_id, _Repository, _upsert, case_record
+from storage.register_cases import NOTE_LIMIT, CaseEventRecord, ClientChat
+from storage.register_retention import _RetentionQueries
+from storage.repositories import CASE_COLUMNS, _new_id, _upsert, case_record
 from storage.schema import (
-    CASE_EVENT_ACTIONS,
-    CASE_KINDS,
     FOLLOW_UP_ANSWERS,
     NOTIFICATION_DELIVERIES,
     NOTIFICATION_PURPOSES,
-    case_events,
     case_notifications,
     cases,
     conversations,
-    counters,
     follow_ups,
-    outbox,
 )
 
 __all__ = [
@@ -42,19 +42,6 @@ __all__ = [
     "NotificationRecord",
     "RegisterRepository",
 ]
-
-NOTE_LIMIT = 5000
-DAILY_COUNTER = "register:daily"
-
-
-@dataclass(kw_only=True, frozen=True)
-class CaseEventRecord:
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    value: str | None
-    note: str | None = field(default=None, repr=False)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -80,234 +67,11 @@ class FollowUpRecord:
     attention_done_at: datetime | None = None
 
 
-@dataclass(kw_only=True, frozen=True)
-class ClientChat:
-    """Where a case's client can be reached in chat, and what they chose as contact."""
+class RegisterRepository(_RetentionQueries):
+    """The register: cases, history and retention (the base classes), notifications to clients
+    and follow-up answers (here)."""
 
-    conversation_id: int
-    channel: str
-    chat_id: str = field(repr=False)
-    language: str | None
-    data: dict[str, Any] = field(repr=False)
-
-
-class RegisterRepository(_Repository):
     __slots__ = ()
-
-    # --- cases ---------------------------------------------------------------------------------
-
-    async def get(self, reference: str) -> CaseRecord | None:
-        stmt = select(*CASE_COLUMNS).where(cases.c.reference == reference)
-        if self._lock:
-            stmt = stmt.with_for_update()
-        row = (await self._conn.execute(stmt)).mappings().one_or_none()
-        return None if row is None else case_record(row)
-
-    async def _id(self, reference: str) -> int:
-        case_id = (
-            await self._conn.execute(select(cases.c.id).where(cases.c.reference == reference))
-        ).scalar_one_or_none()
-        if case_id is None:
-            raise NotFoundError(f"no case {reference}")
-        return int(case_id)
-
-    async def cases(
-        self,
-        *,
-        statuses: tuple[str, ...] | None = None,
-        created_from: datetime | None = None,
-        created_before: datetime | None = None,
-    ) -> builtins.list[CaseRecord]:
-        """Cases, oldest first, optionally by status and creation time [from, before)."""
-        stmt = select(*CASE_COLUMNS).order_by(cases.c.created_at, cases.c.id)
-        if statuses is not None:
-            stmt = stmt.where(cases.c.status.in_(statuses))
-        if created_from is not None:
-            stmt = stmt.where(cases.c.created_at >= created_from)
-        if created_before is not None:
-            stmt = stmt.where(cases.c.created_at < created_before)
-        rows = (await self._conn.execute(stmt)).mappings().all()
-        return [case_record(row) for row in rows]
-
-    async def add_signal(
-        self,
-        *,
-        reference: str,
-        kind: str,
-        schema: str,
-        category: str | None,
-        language: str,
-        channel: str,
-        location: str | None,
-        status: str,
-        at: datetime,
-    ) -> CaseRecord:
-        """A case registered by staff (003 §5: also what was solved on the spot); no personal data."""
-        if kind not in CASE_KINDS:
-            raise ValueError(f"unknown case kind {kind!r}")
-        final = status in ("closed", "withdrawn", "lapsed")
-        result = await self._conn.execute(
-            sql_insert(cases).values(
-                reference=reference,
-                conversation_id=None,
-                channel=channel,
-                kind=kind,
-                schema=schema,
-                category=category,
-                language=language,
-                status=status,
-                mailbox="",
-                payload=None,
-                created_at=at,
-                updated_at=at,
-                location=_clip(location, 64),
-                closed_at=at if final else None,
-            )
-        )
-        case = await self.get(reference)
-        if case is None or case.id != _new_id(result):  # pragma: no cover - defensive
-            raise RuntimeError("the new case could not be read back")
-        return case
-
-    async def change_status(
-        self,
-        reference: str,
-        status: str,
-        at: datetime,
-        *,
-        actor: str,
-        outcome: str | None = None,
-        note: str | None = None,
-    ) -> CaseRecord:
-        """Store a status change (already checked by flows.register.check_change) and its event.
-
-        Keeps the anonymised facts the statistics need after the dossier is gone: when the case
-        was first answered (acknowledged_at), decided, and closed (closed, withdrawn, lapsed).
-        """
-        case = await self.get(reference)
-        if case is None:
-            raise NotFoundError(f"no case {reference}")
-        values: dict[str, Any] = {"status": status, "updated_at": at}
-        if case.acknowledged_at is None and status not in ("withdrawn", "lapsed"):
-            values["acknowledged_at"] = at
-        if status == "decided":
-            values["decided_at"] = at
-            values["outcome"] = outcome
-        if status in ("closed", "withdrawn", "lapsed"):
-            values["closed_at"] = at
-        if status == "withdrawn":
-            values["withdrawn_at"] = at
-        await self._conn.execute(update(cases).where(cases.c.id == case.stored_id).values(**values))
-        await self._add_event(case.stored_id, at, actor, "status", status, note)
-        refreshed = await self.get(reference)
-        if refreshed is None:  # pragma: no cover - we hold the row
-            raise NotFoundError(f"no case {reference}")
-        return refreshed
-
-    # --- history -------------------------------------------------------------------------------
-
-    async def _add_event(
-        self, case_id: int, at: datetime, actor: str, action: str, value: str | None,
-        note: str | None,
-    ) -> int:
-        if action not in CASE_EVENT_ACTIONS:
-            raise ValueError(f"unknown case event {action!r}")
-        result = await self._conn.execute(
-            sql_insert(case_events).values(
-                case_id=case_id,
-                at=at,
-                actor=actor[:64],
-                action=action,
-                value=_clip(value, 64),
-                note=None if note is None else self._cipher.encrypt(note[:NOTE_LIMIT].encode()),
-            )
-        )
-        return _new_id(result)
-
-    async def add_event(
-        self,
-        reference: str,
-        at: datetime,
-        *,
-        actor: str,
-        action: str,
-        value: str | None = None,
-        note: str | None = None,
-    ) -> int:
-        return await self._add_event(await self._id(reference), at, actor, action, value, note)
-
-    async def event_note(self, event_id: int) -> str | None:
-        """One event's note, decrypted (None once the dossier was destroyed)."""
-        raw = (await self._conn.execute(
-            select(case_events.c.note).where(case_events.c.id == event_id))).scalar_one_or_none()
-        return None if raw is None else self._cipher.decrypt(raw).decode()
-
-    async def events(self, reference: str) -> builtins.list[CaseEventRecord]:
-        """The case's history, oldest first, notes decrypted."""
-        stmt = (
-            select(case_events)
-            .join(cases, cases.c.id == case_events.c.case_id)
-            .where(cases.c.reference == reference)
-            .order_by(case_events.c.at, case_events.c.id)
-        )
-        rows = (await self._conn.execute(stmt)).mappings().all()
-        return [self._event(row) for row in rows]
-
-    async def events_by_case(self, case_ids: builtins.list[int]) -> dict[int, builtins.list[CaseEventRecord]]:
-        """Histories of many cases at once (notes are not decrypted here)."""
-        found: dict[int, builtins.list[CaseEventRecord]] = {i: [] for i in case_ids}
-        if not case_ids:
-            return found
-        stmt = (
-            select(case_events.c.id, case_events.c.case_id, case_events.c.at, case_events.c.actor,
-                   case_events.c.action, case_events.c.value)
-            .where(case_events.c.case_id.in_(case_ids))
-            .order_by(case_events.c.at, case_events.c.id)
-        )
-        for row in (await self._conn.execute(stmt)).mappings().all():
-            found[row["case_id"]].append(
-                CaseEventRecord(id=row["id"], at=row["at"], actor=row["actor"],
-                                action=row["action"], value=row["value"])
-            )
-        return found
-
-    def _event(self, row: RowMapping) -> CaseEventRecord:
-        note = row["note"]
-        return CaseEventRecord(
-            id=row["id"],
-            at=row["at"],
-            actor=row["actor"],
-            action=row["action"],
-            value=row["value"],
-            note=None if note is None else self._cipher.decrypt(note).decode(),
-        )
-
-    # --- the client's chat ---------------------------------------------------------------------
-
-    async def client_chat(self, reference: str) -> ClientChat | None:
-        """The conversation of the case's client, if it still exists (not erased, not a signal)."""
-        stmt = (
-            select(conversations)
-            .join(cases, cases.c.conversation_id == conversations.c.id)
-            .where(cases.c.reference == reference)
-        )
-        row = (await self._conn.execute(stmt)).mappings().one_or_none()
-        if row is None:
-            return None
-        return ClientChat(
-            conversation_id=row["id"],
-            channel=row["channel"],
-            chat_id=row["chat_id"],
-            language=row["language"],
-            data=self._cipher.decrypt_json(row["data"]),
-        )
-
-    async def payload(self, reference: str) -> dict[str, Any] | None:
-        """The case's complaint.json (decrypted), or None after erasure."""
-        raw = (
-            await self._conn.execute(select(cases.c.payload).where(cases.c.reference == reference))
-        ).scalar_one_or_none()
-        return None if raw is None else self._cipher.decrypt_json(raw)
 
     # --- notifications -------------------------------------------------------------------------
 
@@ -508,127 +272,3 @@ class RegisterRepository(_Repository):
             .values(attention_done_at=at)
         )
         return result.rowcount
-
-    # --- retention (001 art. 17.4) ---------------------------------------------------------------
-
-    async def retention_due(self, ended_before: datetime) -> builtins.list[CaseRecord]:
-        """Cases whose dossier is still there and that ended (closed, withdrawn, lapsed) before.
-
-        A report or signal that was never closed counts from its registration: nothing is
-        handled for it (001 art. 17.5).
-        """
-        ended = func.coalesce(cases.c.closed_at, cases.c.withdrawn_at)
-        stmt = (
-            select(*CASE_COLUMNS)
-            .where(
-                or_(
-                    ended < ended_before,
-                    and_(ended.is_(None), cases.c.kind.in_(("report", "signal")),
-                         cases.c.created_at < ended_before),
-                ),
-                or_(
-                    cases.c.erased_at.is_(None),
-                    cases.c.conversation_id.is_not(None),
-                    exists().where(outbox.c.case_reference == cases.c.reference),
-                    exists().where(case_events.c.case_id == cases.c.id,
-                                   case_events.c.note.is_not(None)),
-                    exists().where(follow_ups.c.case_id == cases.c.id,
-                                   follow_ups.c.comment.is_not(None)),
-                ),
-            )
-            .order_by(cases.c.id)
-        )
-        rows = (await self._conn.execute(stmt)).mappings().all()
-        return [case_record(row) for row in rows]
-
-    async def destroy_dossier(self, reference: str, at: datetime) -> int:
-        """Destroy everything personal about the case; keep the anonymised columns.
-
-        Drops the payload and the link to the conversation, the notes and the follow-up comment,
-        and deletes the case's outbox rows (mails and their copies). Returns how many outbox rows
-        went. Attachments are files: the caller deletes them (it reads the payload first).
-        """
-        case_id = await self._id(reference)
-        await self._conn.execute(
-            update(cases)
-            .where(cases.c.id == case_id)
-            .values(payload=None, conversation_id=None, updated_at=at,
-                    erased_at=func.coalesce(cases.c.erased_at, at))
-        )
-        await self._conn.execute(
-            update(case_events).where(case_events.c.case_id == case_id).values(note=None)
-        )
-        await self._conn.execute(
-            update(follow_ups).where(follow_ups.c.case_id == case_id).values(comment=None)
-        )
-        result = await self._conn.execute(
-            sql_delete(outbox).where(outbox.c.case_reference == reference)
-        )
-        return result.rowcount
-
-    async def stale_conversations(self, before: datetime) -> builtins.list[ClientChat]:
-        """Conversations untouched since `before` whose cases are all destroyed (or that have none)."""
-        live_case = exists().where(
-            cases.c.conversation_id == conversations.c.id, cases.c.erased_at.is_(None)
-        )
-        stmt = select(conversations).where(conversations.c.updated_at < before, ~live_case)
-        rows = (await self._conn.execute(stmt)).mappings().all()
-        return [
-            ClientChat(conversation_id=row["id"], channel=row["channel"], chat_id=row["chat_id"],
-                       language=row["language"], data=self._cipher.decrypt_json(row["data"]))
-            for row in rows
-        ]
-
-    async def delete_conversation(self, conversation_id: int) -> None:
-        await self._conn.execute(
-            sql_delete(conversations).where(conversations.c.id == conversation_id)
-        )
-
-    async def delete_old_outbox(self, before: datetime) -> int:
-        """Mails without a case (digests) older than `before`, once they are no longer pending."""
-        result = await self._conn.execute(
-            sql_delete(outbox).where(
-                outbox.c.case_reference.is_(None),
-                outbox.c.created_at < before,
-                outbox.c.status != "pending",
-            )
-        )
-        return result.rowcount
-
-    # --- the scheduler -----------------------------------------------------------------------------
-
-    async def claim_daily_run(self, now: datetime, day_start: datetime, lease: timedelta) -> bool:
-        """Claim today's daily run at `now` (one atomic upsert, so one process wins).
-
-        False when today's run finished already, or another process started it less than
-        `lease` ago. A run that started earlier today and never finished (its process died
-        halfway) may be claimed again, so a crash does not skip a day. The counter holds the
-        minute the run started, or after `finish_daily_run` the minute the day ends.
-        """
-        threshold = max(_minute(day_start), _minute(now - lease))
-        stmt = (
-            _upsert(self._conn, counters)
-            .values(name=DAILY_COUNTER, value=_minute(now))
-            .on_conflict_do_update(
-                index_elements=[counters.c.name],
-                set_={"value": _minute(now)},
-                where=counters.c.value < threshold,
-            )
-            .returning(counters.c.value)
-        )
-        return (await self._conn.execute(stmt)).first() is not None
-
-    async def finish_daily_run(self, started: datetime, day_end: datetime) -> bool:
-        """Mark the run claimed at `started` as done: no process claims one again before
-        `day_end`. False if another process took the claim over in the meantime."""
-        result = await self._conn.execute(
-            update(counters)
-            .where(counters.c.name == DAILY_COUNTER, counters.c.value == _minute(started))
-            .values(value=_minute(day_end))
-        )
-        return result.rowcount == 1
-
-
-def _minute(at: datetime) -> int:
-    """Minutes since 1970 (fits the counter's 32-bit integer until the year 6053)."""
-    return int(at.timestamp() // 60)
