@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import io
 import logging
 import signal
 import sys
-import tempfile
-from collections.abc import Awaitable, Callable
-from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,15 +18,23 @@ from typer.core import TyperGroup
 
 from bot.channels.terminal import TerminalChat
 from bot.root.app import (
-    App,
     SetupError,
     build_app,
     configure_logging,
     data_dir_problem,
-    database_problem,
     key_problem,
     safe_db_url,
 )
+from bot.root.checks import (
+    channel_problems,
+    library_problems,
+    probe_database,
+    probe_smtp,
+    probe_writable,
+    setting_lines,
+    settings_without_errors,
+)
+from bot.root.cli_register import add_register_commands
 from bot.root.settings import Settings
 from bot.services.organisation import ConfigError, Organisation, load_organisation
 from flows.engine import Engine
@@ -43,16 +47,6 @@ if TYPE_CHECKING:
     from typer._click.core import Context as ClickContext  # typer vendors click since 0.20
 
 EXIT_CODES = "Exit codes: 0 ok; 1 a problem with the configuration, the data or the input; 2 usage."
-
-
-def setting_lines(exc: ValidationError) -> list[str]:
-    """One line per bad setting, named by its environment variable, without echoing its value."""
-    lines = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "settings"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"setting {where}: {message}")
-    return lines
 
 
 def problem_lines(exc: BaseException) -> list[str] | None:
@@ -107,11 +101,6 @@ def _options(
 
 def _settings() -> Settings:
     return Settings()
-
-
-def _n(count: int, one: str, many: str) -> str:
-    """`1 zaak`, `0 zaken`, `2 zaken`: staff lines are Dutch literals (no catalog), so a local rule."""
-    return f"{count} {one if count == 1 else many}"
 
 
 @cli.command()
@@ -188,7 +177,7 @@ def check_config(
         settings = Settings()
     except ValidationError as exc:
         problems += setting_lines(exc)
-        settings = _settings_without_errors(exc)
+        settings = settings_without_errors(exc)
     org: Organisation | None = None
     try:
         org = load_organisation(settings.config)
@@ -205,19 +194,19 @@ def check_config(
             problems.append(key_problem(settings, exc))
     data_dir_ok = True
     try:
-        _probe_writable(settings.data_dir)
+        probe_writable(settings.data_dir)
     except OSError as exc:
         data_dir_ok = False
         problems.append(data_dir_problem(settings, exc))
     if data_dir_ok or settings.database_url:
-        problem = asyncio.run(_probe_database(settings))
+        problem = asyncio.run(probe_database(settings))
         if problem:
             problems.append(problem)
     problems += channel_problems(settings)
     problems += library_problems(settings)
     if smtp:
         if settings.smtp_host:
-            problem = asyncio.run(_probe_smtp(settings))
+            problem = asyncio.run(probe_smtp(settings))
             if problem:
                 problems.append(problem)
         else:
@@ -255,109 +244,6 @@ def check_config(
     typer.echo("ok")
 
 
-def _settings_without_errors(exc: ValidationError) -> Settings:
-    """The settings with every invalid value replaced by its default, to check everything else."""
-    by_alias = {}
-    for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        for choice in getattr(alias, "choices", ()):
-            by_alias[str(choice)] = name
-    bad = {by_alias.get(str(e["loc"][0]), str(e["loc"][0])) for e in exc.errors() if e["loc"]}
-    defaults = {name: Settings.model_fields[name].default for name in bad if name in Settings.model_fields}
-    return Settings(**defaults)
-
-
-def _probe_writable(folder: Path) -> None:
-    """Create the folder if needed and write and remove a small file in it."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".check-", delete=True) as fh:
-        fh.write(b"ok")
-        fh.flush()
-
-
-async def _probe_database(settings: Settings, seconds: float = 5.0) -> str | None:
-    """Connect once (no migration) within `timeout` seconds; None when it works."""
-    from storage import create_engine
-
-    try:
-        engine = create_engine(settings.db_url, pool=False)
-    except Exception as exc:
-        return database_problem(settings, exc)
-    try:
-        async with asyncio.timeout(seconds), engine.connect():
-            pass
-    except Exception as exc:
-        return database_problem(settings, exc)
-    finally:
-        await engine.dispose()
-    return None
-
-
-async def _probe_smtp(settings: Settings, seconds: float = 10.0) -> str | None:
-    """Connect, EHLO and QUIT (no login, no mail); None when the server answers."""
-    import aiosmtplib
-
-    assert settings.smtp_host is not None  # noqa: S101 - checked by the caller
-    client = aiosmtplib.SMTP(hostname=settings.smtp_host, port=settings.smtp_effective_port,
-                             use_tls=settings.smtp_tls == "tls",
-                             start_tls=settings.smtp_tls == "starttls", timeout=seconds)
-    try:
-        await client.connect()
-        await client.ehlo()
-        await client.quit()
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return (f"SMTP_HOST {settings.smtp_host}:{settings.smtp_effective_port} ({settings.smtp_tls}) "
-                f"did not answer as a mail server: {reason[:160]}; check SMTP_HOST, SMTP_PORT "
-                "and SMTP_TLS")
-    finally:
-        if client.is_connected:
-            client.close()
-    return None
-
-
-LIBRARIES = {"ptb": ("telegram", "python-telegram-bot"), "aiogram": ("aiogram", "aiogram")}
-
-
-def library_problems(
-    settings: Settings, find_spec: Callable[[str], object | None] = importlib.util.find_spec
-) -> list[str]:
-    """The configured channel's library is installed (looked up, not imported)."""
-    if not settings.telegram_bot_token:
-        return []
-    module, project = LIBRARIES[settings.telegram_library]
-    problems = []
-    if find_spec(module) is None:
-        problems.append(f"TELEGRAM_BOT_TOKEN is set with TELEGRAM_LIBRARY={settings.telegram_library}, "
-                        f"but {project} is not installed: pip install "
-                        f"'klachtwijzer[{settings.telegram_library}]'")
-    elif (settings.telegram_library == "ptb" and settings.telegram_mode == "webhook"
-          and find_spec("tornado") is None):
-        problems.append("TELEGRAM_MODE=webhook with python-telegram-bot needs its webhook extra: "
-                        "pip install 'klachtwijzer[ptb]'")
-    return problems
-
-
-def channel_problems(settings: Settings) -> list[str]:
-    """Channel settings that cannot work together, in words an operator can act on."""
-    problems = []
-    if settings.telegram_bot_token and settings.telegram_mode == "webhook":
-        if not settings.telegram_webhook_url:
-            problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL")
-        if not settings.telegram_webhook_secret:
-            problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET")
-    whatsapp = {
-        "WHATSAPP_TOKEN": settings.whatsapp_token,
-        "WHATSAPP_PHONE_NUMBER_ID": settings.whatsapp_phone_number_id,
-        "WHATSAPP_APP_SECRET": settings.whatsapp_app_secret,
-        "WHATSAPP_VERIFY_TOKEN": settings.whatsapp_verify_token,
-    }
-    missing = [name for name, value in whatsapp.items() if not value]
-    if 0 < len(missing) < len(whatsapp):
-        problems.append(f"WhatsApp is half configured: also set {', '.join(missing)}")
-    return problems
-
-
 @cli.command()
 def keygen() -> None:
     """Print a new secret key for KLACHTWIJZER_SECRET_KEY."""
@@ -378,396 +264,7 @@ def diagram(
         typer.echo(text)
 
 
-# --- the register (issue 4): for the committee secretary and the coordinator --------------------
-
-case_cli = typer.Typer(help="The register of cases: add, list, show, set-status, message, note.",
-                       no_args_is_help=True)
-cli.add_typer(case_cli, name="case")
-
-
-def _register_run(work: Callable[[App], Awaitable[None]]) -> None:
-    """Build the app, run one register operation, close (a refusal is mapped by OperatorErrors)."""
-    settings = _settings()
-    configure_logging("WARNING")
-
-    async def main() -> None:
-        app = await build_app(settings)
-        try:
-            await work(app)
-        finally:
-            await app.close()
-
-    asyncio.run(main())
-
-
-def _parse_day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    for fmt in ("%Y-%m-%d", "%d-%m-%Y"):
-        with contextlib.suppress(ValueError):
-            return datetime.strptime(value, fmt).date()
-    typer.echo(f"fout: {option} '{value}' is geen datum (JJJJ-MM-DD of DD-MM-JJJJ)", err=True)
-    raise typer.Exit(2)
-
-
-@case_cli.command("add")
-def case_add(
-    kind: Annotated[str, typer.Option(help="signal, complaint, mediation_request, "
-                                           "confidant_request or report")] = "signal",
-    schema: Annotated[str, typer.Option(help="A or B (empty: none)")] = "",
-    category: Annotated[str | None, typer.Option(help="help, conflict, discrimination, ...")] = None,
-    language: Annotated[str, typer.Option(help="the client's language: nl, uk, ar, en")] = "nl",
-    channel: Annotated[str, typer.Option(help="how it came in: in_person, phone, mail")] = "in_person",
-    location: Annotated[str | None, typer.Option(help="location or organisation")] = None,
-    open_: Annotated[bool, typer.Option("--open", help="still open (default: solved on the spot)")]
-    = False,
-    note: Annotated[str | None, typer.Option(help="a note (stored encrypted; no names please)")]
-    = None,
-    by: Annotated[str, typer.Option(help="who records this (audit log)")] = "cli",
-) -> None:
-    """Register a signal, e.g. one solved on the spot (003 §5). No names, no contact details."""
-    from bot.services.register import add_case
-
-    async def work(app: App) -> None:
-        case = await add_case(app, kind=kind, schema=schema, category=category, language=language,
-                              channel=channel, location=location,
-                              status="received" if open_ else "closed", note=note, actor=by)
-        typer.echo(f"{case.reference} geregistreerd ({case.kind}, status {case.status})")
-
-    _register_run(work)
-
-
-@case_cli.command("list")
-def case_list(
-    due: Annotated[bool, typer.Option("--due", help="only cases with a deadline within 3 days "
-                                                    "or overdue")] = False,
-    status: Annotated[str | None, typer.Option(help="only this status")] = None,
-    open_only: Annotated[bool, typer.Option("--open", help="only open cases")] = False,
-) -> None:
-    """The register, oldest first, with each case's next deadline."""
-    from bot.services.register import KIND_NL, list_cases, local_date
-    from flows.register import STATUS_NL
-
-    async def work(app: App) -> None:
-        lines = await list_cases(app, due_only=due, status=status,
-                                 include_closed=not (open_only or due))
-        if not lines:
-            typer.echo("Geen zaken met een termijn binnen 3 dagen of verlopen." if due
-                       else "Geen zaken.")
-            return
-        today = local_date(app.clock())
-        typer.echo(f"{'referentie':<16} {'soort':<27} {'status':<26} {'ontvangen':<10}  "
-                   "volgende termijn")
-        for line in lines:
-            case = line.case
-            upcoming = line.due or tuple(d for d in line.deadlines
-                                         if d.state(today) in ("open", "overdue"))
-            nxt = "-"
-            if upcoming:
-                d = min(upcoming, key=lambda x: x.due)
-                mark = "VERLOPEN " if d.state(today) == "overdue" else ""
-                nxt = f"{mark}{d.due.strftime('%d-%m-%Y')} {d.label_nl}"
-            extra = "  [handmatig contact nodig]" if line.manual else ""
-            extra += "  [MAIL GEWEIGERD]" if line.failed else ""
-            typer.echo(f"{case.reference:<16} {KIND_NL.get(case.kind, case.kind):<27} "
-                       f"{STATUS_NL.get(case.status, case.status):<26} "
-                       f"{local_date(case.created_at).strftime('%d-%m-%Y'):<10}  {nxt}{extra}")
-        typer.echo(f"({_n(len(lines), 'zaak', 'zaken')})")
-        refused = sum(1 for line in lines if line.failed)
-        if refused:
-            typer.echo(f"LET OP: bij {_n(refused, 'zaak', 'zaken')} weigerde de mailserver een mail; "
-                       "zie `klachtwijzer case show <referentie>`", err=True)
-
-    _register_run(work)
-
-
-@case_cli.command("show")
-def case_show(reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")]) -> None:
-    """One case: status, deadlines, history, messages to the client, follow-up, contact."""
-    from bot.services.register import (
-        ANSWER_NL,
-        KIND_NL,
-        METHOD_NL,
-        case_view,
-        failed_mail_line,
-        local_date,
-    )
-    from flows.register import OUTCOME_NL, STATUS_NL
-
-    def when(moment: datetime | None) -> str:
-        if moment is None:
-            return "-"
-        from bot.services.register import ORG_TZ
-
-        return moment.astimezone(ORG_TZ).strftime("%d-%m-%Y %H:%M")
-
-    async def work(app: App) -> None:
-        view = await case_view(app, reference)
-        case = view.case
-        today = local_date(app.clock())
-        head = [case.reference, KIND_NL.get(case.kind, case.kind)]
-        if case.schema:
-            head.append(f"schema {case.schema}")
-        head += [x for x in (case.category, case.language, case.channel, case.location) if x]
-        typer.echo(" · ".join(head))
-        for refused in view.failed:
-            typer.echo(f"LET OP:     {failed_mail_line(app, refused)}")
-        status = STATUS_NL.get(case.status, case.status)
-        if case.outcome:
-            status += f" ({OUTCOME_NL.get(case.outcome, case.outcome)})"
-        typer.echo(f"status:     {status}")
-        typer.echo(f"ontvangen:  {when(case.created_at)}")
-        if case.closed_at:
-            typer.echo(f"afgesloten: {when(case.closed_at)}")
-        if view.payload:
-            complainant = view.payload.get("complainant") or {}
-            contact = complainant.get("contact") or {}
-            method = str(contact.get("method") or "chat")
-            value = contact.get("value")
-            typer.echo(f"contact:    {METHOD_NL.get(method, method)}" + (f": {value}" if value else ""))
-        elif case.erased_at:
-            typer.echo(f"dossier:    vernietigd op {when(case.erased_at)} (alleen anonieme gegevens)")
-        if view.deadlines:
-            typer.echo("termijnen:")
-            marks = {"met": "gehaald", "late": "TE LAAT", "overdue": "VERLOPEN", "open": "open",
-                     "cancelled": "vervallen"}
-            for d in view.deadlines:
-                state = d.state(today)
-                done = f" ({when(d.met_at)})" if d.met_at else ""
-                typer.echo(f"  {marks[state]:<9} uiterlijk {d.due.strftime('%d-%m-%Y')}  "
-                           f"{d.label_nl}{done}")
-        if view.events:
-            typer.echo("geschiedenis:")
-            for event in view.events:
-                what = event.action
-                if event.action == "status":
-                    what = f"status -> {STATUS_NL.get(event.value or '', event.value)}"
-                elif event.value:
-                    what = f"{event.action}: {event.value}"
-                note = f"  \"{event.note}\"" if event.note else ""
-                typer.echo(f"  {when(event.at)}  {event.actor:<12} {what}{note}")
-        if view.notifications:
-            typer.echo("berichten aan de cliënt:")
-            for n in view.notifications:
-                what = {"follow_up": "nazorgvraag", "message": "bericht (zie geschiedenis)"}.get(
-                    n.purpose, f"status '{STATUS_NL.get(n.status or '', n.status)}'")
-                if n.delivery is None:
-                    how = "wacht op verzending"
-                elif n.delivery == "manual":
-                    how = f"handmatig contact nodig {METHOD_NL.get(n.method or 'none', '')}".strip()
-                    how += f" (gedaan {when(n.resolved_at)})" if n.resolved_at else " (OPEN)"
-                elif n.delivery == "template":
-                    shown = f", getoond {when(n.resolved_at)}" if n.resolved_at else ", nog niet getoond"
-                    how = "via WhatsApp-sjabloon" + shown
-                else:
-                    how = "via de chat"
-                typer.echo(f"  {when(n.created_at)}  {what}: {how}")
-        if view.follow_up:
-            f = view.follow_up
-            line = f"nazorg:     antwoord '{ANSWER_NL.get(f.answer, f.answer)}' op {when(f.answered_at)}"
-            if f.comment:
-                line += f", toelichting: \"{f.comment}\""
-            if f.answer != "yes":
-                line += " (afgehandeld)" if f.attention_done_at else " (AANDACHT coördinator)"
-            typer.echo(line)
-
-    _register_run(work)
-
-
-@case_cli.command("set-status")
-def case_set_status(
-    reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")],
-    status: Annotated[str, typer.Argument(help="acknowledged, in_mediation, with_committee, decided, "
-                                                "board_responded, closed, withdrawn, lapsed")],
-    outcome: Annotated[str | None, typer.Option(help="with decided: founded, partly_founded, "
-                                                     "unfounded")] = None,
-    note: Annotated[str | None, typer.Option(help="a note with the change (stored encrypted)")] = None,
-    by: Annotated[str, typer.Option(help="who makes the change (audit log)")] = "cli",
-    notify: Annotated[bool, typer.Option(help="tell the client")] = True,
-) -> None:
-    """Change a case's status; the client is told on their channel, in their language."""
-    from bot.services.register import METHOD_NL, set_status
-    from flows.register import STATUS_NL
-
-    async def work(app: App) -> None:
-        change = await set_status(app, reference, status, outcome=outcome, note=note, actor=by,
-                                  notify=notify)
-        typer.echo(f"{change.case.reference}: status is nu '{STATUS_NL[change.case.status]}'")
-        told = {
-            "sent": "cliënt is bericht via de chat",
-            "template": "cliënt is bericht via een WhatsApp-sjabloon",
-            "pending": "bericht aan de cliënt wacht op de draaiende bot (klachtwijzer run)",
-            "none": "cliënt is niet bericht",
-        }
-        if change.delivery == "manual":
-            how = METHOD_NL.get(change.method or "none", "")
-            typer.echo(f"LET OP: de cliënt is niet bereikbaar via de chat; handmatig contact "
-                       f"nodig ({how}).\nDit staat in het dagoverzicht tot "
-                       f"`klachtwijzer case note {change.case.reference} --contacted`.")
-        else:
-            typer.echo(told[change.delivery])
-
-    _register_run(work)
-
-
-@case_cli.command("message")
-def case_message(
-    reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")],
-    text: Annotated[str, typer.Argument(help="what to write to the client, in words they read "
-                                             "(shown word for word; stored encrypted)")],
-    asks_information: Annotated[bool, typer.Option(
-        "--asks-information", help="this asks for missing information (2 weeks, 001 art. 14.3)")]
-    = False,
-    by: Annotated[str, typer.Option(help="who writes (audit log)")] = "cli",
-) -> None:
-    """Write to the client in their chat; their answer comes to the case's mailbox."""
-    from bot.services.register import METHOD_NL, send_message
-
-    async def work(app: App) -> None:
-        change = await send_message(app, reference, text, actor=by,
-                                    asks_information=asks_information)
-        told = {
-            "sent": "bericht staat in de chat van de cliënt",
-            "template": "cliënt is via een WhatsApp-sjabloon gewaarschuwd; het bericht volgt "
-                        "zodra de cliënt weer schrijft",
-            "pending": "bericht wacht op de draaiende bot (klachtwijzer run)",
-        }
-        if change.delivery == "manual":
-            how = METHOD_NL.get(change.method or "none", "")
-            typer.echo(f"LET OP: de cliënt is niet bereikbaar via de chat; handmatig contact "
-                       f"nodig ({how}).")
-        else:
-            typer.echo(f"{change.case.reference}: {told[change.delivery]}")
-
-    _register_run(work)
-
-
-@case_cli.command("note")
-def case_note(
-    reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")],
-    text: Annotated[str | None, typer.Argument(help="the note (stored encrypted)")] = None,
-    contacted: Annotated[bool, typer.Option("--contacted", help="the client was reached by "
-                                                                "phone or e-mail")] = False,
-    met: Annotated[str | None, typer.Option(help="a deadline that was met, e.g. inform_staff")]
-    = None,
-    info_requested: Annotated[bool, typer.Option("--info-requested", help="the client was asked "
-                                                 "for missing information (2 weeks, 14.3)")] = False,
-    attention_done: Annotated[bool, typer.Option("--attention-done", help="the coordinator dealt "
-                                                 "with a follow-up answer")] = False,
-    follow_up: Annotated[str | None, typer.Option(help="the client's answer by phone: yes, partly, "
-                                                      "no")] = None,
-    by: Annotated[str, typer.Option(help="who writes this (audit log)")] = "cli",
-) -> None:
-    """Add a note and/or record a fact: contact made, deadline met, information asked, follow-up."""
-    from bot.services.register import add_note
-
-    async def work(app: App) -> None:
-        done = await add_note(app, reference, text, actor=by, contacted=contacted, met=met,
-                              info_requested=info_requested, attention_done=attention_done,
-                              follow_up=follow_up)
-        for line in done:
-            typer.echo(f"{reference.strip().upper()}: {line}")
-
-    _register_run(work)
-
-
-@cli.command("export")
-def export_cmd(
-    from_: Annotated[str | None, typer.Option("--from", help="first day, e.g. 2026-01-01")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="last day, e.g. 2026-12-31")] = None,
-    format_: Annotated[str, typer.Option("--format", help="csv, xlsx or json")] = "csv",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout; "
-                                                "xlsx needs a file)")] = None,
-) -> None:
-    """Anonymised register rows: no names, no free text, no contact or account ids."""
-    from bot.services.register import export
-
-    if format_ not in ("csv", "xlsx", "json"):
-        typer.echo("fout: --format is csv, xlsx of json", err=True)
-        raise typer.Exit(2)
-    if format_ == "xlsx" and output is None:
-        typer.echo("fout: xlsx gaat alleen naar een bestand: gebruik --output FILE.xlsx", err=True)
-        raise typer.Exit(2)
-    start, end = _parse_day(from_, "--from"), _parse_day(to, "--to")
-
-    async def work(app: App) -> None:
-        data, count = await export(app, format_, start, end)  # type: ignore[arg-type]
-        if output is None:
-            sys.stdout.write(data.decode("utf-8-sig"))
-        else:
-            output.write_bytes(data)
-            typer.echo(f"{_n(count, 'rij', 'rijen')} geschreven naar {output}", err=True)
-
-    _register_run(work)
-
-
-@cli.command("report")
-def report_cmd(
-    year: Annotated[int, typer.Option(help="the calendar year, e.g. 2026")],
-    out: Annotated[Path, typer.Option(help="folder for the HTML and PDF")] = Path("."),
-) -> None:
-    """The anonymised yearly report (001 art. 18) as HTML and PDF, with charts."""
-    from bot.services.register import app_rows, local_date
-    from bot.services.report import build_report, write_report
-
-    if not 2000 <= year <= 2100:
-        typer.echo("fout: --year moet een jaartal zijn, bijv. 2026", err=True)
-        raise typer.Exit(2)
-
-    async def work(app: App) -> None:
-        rows = await app_rows(app, date(year, 1, 1), date(year, 12, 31))
-        report = build_report(rows, year, app.organisation.name,
-                              app.organisation.procedure.deadlines, local_date(app.clock()))
-        html_path, pdf_path, pages = write_report(report, out)
-        pages_nl = _n(pages, "pagina", "pagina's")
-        typer.echo(f"{_n(len(rows), 'zaak', 'zaken')} in {year}; geschreven: {html_path}, {pdf_path} "
-                   f"({pages_nl})")
-
-    _register_run(work)
-
-
-@cli.command("purge")
-def purge_cmd(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would go")] = False,
-) -> None:
-    """Destroy dossiers past retention (001 art. 17.4), with attachments and outbox copies."""
-    from bot.services.register import purge
-
-    async def work(app: App) -> None:
-        result = await purge(app, dry_run=dry_run)
-        many = len(result.cases) != 1
-        verb = ("zouden worden vernietigd" if many else "zou worden vernietigd") if dry_run else "vernietigd"
-        typer.echo(f"bewaartermijn {app.organisation.retention_years} jaar: "
-                   f"{_n(len(result.cases), 'dossier', 'dossiers')} {verb}, "
-                   f"{_n(result.files, 'bijlage', 'bijlagen')}, "
-                   f"{_n(result.outbox_rows, 'mail', 'mails')} in de outbox, "
-                   f"{_n(result.conversations, 'gesprek', 'gesprekken')}")
-        for reference in result.cases:
-            typer.echo(f"  {reference}")
-
-    _register_run(work)
-
-
-@cli.command("digest")
-def digest_cmd(
-    force: Annotated[bool, typer.Option("--force", help="send even when there is nothing")] = False,
-) -> None:
-    """Send the daily digest to the committee mailbox now (also runs daily with `run`)."""
-    from bot.services.register import queue_digest
-
-    async def work(app: App) -> None:
-        sections, queued = await queue_digest(app, force=force)
-        for key, lines in sections.items():
-            for line in lines:
-                typer.echo(f"[{key}] {line}")
-        if not queued:
-            typer.echo("niets te melden; geen mail verstuurd (--force om toch te sturen)")
-            return
-        sent = await app.worker.run_once()
-        typer.echo(f"dagoverzicht naar {app.organisation.procedure.mailboxes['committee']}: "
-                   f"{'verstuurd' if sent else 'in de outbox (wordt opnieuw geprobeerd)'}")
-
-    _register_run(work)
+add_register_commands(cli)
 
 
 def main() -> None:
