@@ -704,18 +704,18 @@ class WhatsAppChannel:
             await self._run(item.wa_id, Start(), item.wamid)
         elif kind in MEDIA_TYPES:
             media = _dict(message.get(kind))
-            attachment = await self._attachment(kind, media)
-            await self._run(item.wa_id, attachment, item.wamid)
             caption = media.get("caption")
-            if isinstance(caption, str) and caption.strip():
-                # The words the client wrote with the file count as their answer, after the file.
-                await self._run(item.wa_id, Text(caption), f"{item.wamid}:caption")
+            # Issue 14.10: the words sent with a file travel with it; flows decides what they answer.
+            attachment = await self._attachment(
+                kind, media, caption if isinstance(caption, str) else None)
+            await self._run(item.wa_id, attachment, item.wamid)
         elif kind == "system":
             log.debug("WhatsApp system message ignored")
         else:  # sticker, location, contacts, reaction, unsupported, ...
             await self._unsupported(item.wa_id, stored)
 
-    async def _attachment(self, kind: str, media: dict[str, Any]) -> Attachment | AttachmentRefused:
+    async def _attachment(self, kind: str, media: dict[str, Any],
+                          caption: str | None = None) -> Attachment | AttachmentRefused:
         limit = self.app.settings.max_attachment_bytes
         media_id = media.get("id")
         if not isinstance(media_id, str) or not _MEDIA_ID.fullmatch(media_id):
@@ -744,7 +744,7 @@ class WhatsAppChannel:
         elif media.get("voice") or content_type.startswith("audio/ogg"):
             media_kind = "voice"
         ref = await self.app.files.save(data)
-        return Attachment(media_kind, ref, len(data), content_type)
+        return Attachment(media_kind, ref, len(data), content_type, caption=caption)
 
     async def _confidant(self, desk: HandoffDesk, item: Inbound, kind: str) -> None:
         """A confidant's message: to the handoff desk; the reply to them, the rest passed on."""
@@ -761,7 +761,8 @@ class WhatsAppChannel:
                 event = Choice(parse_button_id(str(reply["id"])).button_id)
         elif kind in MEDIA_TYPES:
             media = _dict(message.get(kind))
-            event = await self._attachment(kind, media)
+            caption = media.get("caption")
+            event = await self._attachment(kind, media, caption if isinstance(caption, str) else None)
             if isinstance(event, AttachmentRefused):
                 event = Command("help")
         replies, others = await desk.from_confidant(

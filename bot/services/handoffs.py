@@ -234,8 +234,7 @@ class HandoffDesk:
                     rtl=t.rtl),))
             return await self._relay(uow, rec, "client", {"kind": "text", "text": text}, now)
         if isinstance(event, Attachment):
-            body = {"kind": event.kind, "ref": event.ref, "content_type": event.content_type}
-            return await self._relay(uow, rec, "client", body, now)
+            return await self._relay_file(uow, rec, "client", event, now)
         return None
 
     async def _client_button(
@@ -308,6 +307,17 @@ class HandoffDesk:
             return Routed(self._messages(outcome.to_client),
                           self._envelopes(rec, outcome, client_too=False))
         return Routed((), self._envelopes(rec, outcome, client_too=True))
+
+    async def _relay_file(self, uow: UnitOfWork, rec: HandoffRecord, sender: Side,
+                          event: Attachment, now: datetime) -> Routed:
+        """A file, then the words sent with it (its caption) as a message of their own."""
+        body = {"kind": event.kind, "ref": event.ref, "content_type": event.content_type}
+        routed = await self._relay(uow, rec, sender, body, now)
+        caption = rules.clean_inbound(event.caption or "")
+        if rules.is_blank(caption) or len(caption) > MAX_RELAY_TEXT:
+            return routed
+        words = await self._relay(uow, rec, sender, {"kind": "text", "text": caption}, now)
+        return Routed(routed.messages + words.messages, routed.others + words.others)
 
     async def _end(self, uow: UnitOfWork, rec: HandoffRecord, by: Side, now: datetime) -> Routed:
         if not await uow.handoffs.transition(_hid(rec), ("offered", "active"), "ended", now):
@@ -413,8 +423,7 @@ class HandoffDesk:
             routed = await self._relay(uow, rec, "confidant", {"kind": "text", "text": text}, now)
             return self._split(routed, own)
         if isinstance(event, Attachment):
-            body = {"kind": event.kind, "ref": event.ref, "content_type": event.content_type}
-            return self._split(await self._relay(uow, rec, "confidant", body, now), own)
+            return self._split(await self._relay_file(uow, rec, "confidant", event, now), own)
         return (self.rules.connected_help(self._domain(rec)),), ()
 
     def _split(self, routed: Routed, own: Envelope) -> tuple[tuple[OutMessage, ...],

@@ -453,9 +453,9 @@ async def test_schema_a_ukrainian_complaint_with_photo(
     await client.say("Ян")
     reply = await client.file("photo", b"\xff\xd8\xff\xe0JPEGDATA", caption="Волонтер кричав на мене.")
     uk = h.a.catalogs.get("uk")
-    assert uk.ngettext("I added your file. You have added {count} file now.",
-                       "I added your file. You have added {count} files now.", 1).format(
-        count=1) in [s.text for s in reply]
+    # Issue 14.10: the caption travels with the photo and answers "What happened?", said plainly.
+    [added] = [s.text for s in reply if s.text and uk._("We added your photo.") in s.text]
+    assert uk._("We read the text you sent with it as your answer.") in added
     await client.say("10-11-2026")
     await client.say("Нічого")
     await client.press("contact_chat")

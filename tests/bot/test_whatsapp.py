@@ -305,9 +305,13 @@ async def test_schema_b_arabic_with_list_and_voice_note(
     await phone.press("contact_chat")
 
     await phone.send_media("audio", "media-voice-1", OGG_VOICE, "audio/ogg; codecs=opus", voice=True)
-    assert phone.text() == ar.ngettext("I added your file. You have added {count} file now.",
-                                       "I added your file. You have added {count} files now.",
-                                       1).format(count=1)
+    # Issue 14.10: a file never answers the question; the bot says what to do next.
+    assert phone.text().splitlines() == [
+        ar._("We added your voice message."),
+        ar.ngettext("You have added {count} photo or document now.",
+                    "You have added {count} photos or documents now.", 1).format(count=1),
+        ar._("Please also type your answer to the question above."),
+    ]
     await phone.type("ضايقني متطوع في الموعد.")
     await phone.press("confirm")
     receipt = phone.text()
@@ -355,9 +359,9 @@ async def test_schema_a_dutch_mediation_with_typed_choices_and_photo(
     photo = b"\xff\xd8\xff\xe0" + b"jpeg" * 100
     await phone.send_media("image", "media-photo-1", photo, "image/jpeg",
                            caption="Wij zijn het oneens over de afspraken.")
-    assert nl.ngettext("I added your file. You have added {count} file now.",
-                       "I added your file. You have added {count} files now.", 1).format(count=1) \
-        in phone.text()
+    # The caption answers the text question it was sent at, and the client is told so.
+    assert nl._("We added your photo.") in phone.text()
+    assert nl._("We read the text you sent with it as your answer.") in phone.text()
     await phone.press("confirm")
     assert nl._("Do you also want to make a formal complaint now? You can also do it later.") \
         in phone.text()
@@ -575,7 +579,8 @@ async def test_file_outside_a_form_is_not_kept(start_whatsapp: StartWhatsApp, gr
     await phone.type("Hello")
     await phone.press("lang_en")
     await phone.send_media("image", "media-early", b"\xff\xd8" * 50, "image/jpeg")
-    assert en._("You can only add files while you write your complaint.") in phone.text()
+    assert en._("You can only add photos or documents while you write your complaint "
+                "or request.") in phone.text()
     assert graph.downloads == 1
     assert list((meta.app.settings.data_dir / "files").iterdir()) == []
 

@@ -769,7 +769,7 @@ class TelegramCore:
             await self._mark(incoming)
             return Choice(decoded[0], decoded[1])
         if incoming.file is not None:
-            return await self._attachment(incoming.file)
+            return await self._attachment(incoming.file, incoming.caption)
         if incoming.unsupported:
             self.queue(incoming.chat_id, [OutMessage(t._(
                 "I can read text, photos, documents and voice messages. Please send one of "
@@ -798,7 +798,7 @@ class TelegramCore:
         with contextlib.suppress(TelegramApiError):
             await self.api.edit_message(chat_id, message_id, text)
 
-    async def _attachment(self, file: IncomingFile) -> Event:
+    async def _attachment(self, file: IncomingFile, caption: str | None) -> Event:
         limit = self.app.settings.max_attachment_bytes
         if file.size is not None and file.size > limit:
             return AttachmentRefused("too_big", limit)
@@ -814,7 +814,8 @@ class TelegramCore:
         if not data:
             return AttachmentRefused("unreadable")
         ref = await self.app.files.save(data)
-        return Attachment(file.kind, ref, len(data), file.content_type)
+        # Issue 14.10: the words sent with a file travel with it; flows decides what they answer.
+        return Attachment(file.kind, ref, len(data), file.content_type, caption=caption)
 
     @contextlib.contextmanager
     def _typing(self, chat_id: int) -> Iterator[None]:
@@ -833,10 +834,6 @@ class TelegramCore:
             if event is None:
                 return
             await self._handle(incoming.chat_id, event, str(incoming.update_id))
-            if incoming.caption and isinstance(event, Attachment):
-                # The words sent with a file are the client's too: handle them as typed text.
-                await self._handle(incoming.chat_id, Text(incoming.caption),
-                                   f"{incoming.update_id}:caption")
 
     async def _handle(self, chat_id: int, event: Event, update_id: str) -> None:
         reply = await self.app.service.handle(CHANNEL, str(chat_id), event, update_id=update_id)
