@@ -31,6 +31,7 @@ from bot.mail.pgp import EncryptionError, PublicKey, encrypt_mail
 from flows.complaint import complaint_document
 from flows.engine import WITHDRAWABLE, Engine
 from flows.model import (
+    LANGUAGES,
     AttachmentRefused,
     CaseRegistered,
     Conversation,
@@ -129,7 +130,8 @@ class IntakeService:
         return lock
 
     async def handle(
-        self, channel: str, chat_id: str, event: Event, *, update_id: str | None = None
+        self, channel: str, chat_id: str, event: Event, *, update_id: str | None = None,
+        hint: str | None = None,
     ) -> Reply:
         """Handle one event exactly once; `update_id` makes a redelivered update a no-op.
 
@@ -137,12 +139,15 @@ class IntakeService:
         one PostgreSQL database) the row lock and version check serialise them, and a unit of
         work that lost a race, or met a SQLite file locked for longer than its busy timeout, is
         run again from the start: nothing half-done is ever committed, and no update is lost.
+
+        `hint` is the messenger's language code, where it tells one: a chat with nothing stored
+        (new, or erased with /erase, which keeps nothing) is answered in that language.
         """
         async with self._lock(channel, chat_id):
             attempt = 1
             while True:
                 try:
-                    return await self._attempt(channel, chat_id, event, update_id)
+                    return await self._attempt(channel, chat_id, event, update_id, hint)
                 except (ConcurrentUpdateError, IntegrityError, OperationalError) as exc:
                     if not _retryable(exc) or attempt == RETRIES:
                         raise
@@ -152,7 +157,7 @@ class IntakeService:
                     attempt += 1
 
     async def _attempt(
-        self, channel: str, chat_id: str, event: Event, update_id: str | None
+        self, channel: str, chat_id: str, event: Event, update_id: str | None, hint: str | None
     ) -> Reply:
         now = self.clock()
         async with self.db.unit_of_work() as uow:
@@ -161,6 +166,9 @@ class IntakeService:
             stored = await uow.conversations.get(channel, chat_id)
             if stored is None:
                 stored = StoredConversation(channel=channel, chat_id=chat_id, state="language")
+                code = (hint or "").split("-")[0].lower()
+                if code in LANGUAGES:  # issue 14.9: after /erase, too, ask in the client's language
+                    stored.data = {"hint": code}
             conversation = Conversation(stored.state, stored.language, stored.data)
             if self.handoffs is not None and stored.id is not None:
                 routed = await self.handoffs.route(uow, stored, event, now)

@@ -833,10 +833,13 @@ class TelegramCore:
             event = await self._event(incoming, t)
             if event is None:
                 return
-            await self._handle(incoming.chat_id, event, str(incoming.update_id))
+            await self._handle(incoming.chat_id, event, str(incoming.update_id),
+                               incoming.language_code)
 
-    async def _handle(self, chat_id: int, event: Event, update_id: str) -> None:
-        reply = await self.app.service.handle(CHANNEL, str(chat_id), event, update_id=update_id)
+    async def _handle(self, chat_id: int, event: Event, update_id: str,
+                      hint: str | None = None) -> None:
+        reply = await self.app.service.handle(CHANNEL, str(chat_id), event, update_id=update_id,
+                                              hint=hint)
         if reply.duplicate:
             log.info("duplicate update ignored")
             if isinstance(event, Attachment):
