@@ -49,5 +49,9 @@ class ServiceHost(Protocol):
         """The sender address of mails to the organisation."""
 
     @property
+    def fallback_mail(self) -> str | None:
+        """KLACHTWIJZER_FALLBACK_MAIL: where the digest also goes when the committee's mailbox refuses."""
+
+    @property
     def configured_channels(self) -> frozenset[str]:
         """The client channels this deployment is configured for, running here or not."""

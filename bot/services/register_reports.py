@@ -312,7 +312,7 @@ async def add_digest(
     if sections.get("failed"):
         refused = await failed_mails(app, since=now - timedelta(days=FAILED_MAIL_DAYS))
         # The committee's own mailbox refuses mail: the digest would not reach anyone there.
-        fallback = digest_fallback(app)
+        fallback = app.fallback_mail
         if fallback and any(m.recipient.lower() == recipient.lower() for m in refused):
             recipients.append(fallback)
             log.error("the committee mailbox refused mail; the digest also goes to "
@@ -332,12 +332,3 @@ async def add_digest(
                            detail=",".join(f"{k}={len(v)}" for k, v in sections.items())
                            + (",fallback=1" if len(recipients) > 1 else ""))
     return True
-
-
-def digest_fallback(app: ServiceHost) -> str | None:
-    """KLACHTWIJZER_FALLBACK_MAIL, from the composition root's App (`fallback_mail`).
-
-    Looked up by name because ServiceHost (bot/services/ports.py) does not declare it yet.
-    """
-    value = getattr(app, "fallback_mail", None)
-    return value if isinstance(value, str) and value else None
