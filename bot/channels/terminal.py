@@ -18,10 +18,10 @@ CHANNEL = "terminal"
 GOODBYE = "Goodbye. Your conversation is kept: `klachtwijzer chat` continues it."
 
 
-def render(message: OutMessage) -> str:
-    """A message as terminal lines: the text, then one numbered line per button."""
+def render(message: OutMessage, first: int = 1) -> str:
+    """A message as terminal lines: the text, then one numbered line per button from `first`."""
     lines = [message.text]
-    number = 0
+    number = first - 1
     for row in message.buttons:
         for button in row:
             number += 1
@@ -60,15 +60,20 @@ class TerminalChat:
         self.after_event = after_event
         self.last_buttons: list[str] = []
 
-    async def send(self, event: Event) -> None:
+    async def send(self, event: Event) -> str | None:
+        """Handle one event; print the reply. The buttons of all its messages are numbered in one
+        sequence (so /help's own buttons and the question's can both be picked by number)."""
         reply = await self.service.handle(CHANNEL, self.chat_id, event)
+        shown: list[str] = []
         for message in reply.messages:
-            self.stdout.write(render(message) + "\n\n")
-            if message.buttons:
-                self.last_buttons = message.button_ids()
+            self.stdout.write(render(message, len(shown) + 1) + "\n\n")
+            shown += message.button_ids()
+        if shown:
+            self.last_buttons = shown
         self.stdout.flush()
         if self.after_event is not None:
             await self.after_event()
+        return reply.state
 
     async def _readline(self) -> str:
         """One line from stdin in a daemon thread: Ctrl-C must not wait for a blocked read to end
@@ -88,7 +93,11 @@ class TerminalChat:
         return await future
 
     async def run(self) -> None:
-        await self.send(Start(self.language))
+        state = await self.send(Start(self.language))
+        if self.language and state not in (None, "language"):
+            # A kept conversation: --lang switches it, as /language would (issue 14).
+            await self.send(Command("language"))
+            await self.send(Choice(f"lang_{self.language}"))
         while True:
             self.stdout.write("> ")
             self.stdout.flush()

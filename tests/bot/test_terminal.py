@@ -84,3 +84,22 @@ def test_render_numbers_buttons() -> None:
     """Buttons are shown as numbered lines under the text."""
     message = OutMessage("Hi", ((Button("x", "Yes"), Button("y", "No")),))
     assert render(message) == "Hi\n  [1] Yes\n  [2] No"
+
+
+def test_lang_switches_a_kept_conversation(tmp_path: Path) -> None:
+    """`--lang uk` on a kept English conversation switches it to Ukrainian, where it was."""
+    data_dir = tmp_path / "data"
+    run_chat(data_dir, ["4", "/quit"])
+    result = run_chat(data_dir, ["/quit"], "--lang", "uk")
+    after = result.stdout.split("Welcome back.")[1]
+    assert "Про що йдеться?" in after  # the same question, now in Ukrainian
+
+
+def test_help_buttons_and_question_buttons_are_numbered_in_one_sequence(tmp_path: Path) -> None:
+    """After /help, its buttons and the question's are numbered on: each number picks one."""
+    data_dir = tmp_path / "data"
+    result = run_chat(data_dir, ["4", "/help", "10", "/quit"])
+    after_help = result.stdout.split("How this works:")[1]
+    assert "  [1] Language" in after_help and "  [10] Aggression" in after_help
+    # "10" picked Aggression (a Schema B category): the talk step of Schema B comes next.
+    assert "A confidant can help you." in after_help.split("[14]")[1]
