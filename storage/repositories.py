@@ -109,6 +109,14 @@ _SEEN = {
     for dialect in (sqlite, postgresql)
 }
 
+# Issue 10: the unsent rows of one chat, in order (index ix_owed_messages_unsent_chat).
+_UNSENT_FOR_CHAT = (
+    select(owed_messages)
+    .where(owed_messages.c.channel == bindparam("channel"),
+           owed_messages.c.chat_id == bindparam("chat_id"), owed_messages.c.sent_at.is_(None))
+    .order_by(owed_messages.c.seq)
+)
+
 
 class _Repository:
     __slots__ = ("_cipher", "_clock", "_conn", "_lock")
@@ -504,11 +512,19 @@ class OwedRepository(_Repository):
         return ids
 
     async def unsent(self, channel: str) -> builtins.list[OwedMessage]:
-        """Everything still owed on a channel, per chat in order."""
+        """Everything still owed on a channel, per chat in order (start-up)."""
         stmt = (select(owed_messages)
                 .where(owed_messages.c.sent_at.is_(None), owed_messages.c.channel == channel)
                 .order_by(owed_messages.c.chat_id, owed_messages.c.seq))
-        rows = (await self._conn.execute(stmt)).mappings().all()
+        return self._owed((await self._conn.execute(stmt)).mappings().all())
+
+    async def unsent_for_chat(self, channel: str, chat_id: str) -> builtins.list[OwedMessage]:
+        """What is still owed to one chat, in order (the partial index on unsent rows serves it:
+        run on every inbound WhatsApp message, it never reads other chats nor sent rows)."""
+        return self._owed((await self._conn.execute(
+            _UNSENT_FOR_CHAT, {"channel": channel, "chat_id": chat_id})).mappings().all())
+
+    def _owed(self, rows: Sequence[RowMapping]) -> builtins.list[OwedMessage]:
         return [OwedMessage(row["id"], row["channel"], row["chat_id"], row["seq"],
                             self._cipher.decrypt_json(row["body"])) for row in rows]
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -329,5 +330,8 @@ owed_messages = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
     UniqueConstraint("channel", "chat_id", "seq"),
-    Index("ix_owed_messages_unsent", "sent_at", "channel"),
+    # Only the unsent rows (few: sent rows lose their body and wait for `prune`), in the order they
+    # are sent: serves both "everything owed on a channel" (start-up) and "owed to this chat".
+    Index("ix_owed_messages_unsent_chat", "channel", "chat_id", "seq",
+          sqlite_where=text("sent_at IS NULL"), postgresql_where=text("sent_at IS NULL")),
 )
