@@ -1,0 +1,254 @@
+"""Sending on WhatsApp: replies, the `ChannelSender` and `ItemSender`, the 24-hour window.
+
+As the `ChannelSender` "whatsapp" the channel delivers messages that are not a direct reply: inside
+the 24-hour customer-service window as usual ("sent"); outside it as the organisation's approved
+template with the case reference as its parameter ("template"; the register keeps the news and it is
+shown when the client writes again), or not at all ("unavailable"). As the `ItemSender` it relays
+the confidant chat's messages and files: files are uploaded (`POST /{phone-number-id}/media`) and
+sent by media id; outside the window the relay is kept (owed rows, encrypted), announced by the
+template and shown, in order, as soon as the client writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from bot.channels.whatsapp.graph import GraphClient, GraphError
+from bot.channels.whatsapp.messages import BODY_LIMIT, _text_messages, render, template_message
+from bot.services.delivery import Delivery, item_from_json, item_to_json
+from bot.services.handoffs import HandoffDesk
+from bot.services.intake import LAST_INBOUND
+from bot.services.register import announced_news, news_shown
+from flows.handoff import Item
+from flows.model import OutMessage
+
+if TYPE_CHECKING:
+    from bot.channels.ports import ChannelHost
+    from storage import StoredConversation
+
+log = logging.getLogger(__name__)
+
+CHANNEL: Final = "whatsapp"
+
+# The customer-service window, with a small margin for clocks and queues.
+WINDOW: Final = timedelta(hours=24) - timedelta(minutes=5)
+# Graph error codes: "re-engagement message" (the window is closed) and "template not in language".
+REENGAGEMENT_ERROR: Final = 131047
+TEMPLATE_LANGUAGE_ERROR: Final = 132001
+TEMPLATE_LANGUAGES: Final = {"nl": "nl", "uk": "uk", "ar": "ar", "en": "en"}
+
+# A relayed file as a Graph media message: our kind -> WhatsApp's type, and a default mime type.
+MEDIA_OUT: Final = {"photo": ("image", "image/jpeg"), "voice": ("audio", "audio/ogg"),
+                    "video": ("video", "video/mp4")}
+
+_REFERENCE = re.compile(r"\bKW-\d{4}-\d{6}\b")
+
+
+class WhatsAppSender:
+    """The sending half of the channel: the `ChannelSender` and `ItemSender` named "whatsapp"."""
+
+    name = CHANNEL
+
+    def __init__(self, app: ChannelHost, graph: GraphClient) -> None:
+        self.app = app
+        self.graph = graph
+        self._closed = False
+
+    def close(self) -> None:
+        """After this, proactive sends answer "unavailable" (the HTTP session is going away)."""
+        self._closed = True
+
+    # --- shared with the webhook side ---------------------------------------------------------
+
+    async def _load(self, wa_id: str) -> StoredConversation | None:
+        async with self.app.db.unit_of_work(read_only=True) as uow:
+            return await uow.conversations.get(CHANNEL, wa_id)
+
+    @property
+    def desk(self) -> HandoffDesk | None:
+        """The process's handoff desk (shared with Telegram), while this channel runs."""
+        return self.app.service.handoffs
+
+    # --- what was kept while the window was closed, shown when the client writes --------------
+
+    async def _show_announced(self, wa_id: str, stored: StoredConversation) -> None:
+        """News that a template announced while the window was closed, now that it is open.
+        The register keeps it until it was shown, so neither a failure here nor a restart loses
+        it (the client's own message is handled all the same)."""
+        try:
+            news = await announced_news(self.app, CHANNEL, wa_id)
+            if news:
+                await self._deliver(wa_id, [message for _, message in news], stored)
+                await news_shown(self.app, [notification for notification, _ in news])
+        except Exception as exc:
+            log.warning("announced news not shown yet (%s)", type(exc).__name__)
+
+    async def _show_kept(self, wa_id: str, stored: StoredConversation | None) -> None:
+        """Confidant messages kept while the window was closed, in order, now that it is open.
+        Each is marked sent once the Graph API took it; the rest stays for the next time."""
+        try:
+            async with self.app.db.unit_of_work(read_only=True) as uow:
+                rows = [row for row in await uow.owed.unsent(CHANNEL) if row.chat_id == wa_id]
+        except Exception as exc:
+            log.warning("kept messages not read (%s)", type(exc).__name__)
+            return
+        shown: list[int] = []
+        try:
+            for row in rows:
+                item, _state = item_from_json(row.body)
+                await self._send_item(wa_id, item, stored)
+                shown.append(row.id)
+        except Exception as exc:
+            log.warning("kept messages not all shown yet (%s)", type(exc).__name__)
+        if shown:
+            async with self.app.db.unit_of_work() as uow:
+                await uow.owed.mark_sent(shown, self.app.clock())
+                await uow.commit()
+
+    # --- outbound -----------------------------------------------------------------------------
+
+    async def _send_all(self, wa_id: str, parts: Sequence[dict[str, Any]]) -> None:
+        for part in parts:
+            await self.graph.send(wa_id, part)
+
+    async def _deliver(self, wa_id: str, messages: Sequence[OutMessage],
+                       stored: StoredConversation | None, *, state: str | None = None) -> None:
+        """Messages in order; buttons carry the state the conversation is in now."""
+        t = self.app.catalogs.get(stored.language if stored else None)
+        if state is None and stored is not None:
+            state = stored.state
+        for message in messages:
+            await self._send_all(wa_id, render(message, t, state))
+
+    async def send(self, chat_id: str, messages: Sequence[OutMessage]) -> Delivery:
+        """`ChannelSender`: in the 24-hour window as usual, else the template, else "unavailable"."""
+        if self._closed:
+            return "unavailable"
+        try:
+            stored = await self._load(chat_id)
+            if stored is None:
+                return "unavailable"
+            if _window_open(stored, self.app.clock()):
+                try:
+                    await self._deliver(chat_id, messages, stored)
+                    return "sent"
+                except GraphError as exc:
+                    if exc.code != REENGAGEMENT_ERROR:
+                        log.warning("WhatsApp message not delivered (status %s, code %s)",
+                                    exc.status, exc.code)
+                        return "unavailable"
+            return await self._template(chat_id, messages, stored)
+        except Exception as exc:  # the caller falls back to another way and records it
+            log.error("WhatsApp message not delivered (%s)", type(exc).__name__)
+            return "unavailable"
+
+    async def deliver(self, chat_id: str, items: Sequence[Item],
+                      owed: Sequence[int] = ()) -> Delivery:
+        """`ItemSender` (the confidant chat's relay): messages and files in the 24-hour window;
+        outside it they are kept and announced by the template, shown when the client writes."""
+        if self._closed:
+            return "unavailable"
+        try:
+            stored = await self._load(chat_id)
+            desk = self.desk
+            staff = desk is not None and desk.is_confidant(CHANNEL, chat_id)
+            if stored is None and not staff:
+                return "unavailable"
+            rest = list(items)
+            if staff or (stored is not None and _window_open(stored, self.app.clock())):
+                try:
+                    while rest:
+                        await self._send_item(chat_id, rest[0], stored)
+                        rest.pop(0)
+                    return "sent"
+                except GraphError as exc:
+                    if exc.code != REENGAGEMENT_ERROR:
+                        log.warning("WhatsApp relay not delivered (status %s, code %s)",
+                                    exc.status, exc.code)
+                        return "unavailable"
+            return await self._keep(chat_id, rest, stored)
+        except Exception as exc:
+            log.error("WhatsApp relay not delivered (%s)", type(exc).__name__)
+            return "unavailable"
+
+    async def _keep(self, chat_id: str, items: Sequence[Item],
+                    stored: StoredConversation | None) -> Delivery:
+        """Outside the window: keep the items (encrypted) for when they write, announce them."""
+        async with self.app.db.unit_of_work() as uow:
+            await uow.owed.add(CHANNEL, chat_id, [item_to_json(i, None) for i in items],
+                               self.app.clock())
+            await uow.commit()
+        if stored is None:
+            return "unavailable"
+        messages = [i for i in items if isinstance(i, OutMessage)]
+        return await self._template(chat_id, messages, stored)
+
+    async def _send_item(self, chat_id: str, item: Item,
+                         stored: StoredConversation | None) -> None:
+        if isinstance(item, OutMessage):
+            await self._deliver(chat_id, [item], stored)
+            return
+        data = await self.app.files.read(item.ref)
+        kind, default = MEDIA_OUT.get(item.kind, ("document", "application/octet-stream"))
+        mime = item.content_type or default
+        extension = {"image": "jpg", "audio": "ogg", "video": "mp4"}.get(kind, "bin")
+        media_id = await self.graph.upload(data, mime, f"file.{extension}")
+        media: dict[str, Any] = {"id": media_id}
+        if kind == "audio":  # a voice note has no caption: who sent it comes first, as text
+            if item.caption:
+                await self._send_all(chat_id, _text_messages(item.caption + ":"))
+        elif item.caption:
+            media["caption"] = item.caption[:BODY_LIMIT]
+        if kind == "document":
+            media["filename"] = f"file.{extension}"
+        await self.graph.send(chat_id, {"type": kind, kind: media})
+        await self.app.files.delete(item.ref)  # relayed files are not kept
+
+    async def _template(self, chat_id: str, messages: Sequence[OutMessage],
+                        stored: StoredConversation) -> Delivery:
+        name = self.app.organisation.whatsapp_template
+        if not name:
+            return "unavailable"
+        reference = _reference(messages) or stored.data.get("last_reference")
+        if not isinstance(reference, str) or not reference:
+            return "unavailable"
+        languages = [TEMPLATE_LANGUAGES.get(stored.language or "", "nl")]
+        if "nl" not in languages:
+            languages.append("nl")  # the organisation's own language always has the template
+        for language in languages:
+            try:
+                await self.graph.send(chat_id, template_message(name, language, reference))
+            except GraphError as exc:
+                log.warning("WhatsApp template not delivered (status %s, code %s)", exc.status,
+                            exc.code)
+                if exc.code == TEMPLATE_LANGUAGE_ERROR:
+                    continue
+                return "unavailable"
+            # The news itself follows when the client writes again (the window opens): the
+            # register keeps it (`announced_news`), this channel keeps nothing.
+            return "template"
+        return "unavailable"
+
+
+
+def _window_open(stored: StoredConversation, now: datetime) -> bool:
+    raw = stored.data.get(LAST_INBOUND)
+    if not isinstance(raw, str):
+        return False
+    try:
+        last = datetime.fromisoformat(raw)
+    except ValueError:
+        return False
+    return now - last < WINDOW
+
+
+def _reference(messages: Sequence[OutMessage]) -> str | None:
+    for message in messages:
+        match = _REFERENCE.search(message.text)
+        if match:
+            return match.group(0)
+    return None
