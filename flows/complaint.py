@@ -21,6 +21,7 @@ SUBMISSION_KEYS: tuple[str, ...] = (
     "confidant_preference",
     "complainant",
     "representative",
+    "complainant_type",
     "staff_involved",
     "description",
     "incident_dates",

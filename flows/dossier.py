@@ -132,7 +132,36 @@ def receipt(t: Translator, procedure: Procedure, kind: str, reference: str, crea
     """What the client is told once their case is registered: reference, what happens next."""
     due = rules.deadlines(created, procedure)
     ref = t.ltr(reference)
-    if kind == "complaint":
+    form = procedure.forms.get(str(pending.get("form") or ""))
+    receiver = form.receiver if form else ""
+    if kind == "signal":
+        # 002 §2.3: solved in the talk, so not a complaint; 003 §5: registered all the same.
+        text = t._(
+            "We noted that talking helped, without your name. It is not registered as a "
+            "complaint. The organisation learns from it.\n"
+            "Your reference number is {reference}."
+        ).format(reference=ref)
+    elif kind == "complaint" and receiver == "manager":
+        # 002 §4.2: the manager talks with the client, then mails the main points and agreements.
+        text = t._(
+            "Thank you. We sent your complaint to the organisation.\n"
+            "Your reference number is {reference}.\n\n"
+            "What happens now:\n"
+            "• The manager of the employee contacts you to talk about your complaint. The "
+            "employee is there too, unless you or the employee do not want that.\n"
+            "• After the talk, the manager sends you the main points and agreements by e-mail.\n"
+            "• Not solved? Then you can take your complaint further."
+        ).format(reference=ref)
+    elif kind == "confidant_request" and receiver == "confidant":
+        # 004 step 2: one confidant; what is told stays between them.
+        text = t._(
+            "Thank you. We sent your request to the confidant.\n"
+            "Your reference number is {reference}.\n\n"
+            "What happens now:\n"
+            "• The confidant contacts you in the way you chose.\n"
+            "• What you tell stays between you and the confidant."
+        ).format(reference=ref)
+    elif kind == "complaint":
         text = t._(
             "Thank you. We sent your complaint to the complaints committee.\n"
             "Your reference number is {reference}.\n\n"

@@ -45,6 +45,9 @@ from flows.graph import (
     after_category,
     build_edges,
     diagram,
+    next_kind,
+    step_at,
+    step_diagram,
     step_number,
     step_state,
     triage_choices,
@@ -65,10 +68,11 @@ from flows.model import (
     OutMessage,
     Start,
     StepResult,
+    SubmitCase,
     Text,
     WithdrawCase,
 )
-from flows.procedure import Form, Procedure, Schema
+from flows.procedure import Form, Procedure, Schema, Step
 from flows.register import (
     FollowUpStep,
     follow_up_choice,
@@ -135,6 +139,14 @@ class Engine:
     def diagram(self) -> str:
         """The procedure as a Mermaid state diagram, drawn from the same graph the bot runs."""
         return diagram(self.edges)
+
+    def step_diagram(self, fmt: str = "mermaid") -> str:
+        """A readable diagram: one node per step or form, with the routing between them.
+
+        `fmt` is "mermaid" (a flowchart) or "dot" (Graphviz). Drawn from the same graph the bot
+        runs, with each form's questions (and the summary, edit and consent states) folded in.
+        """
+        return step_diagram(self.procedure, self.edges, fmt)
 
     # --- one event ----------------------------------------------------------------------------
 
@@ -392,12 +404,17 @@ class Engine:
         form_id = pending.get("form")
         schema = self.procedure.schemas.get(turn.data.get("schema", ""))
         has_next = (
-            form_id != "complaint"
+            form_id != "report"
+            and kind not in ("report", "signal")
             and schema is not None
             and turn.data.get("step", 0) + 1 < len(schema.steps)
         )
         for key in ("answers", "attachments", "admissibility", "editing", "form", "parts"):
             turn.data.pop(key, None)
+        if kind == "signal":
+            # 002 §2.3, 003 §5: a talk that solved it is registered as a signal, not a complaint.
+            self.fire(turn, "registered", "resolved")
+            return
         self.fire(turn, "registered", "after_request" if has_next else "done")
 
     def _on_dossier(self, turn: Turn, event: DossierLoaded) -> None:
@@ -459,6 +476,12 @@ class Engine:
             else:
                 clear_draft(turn.data)
                 self.fire(turn, button, "stopped")
+        elif state == "referral":
+            # 002 §3.1: referred elsewhere, the client may still register a report here.
+            if button == "report":
+                self._start_form(turn, self.procedure.forms["report"], button)
+            else:
+                self.fire(turn, button, "done")
         elif state == "after_request":
             if button == "continue":
                 self._go_to_step(turn, data.get("step", 0) + 1, button)
@@ -476,33 +499,82 @@ class Engine:
 
     def _step_choice(self, turn: Turn, button: str) -> None:
         data = turn.data
+        at = step_at(self.procedure, turn.state)
         schema = self._schema(turn)
-        index = data.get("step", 0)
+        index = at[1] if at else data.get("step", 0)
+        step = at[2] if at else self.procedure.step(schema.steps[index])
         following = index + 1
         if button == "talk_helped":
             data["talked"] = "helped"
-            self.fire(turn, button, "resolved")
+            if step.register_solved and step.mailbox:
+                self._register_solved(turn, step.mailbox, button)
+            else:
+                self.fire(turn, button, "resolved")
+            return
+        if button == "talk_later":
+            # 004: the steps are taken one by one; this step comes first.
+            turn.say(turn.t._("Please take this step first. Then come back here: this question "
+                              "waits for you."))
+            self.prompt(turn)
             return
         if button in ("talk_not_helped", "talk_not_tried"):
             data["talked"] = button.removeprefix("talk_")
         elif button == "skip_to_complaint":
             # 001 art. 4.6: the client may go to the committee directly at any time.
-            following = schema.steps.index("complaint")
+            following = next_kind(self.procedure, schema, index, "complaint") or following
         elif button.startswith("pref_") and button != "pref_no_thanks":
             data["preference"] = button.removeprefix("pref_")
-            self._start_form(turn, self.procedure.forms["confidant_request"], button)
+            self._start_form(turn, self._form_of_step(step, "confidant_request"), button)
             return
         elif button == "request_yes":
-            self._start_form(turn, self.procedure.forms["mediation_request"], button)
+            self._start_form(turn, self._form_of_step(step, "mediation_request"), button)
+            return
+        elif button == "external_done":
+            self.fire(turn, button, "done")
+            return
+        elif button.startswith("excl_") and button != "excl_none":
+            # 002 §3.1: not for this procedure; the referral says where to go instead.
+            data["exclusion"] = button.removeprefix("excl_")
+            self.fire(turn, button, "referral")
             return
         self._go_to_step(turn, following, button)
+
+    def _form_of_step(self, step: Step, default: str) -> Form:
+        return self.procedure.forms[step.form or default]
+
+    def _register_solved(self, turn: Turn, mailbox: str, trigger: str) -> None:
+        """Register a solved talk as a signal: no name, no words of the client (003 §5)."""
+        signal: dict[str, Any] = {
+            "kind": "signal",
+            "schema": turn.data.get("schema"),
+            "category": turn.data.get("category"),
+            "language": turn.t.language,
+            "confidant_preference": None,
+            "complainant": {"name": None, "anonymous": True,
+                            "contact": {"method": "chat", "value": None}},
+            "representative": None,
+            "complainant_type": None,
+            "staff_involved": None,
+            "description": None,
+            "incident_dates": None,
+            "steps_taken": {"talked": "helped", "text": None},
+            # 002 §2.3: dissatisfaction solved in the talk is not a complaint.
+            "admissibility": {"status": "report_only", "rule": "002 §2.3"},
+            "consent": {"given": False, "share_with": mailbox, "at": turn.now.isoformat()},
+            "attachments": [],
+            "emergency_shown": bool(turn.data.get("emergency_shown")),
+        }
+        turn.data["pending"] = {"kind": "signal", "form": None}
+        turn.effects.append(SubmitCase(signal, self.procedure.mailboxes[mailbox]))
+        self.fire(turn, trigger, "submitting")
 
     def _go_to_step(self, turn: Turn, index: int, trigger: str) -> None:
         schema = self._schema(turn)
         turn.data["step"] = index
         target = self.step_state(schema, index)
-        if schema.steps[index] == "complaint":
-            self._start_form(turn, self.procedure.forms["complaint"], trigger, target)
+        step = self.procedure.step(schema.steps[index])
+        if step.kind == "complaint":
+            self._start_form(turn, self._form_of_step(step, "complaint"), trigger, target)
         else:
             self.fire(turn, trigger, target)
 
@@ -510,22 +582,40 @@ class Engine:
         turn.data["form"] = form.id
         turn.data["answers"] = {}
         t = turn.t
-        intro = {
-            "complaint": t._(
-                "Step {step} of {total}: the formal complaint.\n"
-                "The complaints committee looks into your complaint. I will ask you a few "
-                "questions. At the end you can check and change your answers."
-            ),
-            "mediation_request": t._(
-                "I will ask you a few short questions. Then we send your request to the chair "
-                "of the complaints committee."
-            ),
-            "confidant_request": t._(
-                "I will ask you a few short questions. Then we send your request to the "
-                "confidants. You do not have to give your name."
-            ),
-        }[form.id]
-        turn.say(intro.format(**step_number(self._schema(turn), "complaint")))
+        schema = self._schema(turn)
+        index = turn.data.get("step", 0)
+        if self.procedure.kinds(schema)[index] != "complaint":
+            index = next_kind(self.procedure, schema, -1, "complaint") or 0
+        if form.id == "complaint" and form.receiver == "manager":
+            # 002 §4.2: the manager of the employee contacts the client to talk about it.
+            intro = t._(
+                "Step {step} of {total}: your complaint.\n"
+                "The manager of the employee contacts you to talk about your complaint. I will "
+                "ask you a few questions. At the end you can check and change your answers."
+            )
+        elif form.id == "confidant_request" and form.receiver == "confidant":
+            intro = t._("I will ask you a few short questions. Then we send your request to the "
+                        "confidant. You do not have to give your name.")
+        else:
+            intro = {
+                "complaint": t._(
+                    "Step {step} of {total}: the formal complaint.\n"
+                    "The complaints committee looks into your complaint. I will ask you a few "
+                    "questions. At the end you can check and change your answers."
+                ),
+                "mediation_request": t._(
+                    "I will ask you a few short questions. Then we send your request to the chair "
+                    "of the complaints committee."
+                ),
+                "confidant_request": t._(
+                    "I will ask you a few short questions. Then we send your request to the "
+                    "confidants. You do not have to give your name."
+                ),
+                "report": t._(
+                    "I will ask you a few short questions. Then we register your report."
+                ),
+            }[form.id]
+        turn.say(intro.format(**step_number(self.procedure, schema, index)))
         self.fire(turn, trigger, target or self.field_state(form, form.fields[0]))
 
     def submission(self, turn: Turn, form: Form) -> dict[str, Any]:
@@ -588,7 +678,7 @@ class Engine:
     def _restart(self, turn: Turn) -> None:
         clear_draft(turn.data)
         for key in ("schema", "triage", "category", "step", "talked", "preference",
-                    "emergency_shown"):
+                    "emergency_shown", "exclusion"):
             turn.data.pop(key, None)
         turn.data.pop("overlay", None)
         self.fire(turn, "reset", "triage")

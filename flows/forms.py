@@ -43,10 +43,11 @@ def field_state(form: Form, field_id: str) -> str:
     return f"{form.id}_{field_id}"
 
 
-def field_triggers(field_id: str) -> tuple[str, ...]:
+def field_triggers(field_id: str, form: Form | None = None) -> tuple[str, ...]:
     """The machine's triggers out of a field's question: its buttons, or `answer` for typed text."""
     if field_id == "who":
-        return ("answer", "who_self", "who_representative", "who_anonymous")
+        options = form.who if form else ("self", "representative", "anonymous")
+        return ("answer", *(f"who_{option}" for option in options))
     if field_id == "contact":
         return ("contact_chat",)
     if field_id == "consent":
@@ -65,7 +66,10 @@ def applies(turn: Turn, field_id: str) -> bool:
         return False
     if field_id == "name":
         return who != "anonymous"
-    if field_id in ("representative_name", "representative_relation"):
+    if field_id == "representative_name":
+        # 002 §3.2: a group names its representative, who the organisation talks with.
+        return who in ("representative", "group")
+    if field_id == "representative_relation":
         return who == "representative"
     return True
 
@@ -96,6 +100,9 @@ def submission(turn: Turn, form: Form) -> dict[str, Any]:
             "name": a.get("representative_name"),
             "relation": a.get("representative_relation"),
         }
+    elif who == "group":
+        # 002 §3.2: the organisation communicates with the representative the group named.
+        representative = {"name": a.get("representative_name"), "relation": "group"}
     talked = data.get("talked")
     return {
         "kind": kind,
@@ -111,6 +118,8 @@ def submission(turn: Turn, form: Form) -> dict[str, Any]:
             "contact": contact,
         },
         "representative": representative,
+        # 001 art. 2.3, 002 §3.2: self, representative, affected, group or anonymous.
+        "complainant_type": "anonymous" if anonymous else who,
         "staff_involved": a.get("staff"),
         "description": a.get("description") or a.get("description_optional"),
         "incident_dates": {"text": when, "parsed": data.get("incident_date")}

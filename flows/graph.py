@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flows.forms import field_state, field_triggers
 from flows.model import LANGUAGES
-from flows.procedure import Procedure, Schema, TriageOption
+from flows.procedure import Procedure, Schema, Step, TriageOption
 
 END_STATES = ("done", "resolved", "stopped")
 
@@ -19,11 +19,29 @@ Edges = dict[str, dict[str, set[str]]]
 
 def step_state(procedure: Procedure, schema: Schema, index: int) -> str:
     """The state of a schema's step; the complaint step starts with its form's first question."""
-    step = schema.steps[index]
-    form = procedure.form_for_step(step)
-    if step == "complaint" and form:
+    step = procedure.step(schema.steps[index])
+    form = procedure.form_for_step(step.id)
+    if step.kind == "complaint" and form:
         return field_state(form, form.fields[0])
-    return f"{schema.id}_{step}"
+    return f"{schema.id}_{step.id}"
+
+
+def step_at(procedure: Procedure, state: str) -> tuple[Schema, int, Step] | None:
+    """The schema step whose own state this is (`<schema>_<step>`), if it is one."""
+    for schema in procedure.schemas.values():
+        for index, step_id in enumerate(schema.steps):
+            if state == f"{schema.id}_{step_id}":
+                return schema, index, procedure.step(step_id)
+    return None
+
+
+def next_kind(procedure: Procedure, schema: Schema, index: int, kind: str) -> int | None:
+    """The index of the first step of `kind` after `index`, if the schema has one."""
+    kinds = procedure.kinds(schema)
+    for following in range(index + 1, len(kinds)):
+        if kinds[following] == kind:
+            return following
+    return None
 
 
 def after_category(procedure: Procedure, schema: Schema) -> str:
@@ -51,10 +69,17 @@ def asks_danger(procedure: Procedure) -> bool:
     return any(schema.ask_danger for schema in procedure.schemas.values())
 
 
-def step_number(schema: Schema, step: str) -> dict[str, int]:
-    """"Step 2 of 4": the schema's steps plus the committee's investigation (000 step 4)."""
-    steps = schema.steps
-    return {"step": steps.index(step) + 1 if step in steps else 1, "total": len(steps) + 1}
+def step_number(procedure: Procedure, schema: Schema, step: str | int) -> dict[str, int]:
+    """"Step 2 of 4": the schema's steps plus, when it ends with a complaint, the committee's
+    investigation (000 step 4). `step`: the step's index, or its id or kind (the first such)."""
+    kinds = procedure.kinds(schema)
+    if isinstance(step, int):
+        index = step
+    else:
+        found = [i for i, s in enumerate(schema.steps) if step in (s, kinds[i])]
+        index = found[0] if found else 0
+    extra = 1 if kinds and kinds[-1] == "complaint" else 0
+    return {"step": index + 1, "total": len(kinds) + extra}
 
 
 def build_edges(procedure: Procedure) -> Edges:
@@ -78,44 +103,64 @@ def build_edges(procedure: Procedure) -> Edges:
         if schema.ask_danger:  # stored conversations only; new ones ask at the triage
             for trigger in ("danger_yes", "danger_no"):
                 add("danger", trigger, step_state(p, schema, 0))
-    complaint = p.forms["complaint"]
-    complaint_start = field_state(complaint, complaint.fields[0])
     for schema in p.schemas.values():
-        for index, step in enumerate(schema.steps):
+        for index, step_id in enumerate(schema.steps):
+            step = p.step(step_id)
             state = step_state(p, schema, index)
-            following = (
-                step_state(p, schema, index + 1) if index + 1 < len(schema.steps) else state
-            )
-            form = p.form_for_step(step)
-            if step == "talk":
-                add(state, "talk_helped", "resolved")
+            last = index + 1 >= len(schema.steps)
+            following = state if last else step_state(p, schema, index + 1)
+            form = p.form_for_step(step_id)
+            complaint_at = next_kind(p, schema, index, "complaint")
+            if step.kind == "talk":
+                # 002 §2.3, 003 §5: a solved talk may be registered as a signal, never a complaint.
+                add(state, "talk_helped", "submitting" if step.register_solved else "resolved")
                 add(state, "talk_not_helped", following)
-                add(state, "talk_not_tried", following)
-                add(state, "skip_to_complaint", complaint_start)
-            elif step == "mediation" and form:
+                if not step.required:
+                    add(state, "talk_not_tried", following)
+                if complaint_at is not None:
+                    add(state, "skip_to_complaint", step_state(p, schema, complaint_at))
+            elif step.kind == "mediation" and form:
                 add(state, "request_yes", field_state(form, form.fields[0]))
                 add(state, "request_no", following)
-            elif step == "confidant" and form:
-                for pref in ("pref_female", "pref_male", "pref_none"):
+            elif step.kind == "confidant" and form:
+                prefs = ("pref_female", "pref_male", "pref_none") if step.preference \
+                    else ("pref_none",)
+                for pref in prefs:
                     add(state, pref, field_state(form, form.fields[0]))
                 add(state, "pref_no_thanks", following)
+            elif step.kind == "external":
+                add(state, "external_done", "done")
+                if not last:
+                    add(state, "external_next", following)
+            elif step.kind == "exclusions":
+                for exclusion in p.exclusions:
+                    add(state, f"excl_{exclusion.id}", "referral")
+                add(state, "excl_none", following)
+    if "report" in p.forms:
+        report = p.forms["report"]
+        add("referral", "report", field_state(report, report.fields[0]))
+        add("referral", "finish", "done")
     for form in p.forms.values():
         states = [field_state(form, f) for f in form.fields]
         for index, field_id in enumerate(form.fields):
             source = states[index]
             onward = {*states[index + 1 :], "summary", "admissibility", "no_consent"}
-            for trigger in field_triggers(field_id):
+            for trigger in field_triggers(field_id, form):
                 add(source, trigger, *onward)
             if field_id == "contact":
                 add(source, "contact_phone", f"{form.id}_contact_value")
                 add(source, "contact_email", f"{form.id}_contact_value")
                 add(f"{form.id}_contact_value", "answer", *onward)
         add("edit", "edit", *states, f"{form.id}_contact_value")
-    complaint_states = [field_state(complaint, f) for f in complaint.fields]
-    add("admissibility", "adm_send", *complaint_states, "summary", "no_consent")
-    add("admissibility", "adm_register", *complaint_states, "summary", "no_consent")
-    add("admissibility", "adm_give_name", complaint_start)
-    add("admissibility", "adm_stop", "stopped")
+    for form in p.forms.values():
+        if "who" in form.fields or "when" in form.fields:
+            # 001 art. 13: anonymous, or possibly out of time; the client decides what to do.
+            states = [field_state(form, f) for f in form.fields]
+            add("admissibility", "adm_send", *states, "summary", "no_consent")
+            add("admissibility", "adm_register", *states, "summary", "no_consent")
+            if "who" in form.fields:
+                add("admissibility", "adm_give_name", field_state(form, "who"))
+            add("admissibility", "adm_stop", "stopped")
     add("summary", "confirm", "submitting")
     add("summary", "change", "edit")
     # Cancel at the summary: nothing is sent, the answers are kept as "no consent" (000).
@@ -128,6 +173,8 @@ def build_edges(procedure: Procedure) -> Edges:
         for i in range(len(s.steps) - 1)
     }
     add("submitting", "registered", "done", "after_request")
+    if any(step.register_solved for step in p.steps.values()):
+        add("submitting", "registered", "resolved")
     add("after_request", "continue", *request_steps)
     add("after_request", "finish", "done")
     # Every state after the language may start over (restart, new complaint).
@@ -150,4 +197,65 @@ def diagram(edges: Edges) -> str:
                 continue
             for dest in sorted(dests):
                 lines.append(f"    {source} --> {dest}: {trigger}")
+    return "\n".join(lines) + "\n"
+
+
+def _node(procedure: Procedure, state: str) -> str:
+    """The step or form a state belongs to: a form's questions and its checks are one node."""
+    from flows.forms import Forms
+
+    if state in ("language", "privacy"):
+        return "start"
+    if state in ("triage", "category", "danger"):
+        return "triage"
+    if state in ("summary", "edit", "admissibility", "no_consent"):
+        return "check_and_send"
+    form = Forms(procedure).form_of(state)
+    if form is not None:
+        return f"form_{form.id}"
+    return state
+
+
+def step_diagram(procedure: Procedure, edges: Edges, fmt: str = "mermaid") -> str:
+    """One node per step or form, with the routing between them: Mermaid or Graphviz DOT.
+
+    Drawn from the same edges as `diagram`, with the states folded into their step or form (see
+    `_node`); an arrow's label lists the buttons that take it (typed answers are left out).
+    """
+    routes: dict[tuple[str, str], set[str]] = {}
+    for source, triggers in edges.items():
+        for trigger, dests in triggers.items():
+            if trigger == "reset":
+                continue
+            for dest in dests:
+                a, b = _node(procedure, source), _node(procedure, dest)
+                if a == b:
+                    continue
+                labels = routes.setdefault((a, b), set())
+                if trigger != "answer" and not trigger.startswith("lang_"):
+                    labels.add(trigger)
+    nodes = sorted({n for pair in routes for n in pair})
+
+    def label(pair: tuple[str, str]) -> str:
+        shown = sorted(routes[pair])
+        return ", ".join(shown[:4]) + (", …" if len(shown) > 4 else "")
+
+    if fmt == "dot":
+        lines = [f'digraph "{procedure.id}" {{', "  rankdir=TB;", "  node [shape=box];"]
+        for node in nodes:
+            shape = ' shape=ellipse' if node in (*END_STATES, "start") else ""
+            lines.append(f'  "{node}" [label="{node}"{shape}];')
+        for (a, b) in sorted(routes):
+            text = label((a, b))
+            lines.append(f'  "{a}" -> "{b}"' + (f' [label="{text}"];' if text else ";"))
+        return "\n".join(lines) + "\n}\n"
+    if fmt != "mermaid":
+        raise ValueError(f"unknown diagram format {fmt!r} (mermaid or dot)")
+    lines = ["flowchart TD"]
+    for node in nodes:
+        lines.append(f"    {node}([{node}])" if node in (*END_STATES, "start")
+                     else f"    {node}[{node}]")
+    for (a, b) in sorted(routes):
+        text = label((a, b))
+        lines.append(f"    {a} -->|{text}| {b}" if text else f"    {a} --> {b}")
     return "\n".join(lines) + "\n"

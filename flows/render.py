@@ -13,22 +13,28 @@ from typing import Any
 
 from flows.dossier import answer_lines
 from flows.forms import PARTS_DONE, Forms, applies, submission
-from flows.graph import END_STATES, asks_danger, step_number, triage_choices
+from flows.graph import END_STATES, asks_danger, next_kind, step_at, step_number, triage_choices
 from flows.i18n import Catalogs, Translator
 from flows.model import LANGUAGES, Button, OutMessage
-from flows.procedure import Procedure, Schema
+from flows.procedure import DEFAULT_WHO, Procedure, Schema, Step
 from flows.texts import (
     CATEGORY,
     CONTACT,
+    EXCLUSION_LABEL,
+    EXCLUSION_REFERRAL,
     FIELD,
     GLOBAL_ACTIONS,
     KIND,
     KIND_TITLE,
     LANGUAGE_NAMES,
+    NEXT_TEXT,
+    NOTE,
     PREFERENCE,
+    ROLE,
     SUMMARY,
     TRIAGE,
     TRIAGE_CATEGORY,
+    WAY,
     WHO,
 )
 from flows.turn import Turn
@@ -168,9 +174,10 @@ class Renderer:
                 _rows(Button("danger_yes", t._("Yes, I am in danger")), Button("danger_no",
                       t._("No")), per_row=2),
             )
-        if state.endswith("_talk"):
-            return self._render_talk(turn)
-        if state.endswith("_mediation"):
+        at = step_at(self.procedure, state)
+        if at is not None and at[2].kind == "talk":
+            return self._render_talk(turn, at[2])
+        if at is not None and at[2].kind == "mediation":
             return (
                 t._(
                     "Step {step} of {total}: help to find a solution.\n"
@@ -181,7 +188,9 @@ class Renderer:
                 _rows(Button("request_yes", t._("Yes, ask for it")),
                       Button("request_no", t._("No, formal complaint"))),
             )
-        if state.endswith("_confidant"):
+        if at is not None and at[2].kind == "confidant" and at[2].name:
+            return self._render_named_confidant(turn, at[2])
+        if at is not None and at[2].kind == "confidant":
             # 001 art. 5.2: secrecy, except a possible crime, which the confidant reports to the board.
             return (
                 t._(
@@ -200,6 +209,19 @@ class Renderer:
                     per_row=2,
                 ),
             )
+        if at is not None and at[2].kind == "external":
+            return self._render_external(turn, at[0], at[1], at[2])
+        if at is not None and at[2].kind == "exclusions":
+            # 002 §3.1: what this procedure does not handle; each has its own place.
+            return (
+                t._("Can we handle your complaint here? Some things have their own place. "
+                    "Is it about one of these?"),
+                _rows(*(Button(f"excl_{e.id}", t._(EXCLUSION_LABEL[e.referral]))
+                        for e in self.procedure.exclusions),
+                      Button("excl_none", t._("No, none of these"))),
+            )
+        if state == "referral":
+            return self._render_referral(turn)
         if state == "admissibility":
             return self._render_admissibility(turn)
         if state == "summary":
@@ -223,6 +245,16 @@ class Renderer:
         if state == "submitting":
             return t._("One moment, please. We are sending it."), ()
         if state == "after_request":
+            schema = self._schema(turn)
+            index = turn.data.get("step", 0) + 1
+            if index < len(schema.steps) and self.procedure.step(schema.steps[index]).kind \
+                    != "complaint":
+                return (
+                    t._("When you are ready for the next step, press “Next step”. This question "
+                        "waits here for you, also later."),
+                    _rows(Button("continue", t._("Next step")),
+                          Button("finish", t._("No, that is all"))),
+                )
             return (
                 t._("Do you also want to make a formal complaint now? You can also do it later."),
                 _rows(Button("continue", t._("Yes, make complaint")),
@@ -241,11 +273,25 @@ class Renderer:
                                self._global(t, "help"), per_row=2)
         return self._render_field(turn)
 
-    def _render_talk(self, turn: Turn) -> tuple[str, Rows]:
+    def _render_talk(self, turn: Turn, step: Step) -> tuple[str, Rows]:
         t = turn.t
         schema = self._schema(turn)
-        number = self._step_number(turn, "talk")
-        if not schema.face_person:
+        number = self._step_number(turn, step.id)
+        later = next_kind(self.procedure, schema, schema.steps.index(step.id), "complaint")
+        if step.role is not None:
+            # A talk with the roles the definition names (002 §2, 004 step 1 and 3).
+            lines = [t._("Step {step} of {total}: talk about it.\nFirst talk with {person}.")
+                     .format(person=t._(ROLE[step.role]), **number)]
+            if step.then:
+                lines.append(t._("Does that not help? Then talk with {person}.")
+                             .format(person=t._(ROLE[step.then])))
+            if step.ways:
+                lines.append(t._("You can do this: {ways}.")
+                             .format(ways=", ".join(t._(WAY[w]) for w in step.ways)))
+            lines.append(t._("Did you try this?"))
+            text = "\n".join(lines)
+            not_tried = t._("No, I prefer not to")
+        elif not schema.face_person:
             # Unwanted behaviour, or "not sure" (000 Schema B, 004 step 2): never send the client
             # to the person or their manager first. Open with what they may do: the confidant.
             text = t._(
@@ -262,12 +308,85 @@ class Renderer:
                 "their manager, the coordinator."
             ).format(**number) + "\n" + t._("Did you try this?")
             not_tried = t._("No, I prefer not to")
-        return text, _rows(
+        buttons = [
             Button("talk_helped", t._("Yes, it helped")),
             Button("talk_not_helped", t._("Yes, it did not help")),
-            Button("talk_not_tried", not_tried),
-            Button("skip_to_complaint", t._("Formal complaint now")),
-        )
+            # 004: the steps are taken one by one; "not yet" keeps the client at this step.
+            Button("talk_later", t._("Not yet")) if step.required
+            else Button("talk_not_tried", not_tried),
+        ]
+        if later is not None:
+            buttons.append(Button("skip_to_complaint", t._("Formal complaint now")))
+        return text, _rows(*buttons)
+
+    @staticmethod
+    def _contact_lines(t: Translator, step: Step) -> list[str]:
+        """Where to go, as the definition gives it: names and addresses are shown as they are."""
+        lines = []
+        if step.name:
+            lines.append(step.name)
+        if step.link:
+            lines.append(t.ltr(step.link))
+        if step.email:
+            lines.append(t._("E-mail: {address}").format(address=t.ltr(step.email)))
+        if step.phone:
+            lines.append(t._("Phone: {number}").format(number=t.ltr(step.phone)))
+        return lines
+
+    def _render_named_confidant(self, turn: Turn, step: Step) -> tuple[str, Rows]:
+        """004 step 2: one confidant, named in the definition, who may be contacted anonymously."""
+        t = turn.t
+        text = "\n".join([
+            t._(
+                "Step {step} of {total}: the confidant.\n"
+                "You can tell the confidant about your complaint, also without your name. The "
+                "confidant listens and looks with you for a solution, and only acts together "
+                "with you. What you tell stays between you. If you or someone else is in danger, "
+                "you talk together about what to do.\n"
+                "The confidant:"
+            ).format(**self._step_number(turn, step.id)),
+            *self._contact_lines(t, step),
+            t._("You can contact the confidant yourself. Or we send your request now. You do "
+                "not have to give your name."),
+        ])
+        buttons = []
+        if step.preference:
+            buttons += [Button("pref_female", t._("A woman")), Button("pref_male", t._("A man"))]
+        buttons += [Button("pref_none", t._("Send a request")),
+                    Button("pref_no_thanks", t._("No, thank you"))]
+        return text, _rows(*buttons)
+
+    def _render_external(self, turn: Turn, schema: Schema, index: int,
+                         step: Step) -> tuple[str, Rows]:
+        """002 §4.3, 004 step 4: where to take the complaint further, outside this chat."""
+        t = turn.t
+        lines = [t._("Step {step} of {total}: take your complaint further.\n"
+                     "Is your complaint not solved yet? Then you can go to:")
+                 .format(**step_number(self.procedure, schema, index)),
+                 *self._contact_lines(t, step)]
+        if step.choose:
+            lines.append(t._("On the website, scroll down and click: {words}")
+                         .format(words=t.quote(step.choose)))
+        if step.next:
+            lines.append(t._(NEXT_TEXT[step.next]))
+        lines.append(t._("This chat does not send anything there. You contact them yourself."))
+        buttons = [Button("external_done", t._("OK"))]
+        if index + 1 < len(schema.steps):
+            buttons.append(Button("external_next", t._("Next step")))
+        return "\n".join(lines), _rows(*buttons)
+
+    def _render_referral(self, turn: Turn) -> tuple[str, Rows]:
+        """002 §3.1: not for this procedure; where to go instead, and a report is still possible."""
+        t = turn.t
+        exclusion = next(e for e in self.procedure.exclusions
+                         if e.id == turn.data.get("exclusion"))
+        lines = [t._(EXCLUSION_REFERRAL[exclusion.referral])]
+        if exclusion.link:
+            lines.append(t.ltr(exclusion.link))
+        lines.append(t._("You can still register a report here. A report is not handled as a "
+                         "complaint. The organisation uses it to improve its work."))
+        return "\n".join(lines), _rows(Button("report", t._("Register a report")),
+                                       Button("finish", t._("No, that is all")))
 
     def _render_admissibility(self, turn: Turn) -> tuple[str, Rows]:
         t = turn.t
@@ -281,7 +400,7 @@ class Renderer:
                 _rows(Button("adm_register", t._("Yes, register it")),
                       Button("adm_give_name", t._("I will give my name"))),
             )
-        months = self.procedure.limit_months
+        months = self.procedure.limit_for(turn.data.get("category")) or 0
         return (
             t.ngettext(
                 "This happened more than {count} month ago. The committee may not handle "
@@ -300,7 +419,7 @@ class Renderer:
     def _render_field(self, turn: Turn) -> tuple[str, Rows]:
         t = turn.t
         form = self.forms.current(turn)
-        committee = form.mailbox == "committee"
+        committee = form.receiver in ("committee", "chair")
         if turn.state.endswith("_contact_value"):
             if turn.answers.get("contact", {}).get("method") == "phone":
                 return t._("What is your phone number?"), ()
@@ -313,6 +432,14 @@ class Renderer:
                     "press “Done”."),
                 _rows(Button(PARTS_DONE, t._("Done"))),
             )
+        if field_id == "who" and form.who != DEFAULT_WHO:
+            # 002 §3.2: who may complain, as the definition lists it.
+            return (
+                t._("Who is the complaint for?\n"
+                    "• For yourself? Then type your name.\n"
+                    "• Otherwise, press a button."),
+                _rows(*(Button(f"who_{k}", t._(WHO[k])) for k in form.who)),
+            )
         if field_id == "who":
             return (
                 t._(
@@ -321,19 +448,28 @@ class Renderer:
                     "• For someone else, for example as a parent, guardian or authorised person? "
                     "Or do you want to stay anonymous? Then press a button."
                 ),
-                _rows(*(Button(f"who_{k}", t._(v)) for k, v in WHO.items())),
+                _rows(*(Button(f"who_{k}", t._(WHO[k])) for k in form.who)),
             )
         if field_id == "name":
             if turn.answers.get("who") == "representative":
                 return t._("What is the name of the person you complain for?"), ()
+            if turn.answers.get("who") == "group":
+                return t._("What is the name of the group?"), ()
             return t._("What is your name?"), ()
+        if field_id == "representative_name" and turn.answers.get("who") == "group":
+            # 002 §3.2: the organisation talks with the representative the group named.
+            return t._("Who represents the group? Write their name. We talk with this "
+                       "person."), ()
         if field_id == "representative_name":
             return t._("What is your own name?"), ()
         if field_id == "representative_relation":
-            return t._(
+            question = t._(
                 "How are you related to this person? For example: parent, guardian, or "
                 "authorised person."
-            ), ()
+            )
+            if field_id in form.notes:
+                question += "\n" + t._(NOTE[form.notes[field_id]])
+            return question, ()
         if field_id == "staff":
             return (
                 t._(
@@ -371,8 +507,8 @@ class Renderer:
             )
         if field_id == "contact":
             question = (
-                t._("How can the committee contact you?")
-                if committee
+                t._("How can the manager contact you?") if form.receiver == "manager"
+                else t._("How can the committee contact you?") if committee
                 else t._("How can the confidant contact you?")
             )
             return question, _rows(*(Button(f"contact_{k}", t._(v)) for k, v in CONTACT.items()))
@@ -401,7 +537,7 @@ class Renderer:
         lines = [t._("Please check your answers:")]
         kind = submission(turn, form)["kind"]
         lines.append(f"• {t._(SUMMARY['kind'])}: {t._(KIND[kind])}")
-        if form.id == "confidant_request" and turn.data.get("preference"):
+        if form.receiver == "confidants" and turn.data.get("preference"):
             lines.append(
                 f"• {t._(SUMMARY['confidant'])}: {t._(PREFERENCE[turn.data['preference']])}"
             )
@@ -413,7 +549,7 @@ class Renderer:
         lines.append("")
         lines.append(t._("Is everything correct?"))
         # 000 "alleen gedeeld met toestemming": say who receives it; pressing Send is the consent.
-        lines.append(self._receivers(t, form.id, kind))
+        lines.append(self._receivers(t, form.receiver, kind))
         lines.append(
             t._("If you press “{button}”, you give your consent for this. Without your consent "
                 "we send nothing.").format(button=send)
@@ -425,21 +561,32 @@ class Renderer:
         )
 
     @staticmethod
-    def _receivers(t: Translator, form_id: str, kind: str) -> str:
+    def _receivers(t: Translator, receiver: str, kind: str) -> str:
         """Who receives what the client sends, said on the summary before they press Send."""
-        if kind == "report":
+        if kind == "report" and receiver == "committee":
             # 001 art. 13.3 and 17.5: registered only, not handled.
             return t._("We only register this as a report. Only the complaints committee "
                        "reads it.")
-        if form_id == "confidant_request":
+        if kind == "report":
+            return t._("We only register this as a report. Only the people who handle "
+                       "complaints read it.")
+        if receiver == "confidants":
             # 001 art. 5.2: confidants keep it secret, except a possible crime (to the board).
             return t._("We send this to the confidants. Only the confidants read it. They keep it "
                        "secret, with one exception: they must report a possible crime to the "
                        "board of the organisation.")
-        if form_id == "mediation_request":
+        if receiver == "confidant":
+            # 004 step 2: what is told stays between the client and the confidant.
+            return t._("We send this to the confidant. Only the confidant reads it. What you tell "
+                       "stays between you and the confidant.")
+        if receiver == "chair":
             # 000 Schema A step 2: the chair of the committee helps to find a solution.
             return t._("We send this to the chair of the complaints committee. The chair "
                        "contacts you and the other person.")
+        if receiver == "manager":
+            # 002 §4.2: the manager talks with the client, preferably with the employee there.
+            return t._("We send this to the organisation. The manager of the employee reads it. "
+                       "The employee will hear what it says, so that they can answer.")
         # 001 art. 14.4 and 14.9: the person concerned hears what the complaint says.
         return t._("We send this to the complaints committee. Only the committee reads it. The "
                    "person it is about will hear what it says, so that they can answer.")
@@ -467,7 +614,7 @@ class Renderer:
     # --- small lookups -------------------------------------------------------------------------
 
     def _step_number(self, turn: Turn, step: str) -> dict[str, int]:
-        return step_number(self._schema(turn), step)
+        return step_number(self.procedure, self._schema(turn), step)
 
     def _schema(self, turn: Turn) -> Schema:
         return self.procedure.schemas[turn.data["schema"]]

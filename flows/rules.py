@@ -58,11 +58,13 @@ def is_out_of_time(incident: date | None, category: str | None, procedure: Proce
                    today: date) -> bool:
     """001 art. 13.1: events more than one year before receipt are not admissible.
 
-    002 §3.1: no time limit for sexual harassment. An unknown date is never held against the client.
+    002 §3.1: 36 months for youth care, no time limit for sexual harassment (limits per category in
+    the definition). An unknown date is never held against the client.
     """
-    if incident is None or (category in procedure.no_limit_categories):
+    months = procedure.limit_for(category)
+    if incident is None or months is None:
         return False
-    return incident < months_before(today, procedure.limit_months)
+    return incident < months_before(today, months)
 
 
 def deadlines(received: datetime, procedure: Procedure) -> dict[str, date]:

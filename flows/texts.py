@@ -33,6 +33,8 @@ CATEGORY = {
     "bullying": N_("Bullying"),
     "aggression": N_("Aggression"),
     "sexual_harassment": N_("Sexual harassment"),
+    "youth_care": N_("Youth care"),
+    "nuisance": N_("Trouble from their work"),
     "other": N_("Something else"),
     "unsure": N_("Not sure yet"),
 }
@@ -110,7 +112,80 @@ ADDED = {
 WHO = {
     "self": N_("For myself"),
     "representative": N_("For someone else"),
+    # 002 §3.2: someone who is directly troubled by the organisation's work, e.g. a neighbour.
+    "affected": N_("I am troubled by their work"),
+    # 002 §3.2: a group, with a representative named by the group.
+    "group": N_("For a group"),
     "anonymous": N_("I stay anonymous"),
+}
+
+# The roles a talk step names, always after "talk with" (in Ukrainian: the instrumental case).
+ROLE = {
+    "volunteer": N_("the person it is about"),
+    "coordinator": N_("their manager, the coordinator"),
+    "employee": N_("the employee it is about"),
+    "manager": N_("the manager of this employee"),
+    "coach": N_("your coach"),
+    "generalist": N_("your generalist at the municipality"),
+}
+
+# How a client may raise it at a talk step (004 step 1: a talk, WhatsApp or mail).
+WAY = {
+    "talk": N_("in a talk"),
+    "whatsapp": N_("by WhatsApp"),
+    "email": N_("by e-mail"),
+    "phone": N_("by phone"),
+}
+
+# 002 §3.1: what the procedure does not handle (button), and where to go instead (referral).
+EXCLUSION_LABEL = {
+    "municipal_decision": N_("A decision of the municipality (Wmo or youth care)"),
+    "own_procedure": N_("A service with its own complaint procedure"),
+    "handled_before": N_("The same complaint was handled before"),
+    "court": N_("The same complaint went to a court"),
+    "damages": N_("I want money or a criminal case"),
+}
+EXCLUSION_REFERRAL = {
+    "municipal_decision": N_(
+        "The municipality decides about Wmo support and youth care, not the organisation. "
+        "Do you disagree with the decision? Then you can object at the municipality. The "
+        "letter with the decision says how."
+    ),
+    "own_procedure": N_(
+        "This service has its own complaint procedure. Please make your complaint there. Ask "
+        "the service how."
+    ),
+    "handled_before": N_(
+        "A complaint that was already handled is not handled again here. Do you have a new "
+        "problem? Then start again with a new complaint."
+    ),
+    "court": N_(
+        "A complaint that went to a court is not handled here. The court decides about it."
+    ),
+    "damages": N_(
+        "This procedure cannot give you money, and it cannot start a criminal case. For a "
+        "crime, you can go to the police."
+    ),
+}
+
+# What happens after an external step (002 §4.3, 004 step 4).
+NEXT_TEXT = {
+    "committee_own_rules": N_(
+        "The committee has its own rules. You find them on the same website."
+    ),
+    "form_contact_two_working_days": N_(
+        "There you fill in a form about yourself and your care provider, and you describe "
+        "your complaint. They contact you within two working days. Together you look at how "
+        "to handle your complaint."
+    ),
+}
+
+# A note shown with a question (002 footnote 2).
+NOTE = {
+    "representative_limits": N_(
+        "A mentor, administrator (bewindvoerder) or curator may only complain about their own "
+        "task. For example: an administrator only about money matters."
+    ),
 }
 
 # Buttons that work at every moment, on top of the procedure.

@@ -282,3 +282,20 @@ def test_diagram_lists_every_edge(engine: Engine) -> None:
     assert "    language --> triage: lang_uk" in diagram
     edges = sum(len(d) for t in engine.edges.values() for k, d in t.items() if k != "reset")
     assert diagram.count(" --> ") == edges + 1
+
+
+@pytest.mark.parametrize("name", ["regioverband", "lentl", "coaching"])
+def test_step_diagram_has_one_node_per_step_or_form(catalogs: Catalogs, name: str) -> None:
+    """The readable diagram: each schema step and each form is one node, no question states."""
+    p = load_procedure(default_procedure_path().parent / f"{name}.toml")
+    engine = Engine(p, catalogs)
+    mermaid, dot = engine.step_diagram(), engine.step_diagram("dot")
+    assert mermaid.startswith("flowchart TD") and dot.startswith("digraph")
+    for schema in p.schemas.values():
+        for step_id in schema.steps:
+            if p.step(step_id).kind != "complaint":
+                assert f"{schema.id}_{step_id}[" in mermaid
+    for form in p.forms.values():
+        assert f"form_{form.id}[" in mermaid and f'"form_{form.id}"' in dot
+        assert f"{form.id}_{form.fields[1]}" not in mermaid
+    assert len(mermaid.splitlines()) < 80

@@ -49,3 +49,92 @@ def test_invalid_definitions_are_refused_clearly(change: Any, message: str) -> N
     change(raw)
     with pytest.raises(ProcedureError, match=message):
         parse_procedure(raw)
+
+
+# --- the bundled procedures of 002 and 004, and errors that name the file and line -------------
+
+PROCEDURES = default_procedure_path().parent
+LENTL = """\
+[procedure]
+id = "x"
+
+[mailboxes]
+complaints = "k@example.org"
+
+[[triage]]
+id = "dissatisfied"
+schema = "main"
+
+[schemas.main]
+steps = ["talk_first", "okc"]
+
+[steps.talk_first]
+kind = "talk"
+with = "employee"
+
+[steps.okc]
+kind = "external"
+link = "https://example.org"
+
+[forms.complaint]
+mailbox = "complaints"
+fields = ["who", "name", "consent"]
+"""
+
+
+def test_lentl_definition_follows_002() -> None:
+    """002: exclusions, the talk, the manager, the OKC; 36 months for youth care; lapse after 2 months."""
+    p = load_procedure(PROCEDURES / "lentl.toml")
+    assert p.schemas["main"].steps == ("check", "employee", "manager", "okc")
+    assert p.kinds(p.schemas["main"]) == ("exclusions", "talk", "complaint", "external")
+    assert (p.limit_for("help"), p.limit_for("youth_care"), p.limit_for("sexual_harassment")) \
+        == (12, 36, None)
+    assert [e.referral for e in p.exclusions] == [
+        "municipal_decision", "own_procedure", "handled_before", "court", "damages"]
+    assert p.forms["complaint"].who == ("self", "representative", "affected", "group", "anonymous")
+    assert p.steps["employee"].register_solved and p.lapse_days == 61
+
+
+def test_coaching_definition_follows_004() -> None:
+    """004: coach, the named confidant (anonymous), the generalist, the committee's website form."""
+    p = load_procedure(PROCEDURES / "coaching.toml")
+    assert p.kinds(p.schemas["steps"]) == ("talk", "confidant", "talk", "external")
+    assert p.steps["coach"].ways == ("talk", "whatsapp", "email")
+    assert p.steps["confidant"].name == "Aileen Kivits" and not p.steps["confidant"].preference
+    assert p.steps["generalist"].required
+    assert p.steps["committee"].link == "https://www.erisietsmisgegaan.nl"
+    assert p.lapse_days is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message", "line"),
+    [
+        ('kind = "external"', 'kind = "phone_call"', "unknown step kind 'phone_call'", 19),
+        ('schema = "main"', 'schema = "mian"', "unknown schema 'mian' (a route to nowhere)", 9),
+        ('steps = ["talk_first", "okc"]', 'steps = ["talk_first", "nowhere"]',
+         "unknown step 'nowhere'", 12),
+        ('with = "employee"', 'with = "neighbour"', "unknown role 'neighbour'", 16),
+        ('link = "https://example.org"', 'next = "goodbye"\nlink = "x"', "unknown text id 'goodbye'",
+         20),
+        ('fields = ["who", "name", "consent"]', 'fields = ["who", "shoe_size", "consent"]',
+         "unknown field 'shoe_size'", 24),
+        ('with = "employee"', 'with = "employee"\ncolour = "red"', "unknown key 'colour'", 17),
+    ],
+)
+def test_mistakes_name_the_file_and_line(tmp_path: Any, old: str, new: str, message: str,
+                                         line: int) -> None:
+    """A mistake in a definition names the file, the line and the table, and says what is wrong."""
+    path = tmp_path / "broken.toml"
+    assert old in LENTL
+    path.write_text(LENTL.replace(old, new), encoding="utf-8")
+    with pytest.raises(ProcedureError) as caught:
+        load_procedure(path)
+    assert str(caught.value).startswith(f"{path}, line {line}: [")
+    assert message in str(caught.value)
+
+
+def test_small_definition_without_a_complaint_committee_loads(tmp_path: Any) -> None:
+    """A procedure may end outside the bot (an external step) instead of with a complaint."""
+    path = tmp_path / "ok.toml"
+    path.write_text(LENTL, encoding="utf-8")
+    assert load_procedure(path).kinds(load_procedure(path).schemas["main"]) == ("talk", "external")
