@@ -18,14 +18,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from flows.handoff import FileOut
 from flows.model import Button, OutMessage
-from storage import Database
+from storage import ConcurrentUpdateError, Database, UnitOfWork
 from storage.repositories import OwedMessage
+
+T = TypeVar("T")
+RETRIES = 8  # with the 10 s busy timeout of SQLite: a write lock held for a minute is waited out
+
+
+class Addressed(Protocol):
+    """Items for one chat (a handoff's `Envelope`)."""
+
+    @property
+    def channel(self) -> str: ...
+
+    @property
+    def chat_id(self) -> str: ...
+
+    @property
+    def items(self) -> Sequence[OutMessage | FileOut]: ...
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +116,53 @@ class Channels:
 # --- issue 10: messages owed to people, stored, then sent ---------------------------------------
 
 
+async def owe(uow: UnitOfWork, owed_channels: AbstractSet[str], channel: str, chat_id: str,
+              items: Sequence[OutMessage | FileOut], state: str | None,
+              now: datetime) -> tuple[int, ...]:
+    """Store what a chat is owed, in the caller's unit of work; the ids (aligned with `items`).
+
+    Only for channels that send owed rows and mark them sent (`owed_channels`); elsewhere nothing
+    is stored and the ids are empty (the message is sent after the commit, or lost with a crash)."""
+    if channel not in owed_channels or not items:
+        return ()
+    return tuple(await uow.owed.add(channel, chat_id,
+                                    [item_to_json(i, state) for i in items], now))
+
+
+async def owe_envelopes(uow: UnitOfWork, owed_channels: AbstractSet[str],
+                        envelopes: Sequence[Addressed],
+                        now: datetime) -> tuple[tuple[int, ...], ...]:
+    """`owe` for each envelope (messages for other chats), aligned with `envelopes`."""
+    return tuple([await owe(uow, owed_channels, env.channel, env.chat_id, env.items, None, now)
+                  for env in envelopes])
+
+
+async def retried(attempt: Callable[[], Awaitable[T]]) -> T:
+    """A unit of work (that may owe messages) run again from the start when it lost a race (two
+    units of work numbering one chat's owed rows) or met a busy database: it rolled back, so
+    nothing half-done is ever committed."""
+    tries = 1
+    while True:
+        try:
+            return await attempt()
+        except (ConcurrentUpdateError, IntegrityError, OperationalError) as exc:
+            if not retryable(exc) or tries == RETRIES:
+                raise
+            log.warning("retrying a unit of work (attempt %d): %s", tries, type(exc).__name__)
+            await asyncio.sleep(min(2.0, 0.05 * 2**tries))
+            tries += 1
+
+
+def retryable(exc: Exception) -> bool:
+    """A lost race or a busy database: the whole unit of work can simply run again."""
+    if isinstance(exc, ConcurrentUpdateError):
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    if isinstance(exc, OperationalError):
+        return "database is locked" in text or "deadlock" in text or "could not serialize" in text
+    # Two processes creating the same conversation, or inserting the same inbound update id.
+    return "unique" in text or "duplicate key" in text
+
 
 def item_to_json(item: OutMessage | FileOut, state: str | None) -> dict[str, Any]:
     """An item (and the conversation state its buttons belong to) as JSON data to store."""
@@ -152,3 +218,8 @@ class OwedMarker:
         """What is still owed on a channel (at start-up), per chat in order."""
         async with self.db.unit_of_work(read_only=True) as uow:
             return await uow.owed.unsent(channel)
+
+    async def owed_to(self, channel: str, chat_id: str) -> list[OwedMessage]:
+        """What is still owed to one chat, in order (an index-backed query)."""
+        async with self.db.unit_of_work(read_only=True) as uow:
+            return await uow.owed.unsent_for_chat(channel, chat_id)

@@ -9,7 +9,9 @@ Two doors lead here:
 * the confidant's side (`from_confidant`) and the timeout (`expire`) open their own units of work.
 
 Everything returns `Envelope`s: messages for other chats, sent only after the commit, by whichever
-channel runs them (`bot.services.delivery.Channels.deliver`).
+channel runs them (`bot.services.delivery.Channels.deliver`). Issue 10: what they owe people is
+stored in the same unit of work (owed rows, for the channels in `owed_channels`): by the intake
+service on the client's side, by `confidant_update` and `expire_owed` on the confidant's side.
 
 Channel-neutral: the client and the confidant are reached at an address (channel, chat id); the
 client may be on WhatsApp and the confidant on Telegram. One desk serves the process: every channel
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.services import delivery
 from bot.services.organisation import Confidant, Organisation
 from flows import rules
 from flows.handoff import (
@@ -61,6 +64,7 @@ class DeskHolder(Protocol):
     """Where the process keeps its one desk (the intake service's `handoffs`)."""
 
     handoffs: HandoffDesk | None
+    owed_channels: set[str]
 
 
 class FileDeleter(Protocol):
@@ -74,6 +78,19 @@ class Envelope:
     channel: str
     chat_id: str
     items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a confidant's update or the timeout produced, committed (issue 10): `messages` for the
+    confidant's own chat, `others` for other chats; the owed row ids aligned with each (empty
+    where the channel does not keep owed rows)."""
+
+    messages: tuple[OutMessage, ...] = ()
+    others: tuple[Envelope, ...] = ()
+    owed: tuple[int, ...] = ()
+    others_owed: tuple[tuple[int, ...], ...] = ()
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,7 @@ class HandoffDesk:
         clock: Callable[[], datetime],
         files: FileDeleter | None = None,
         channels: tuple[str, ...] = (),
+        owed_channels: set[str] | None = None,
     ) -> None:
         self.organisation = organisation
         self.rules = Rules(catalogs)
@@ -102,6 +120,9 @@ class HandoffDesk:
         self.clock = clock
         self.files = files
         self.live: set[str] = set(channels)  # channels running here that carry live chats
+        # Issue 10: channels that send owed rows and mark them sent (shared with the intake
+        # service by `open_desk`): what the desk owes chats there is stored with its state change.
+        self.owed_channels: set[str] = owed_channels if owed_channels is not None else set()
         self.confidants = {c.key: c for c in organisation.confidants}
         self.staff: dict[Address, Confidant] = {
             address: c for c in organisation.confidants for address in c.addresses}
@@ -368,19 +389,49 @@ class HandoffDesk:
     async def from_confidant(
         self, address: Address, event: Event, *, update_id: str | None, language: str | None,
     ) -> tuple[tuple[OutMessage, ...], tuple[Envelope, ...]]:
-        """One update from a confidant's address: the reply to them, and envelopes for others."""
+        """One update from a confidant's address: the reply to them, and envelopes for others.
+
+        Stores nothing owed: for a channel that does not mark owed rows sent (`confidant_update`
+        is the stored-then-sent door)."""
+        reply = await self._confidant_update(address, event, update_id, language, owe=False)
+        return reply.messages, reply.others
+
+    async def confidant_update(
+        self, address: Address, event: Event, *, update_id: str | None, language: str | None,
+    ) -> Reply:
+        """One update from a confidant's address, in one unit of work with what it owes people
+        (issue 10): the reply to the confidant (`messages`, `owed`) and the envelopes for other
+        chats (`others`, `others_owed`), stored for the channels in `owed_channels`, already
+        committed. The channel sends them and marks each owed row sent."""
+        return await self._confidant_update(address, event, update_id, language, owe=True)
+
+    async def _confidant_update(
+        self, address: Address, event: Event, update_id: str | None, language: str | None, *,
+        owe: bool,
+    ) -> Reply:
         language = language if language in self.rules.catalogs.languages else None
-        now = self.clock()
         confidant = self.staff.get(address)
         if confidant is None:
-            return (self.rules.invalid(language, staff=True),), ()
-        async with self.db.unit_of_work() as uow:
-            if update_id is not None and await uow.inbound.seen(address[0], update_id, now):
-                return (), ()
-            reply, others = await self._confidant_event(uow, confidant.key, address, event,
-                                                        language, now)
-            await uow.commit()
-        return reply, others
+            return Reply((self.rules.invalid(language, staff=True),))
+
+        async def attempt() -> Reply:
+            now = self.clock()
+            async with self.db.unit_of_work() as uow:
+                if update_id is not None and await uow.inbound.seen(address[0], update_id, now):
+                    return Reply((), duplicate=True)
+                reply, others = await self._confidant_event(uow, confidant.key, address, event,
+                                                            language, now)
+                owed: tuple[int, ...] = ()
+                others_owed: tuple[tuple[int, ...], ...] = ()
+                if owe:
+                    owed = await delivery.owe(uow, self.owed_channels, address[0], address[1],
+                                              reply, None, now)
+                    others_owed = await delivery.owe_envelopes(uow, self.owed_channels, others,
+                                                               now)
+                await uow.commit()
+            return Reply(reply, others=others, owed=owed, others_owed=others_owed)
+
+        return await delivery.retried(attempt)
 
     async def _confidant_event(
         self, uow: UnitOfWork, confidant_id: int, address: Address, event: Event,
@@ -470,21 +521,36 @@ class HandoffDesk:
     # --- the timeout --------------------------------------------------------------------------
 
     async def expire(self) -> tuple[Envelope, ...]:
-        """Offers nobody accepted in time: tell the client and the confidants asked."""
-        now = self.clock()
-        out: list[Envelope] = []
-        async with self.db.unit_of_work() as uow:
-            for rec in await uow.handoffs.due(now):
-                if not await uow.handoffs.transition(_hid(rec), ("offered",), "expired", now):
-                    continue
-                waiting = [m for m in await uow.handoffs.messages(_hid(rec)) if not m.delivered]
-                await self._drop_files(uow, _hid(rec))
-                await uow.handoffs.delete_messages(_hid(rec))
-                outcome = self.rules.expired(self._domain(rec), unread=len(waiting))
-                await uow.audit.record(now, "system", "handoff_expired", rec.case_reference)
-                out.extend(self._envelopes(rec, outcome, client_too=True))
-            await uow.commit()
-        return tuple(out)
+        """Offers nobody accepted in time: tell the client and the confidants asked.
+
+        Stores nothing owed (see `expire_owed`)."""
+        return (await self._expire(owe=False)).others
+
+    async def expire_owed(self) -> Reply:
+        """`expire`, with the messages it owes stored in its unit of work (issue 10): `others`
+        and `others_owed`, committed; the channels send them and mark the rows sent."""
+        return await self._expire(owe=True)
+
+    async def _expire(self, *, owe: bool) -> Reply:
+        async def attempt() -> Reply:
+            now = self.clock()
+            out: list[Envelope] = []
+            async with self.db.unit_of_work() as uow:
+                for rec in await uow.handoffs.due(now):
+                    if not await uow.handoffs.transition(_hid(rec), ("offered",), "expired", now):
+                        continue
+                    waiting = [m for m in await uow.handoffs.messages(_hid(rec))
+                               if not m.delivered]
+                    await self._drop_files(uow, _hid(rec))
+                    await uow.handoffs.delete_messages(_hid(rec))
+                    outcome = self.rules.expired(self._domain(rec), unread=len(waiting))
+                    await uow.audit.record(now, "system", "handoff_expired", rec.case_reference)
+                    out.extend(self._envelopes(rec, outcome, client_too=True))
+                owed = await delivery.owe_envelopes(uow, self.owed_channels, out, now) if owe else ()
+                await uow.commit()
+            return Reply((), others=tuple(out), others_owed=owed)
+
+        return await delivery.retried(attempt)
 
 
 def _address(raw: Any) -> Address:
@@ -498,7 +564,8 @@ def open_desk(host: ServiceHost, service: DeskHolder, channel: str) -> HandoffDe
     """The process's one desk (made by the first channel that joins), joined by `channel`."""
     desk = service.handoffs
     if desk is None:
-        desk = HandoffDesk(host.organisation, host.catalogs, host.db, host.clock, files=host.files)
+        desk = HandoffDesk(host.organisation, host.catalogs, host.db, host.clock, files=host.files,
+                           owed_channels=service.owed_channels)
         service.handoffs = desk
     desk.live.add(channel)
     return desk

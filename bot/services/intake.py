@@ -28,6 +28,8 @@ from bot.mail.compose import (
     new_message_id,
 )
 from bot.mail.pgp import EncryptionError, PublicKey, encrypt_mail
+from bot.services.delivery import RETRIES, owe, owe_envelopes
+from bot.services.delivery import retryable as _retryable
 from flows.complaint import complaint_document
 from flows.engine import WITHDRAWABLE, Engine
 from flows.model import (
@@ -59,7 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRIES = 8  # with the 10 s busy timeout of SQLite: a write lock held for a minute is waited out
 
 # The refusal of a too big file (flows/engine.py says it; its `{size}` is in megabytes).
 TOO_BIG = "This file is too big. The limit is {size} MB. Please send a smaller file."
@@ -230,20 +231,8 @@ class IntakeService:
         others: Sequence[Envelope], state: str | None, now: datetime,
     ) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
         """Store what this event owes people, in its own unit of work (issue 10)."""
-        from bot.services.delivery import item_to_json
-
-        owed: tuple[int, ...] = ()
-        if channel in self.owed_channels:
-            owed = tuple(await uow.owed.add(
-                channel, chat_id, [item_to_json(m, state) for m in messages], now))
-        others_owed = []
-        for env in others:
-            ids: list[int] = []
-            if env.channel in self.owed_channels:
-                ids = await uow.owed.add(env.channel, env.chat_id,
-                                         [item_to_json(i, None) for i in env.items], now)
-            others_owed.append(tuple(ids))
-        return owed, tuple(others_owed)
+        owed = await owe(uow, self.owed_channels, channel, chat_id, messages, state, now)
+        return owed, await owe_envelopes(uow, self.owed_channels, others, now)
 
     def _size_named(self, messages: list[OutMessage], language: str | None,
                     event: AttachmentRefused) -> list[OutMessage]:
@@ -469,14 +458,3 @@ def _id(stored: StoredConversation) -> int:
     if stored.id is None:
         raise RuntimeError("conversation must be saved before its effects are carried out")
     return stored.id
-
-
-def _retryable(exc: Exception) -> bool:
-    """A lost race or a busy database: the whole unit of work can simply run again."""
-    if isinstance(exc, ConcurrentUpdateError):
-        return True
-    text = str(getattr(exc, "orig", exc)).lower()
-    if isinstance(exc, OperationalError):
-        return "database is locked" in text or "deadlock" in text or "could not serialize" in text
-    # Two processes creating the same conversation, or inserting the same inbound update id.
-    return "unique" in text or "duplicate key" in text
