@@ -45,6 +45,8 @@ KIND_LABELS: Mapping[str, str] = {
     "mediation_request": "Verzoek om bemiddeling",
     "confidant_request": "Verzoek vertrouwenspersoon",
     "report": "Melding (alleen registratie)",
+    # 002 §2.3, 003 §5: dissatisfaction solved in a talk, registered for the full picture.
+    "signal": "Signaal (opgelost in een gesprek)",
 }
 SCHEMA_LABELS: Mapping[str, str] = {
     "A": "A (ontevredenheid of conflict met begeleiding)",
