@@ -211,6 +211,22 @@ def default_procedure_path() -> Path:
     return Path(__file__).parent / "procedures" / "regioverband.toml"
 
 
+def bundled_procedures() -> dict[str, Path]:
+    """The procedures that ship with Klachtwijzer, by name: regioverband (000 + 001, the default),
+    lentl (002) and coaching (004)."""
+    folder = Path(__file__).parent / "procedures"
+    return {path.stem: path for path in sorted(folder.glob("*.toml"))}
+
+
+def procedure_path(value: str, base: Path) -> Path:
+    """A procedure named in a config: a bundled one by name ("lentl"), else a file relative to
+    `base` (the config's folder)."""
+    bundled = bundled_procedures()
+    if value in bundled:
+        return bundled[value]
+    return base / value
+
+
 def load_procedure(path: Path | None = None) -> Procedure:
     """Read and check a procedure definition; raise `ProcedureError` naming the file and line."""
     source = path or default_procedure_path()

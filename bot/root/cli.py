@@ -40,7 +40,7 @@ from bot.services.organisation import ConfigError, Organisation, load_organisati
 from flows.engine import Engine
 from flows.i18n import load_catalogs
 from flows.model import LANGUAGES
-from flows.procedure import ProcedureError
+from flows.procedure import ProcedureError, bundled_procedures, load_procedure, procedure_path
 from storage import generate_key
 
 if TYPE_CHECKING:
@@ -253,11 +253,26 @@ def keygen() -> None:
 @cli.command()
 def diagram(
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    procedure: Annotated[str | None, typer.Option(
+        help="A bundled procedure (" + ", ".join(bundled_procedures()) + ") or a definition "
+             "file; default: the organisation's")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="steps (Mermaid flowchart, one node per "
+                                     "step or form), dot (the same for Graphviz), or states "
+                                     "(every state of the machine)")] = "steps",
 ) -> None:
-    """Draw the organisation's procedure as a Mermaid state diagram."""
-    settings = _settings()
-    org = load_organisation(settings.config)
-    text = Engine(org.procedure, load_catalogs(), organisation=org.name).diagram()
+    """Draw a procedure: one node per step or form, with the routing between them."""
+    if fmt not in ("steps", "dot", "states"):
+        raise typer.BadParameter("choose steps, dot or states", param_hint="--format")
+    if procedure is None:
+        settings = _settings()
+        org = load_organisation(settings.config)
+        chosen, name = org.procedure, org.name
+    else:
+        chosen = load_procedure(procedure_path(procedure, Path.cwd()))
+        name = chosen.name
+    engine = Engine(chosen, load_catalogs(), organisation=name)
+    text = engine.diagram() if fmt == "states" else engine.step_diagram(
+        "dot" if fmt == "dot" else "mermaid")
     if output:
         output.write_text(text, encoding="utf-8")
     else:

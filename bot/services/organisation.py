@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from bot.mail.pgp import PublicKey, keys_by_address, load_mailbox_keys
-from flows.procedure import Procedure, load_procedure
+from flows.procedure import Procedure, load_procedure, procedure_path
 from flows.rules import normalise_email
 
 
@@ -102,8 +102,8 @@ def load_organisation(path: Path | None) -> Organisation:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"KLACHTWIJZER_CONFIG {path}: {exc}") from exc
-    procedure_path = raw.get("procedure")
-    procedure = load_procedure((path.parent / procedure_path) if procedure_path else None)
+    chosen = raw.get("procedure")  # a bundled procedure's name, or a file beside the config
+    procedure = load_procedure(procedure_path(str(chosen), path.parent) if chosen else None)
     mailboxes = dict(procedure.mailboxes)
     for key, value in raw.get("mailboxes", {}).items():
         if key not in mailboxes:
