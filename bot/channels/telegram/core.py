@@ -1,18 +1,23 @@
 """Telegram: what python-telegram-bot and aiogram share (`run.py` starts one of them).
 
 The two adapters (ptb_adapter.py, aiogram_adapter.py beside this file) only receive updates
-(polling or webhook) and call Bot API methods; everything else happens here, once, for both:
+(polling or webhook) and call Bot API methods; everything else happens in this package, once, for
+both (this module re-exports the names of its siblings, as before the split):
 
-* `parse_update` turns an update (the Bot API's JSON, as both libraries can give it) into
-  `Incoming`; only private chats are served;
-* `CallbackCodec` puts `button id | state code | MAC` into `callback_data` (at most 64 bytes): the
-  MAC binds a button to its chat and cannot be forged without the bot token; the state code makes a
-  button from an older question stale (the engine refuses it politely);
-* `Pacer` sends at most ~1 message per second per chat (short bursts allowed), one chat's messages
-  in order, and waits out 429 `retry_after`;
-* `TelegramCore` routes an update: coordinators' staff commands, confidants (bot/services/handoffs.py),
-  clients (the intake service, exactly once per `update_id`), with a per-chat flood limit, a typing
-  indicator and attachments (downloaded, size-limited, stored encrypted under random names).
+* `api.py`: the `BotApi` each adapter implements, its errors, `TelegramOptions`, `split_text`;
+* `updates.py`: `parse_update` turns an update (the Bot API's JSON, as both libraries can give
+  it) into `Incoming`, only private chats are served; `CallbackCodec` puts
+  `button id | state code | MAC` into `callback_data` (at most 64 bytes): the MAC binds a button
+  to its chat and cannot be forged without the bot token; the state code makes a button from an
+  older question stale (the engine refuses it politely);
+* `pacing.py`: `Pacer` sends at most ~1 message per second per chat (short bursts allowed), one
+  chat's messages in order, and waits out 429 `retry_after`; `FloodLimit` caps incoming updates;
+* `logs.py`: library loggers kept quiet, the token redacted;
+* `TelegramCore` (here) routes an update: coordinators' staff commands (bot/services/staff.py),
+  confidants (bot/services/handoffs.py), clients (the intake service, exactly once per
+  `update_id`), with a per-chat flood limit, a typing indicator and attachments (downloaded,
+  size-limited, stored encrypted under random names);
+* `serve.py`: the `ChannelSender` "telegram", the settings check, and `serve` (one adapter).
 
 Nothing here logs names, texts, chat ids or the token.
 """
@@ -20,24 +25,48 @@ Nothing here logs names, texts, chat ids or the token.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import csv
-import hashlib
-import hmac
-import io
 import logging
-import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import date
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.services.delivery import Delivery, OwedMarker, item_from_json
-from bot.services.handoffs import SENDER_NAME, Envelope, HandoffDesk, leave_desk, open_desk
+from bot.channels.telegram.api import (
+    ALLOWED_UPDATES,
+    MAX_TEXT,
+    RLM,
+    BotApi,
+    Keyboard,
+    TelegramApiError,
+    TelegramFileTooBig,
+    TelegramOptions,
+    TelegramRetryAfter,
+    TelegramUnavailable,
+    split_text,
+)
+from bot.channels.telegram.logs import NOISY_LOGGERS, RedactToken, quiet_logging
+from bot.channels.telegram.pacing import FloodLimit, Pacer
+from bot.channels.telegram.updates import (
+    MAX_CALLBACK_BYTES,
+    CallbackCodec,
+    Incoming,
+    IncomingFile,
+    parse_update,
+    state_code,
+)
+from bot.services.delivery import OwedMarker, item_from_json
+from bot.services.handoffs import SENDER_NAME, Envelope, HandoffDesk
+from bot.services.staff import (
+    SIGNAL_FIELDS,
+    STAFF_COMMANDS,
+    StaffCommands,
+    StaffService,
+    period,
+    signals_csv,
+    stats_text,
+)
 from flows.handoff import CONFIDANT_LANGUAGE, FileOut, Item, parse_button
 from flows.i18n import N_, Translator
 from flows.model import (
@@ -56,8 +85,45 @@ from flows.texts import GLOBAL_ACTIONS
 if TYPE_CHECKING:
     from bot.channels.ports import ChannelHost
 
+__all__ = [
+    "ALLOWED_UPDATES",
+    "CHANNEL",
+    "CONFIDANT_MENU",
+    "COORDINATOR_MENU",
+    "MAX_CALLBACK_BYTES",
+    "MAX_TEXT",
+    "MENU_COMMANDS",
+    "NOISY_LOGGERS",
+    "RECENT_UPDATES",
+    "RLM",
+    "SIGNAL_FIELDS",
+    "STAFF_COMMANDS",
+    "TYPING_AFTER",
+    "Adapter",
+    "BotApi",
+    "CallbackCodec",
+    "FloodLimit",
+    "Incoming",
+    "IncomingFile",
+    "Keyboard",
+    "Pacer",
+    "RedactToken",
+    "TelegramApiError",
+    "TelegramCore",
+    "TelegramFileTooBig",
+    "TelegramOptions",
+    "TelegramRetryAfter",
+    "TelegramUnavailable",
+    "parse_update",
+    "period",
+    "quiet_logging",
+    "signals_csv",
+    "split_text",
+    "state_code",
+    "stats_text",
+]
+
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 CHANNEL = "telegram"
 MENU_COMMANDS: tuple[tuple[str, str], ...] = (
@@ -68,7 +134,6 @@ MENU_COMMANDS: tuple[tuple[str, str], ...] = (
     ("withdraw", GLOBAL_ACTIONS["withdraw"]),
     ("erase", GLOBAL_ACTIONS["erase"]),
 )
-STAFF_COMMANDS = ("signals", "stats")
 # Staff see their own menu in their private chat with the bot (Telegram's per-chat command scope).
 COORDINATOR_MENU: tuple[tuple[str, str], ...] = (
     ("signals", N_("Download the anonymised signals (CSV)")),
@@ -78,84 +143,8 @@ CONFIDANT_MENU: tuple[tuple[str, str], ...] = (
     ("end", N_("End the conversation")),
     ("help", GLOBAL_ACTIONS["help"]),
 )
-MAX_CALLBACK_BYTES = 64
-MAX_TEXT = 4000  # Telegram's limit is 4096; keep a margin
-RLM = "\u200f"
-ALLOWED_UPDATES = ["message", "callback_query"]  # what the bot asks Telegram for (both libraries)
 TYPING_AFTER = 0.3  # seconds: a reply that comes sooner needs no "typing…" indicator
-NOISY_LOGGERS = ("httpx", "httpcore", "telegram.ext.Updater", "telegram.Bot", "telegram.request",
-                 "tornado.access", "aiohttp.access", "aiogram.event")
 RECENT_UPDATES = 10_000  # update ids remembered to recognise redeliveries before flood counting
-SIGNAL_FIELDS = ("reference", "kind", "schema", "language", "channel", "month", "status")
-
-
-# --- settings for one run ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TelegramOptions:
-    """Timing and limits; the defaults are for production, tests make them small."""
-
-    poll_timeout: int = 30  # seconds of long polling per getUpdates
-    per_chat_rate: float = 1.0  # messages per second to one chat, after a burst
-    per_chat_burst: int = 3
-    flood_max: int = 20  # incoming updates per chat per window
-    flood_window: float = 60.0
-    expiry_interval: float = 30.0  # how often handoff offers are checked for their timeout
-    retry_attempts: int = 5  # 429 answers waited out per call
-    time_scale: float = 1.0  # multiplies retry_after waits (tests: small)
-
-
-# --- errors the adapters raise (their libraries' exceptions, translated) -------------------------
-
-
-class TelegramApiError(Exception):
-    """A Bot API call failed. The message never holds the token or personal data."""
-
-
-class TelegramRetryAfter(TelegramApiError):
-    """429: wait `seconds` before the next call."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"flood control: retry after {seconds} s")
-        self.seconds = seconds
-
-
-class TelegramUnavailable(TelegramApiError):
-    """The chat cannot be reached (blocked the bot, deleted, never started it)."""
-
-
-class TelegramFileTooBig(TelegramApiError):
-    """The Bot API will not hand out this file (it is bigger than it allows)."""
-
-
-# --- what the adapters implement ------------------------------------------------------------------
-
-Keyboard = list[list[tuple[str, str]]]  # rows of (label, callback_data)
-
-
-class BotApi(Protocol):
-    """The Bot API methods the core needs, implemented once per library."""
-
-    async def send_message(self, chat_id: int, text: str, keyboard: Keyboard | None) -> int: ...
-
-    async def edit_message(self, chat_id: int, message_id: int, text: str | None) -> None:
-        """Remove the keyboard; when `text` is given, replace the text too."""
-
-    async def answer_callback(self, callback_id: str, text: str | None) -> None: ...
-
-    async def send_typing(self, chat_id: int) -> None: ...
-
-    async def download(self, file_id: str, limit: int) -> bytes:
-        """getFile and the file itself; TelegramFileTooBig above `limit` bytes."""
-
-    async def send_file(
-        self, chat_id: int, kind: str, data: bytes, filename: str, caption: str | None
-    ) -> int: ...
-
-    async def set_commands(self, commands: Sequence[tuple[str, str]], language: str | None,
-                           chat_id: int | None = None) -> None:
-        """setMyCommands for everyone, or (`chat_id`) for one private chat only."""
 
 
 class Adapter(Protocol):
@@ -167,322 +156,6 @@ class Adapter(Protocol):
     async def start(self, core: TelegramCore) -> None: ...
 
     async def stop(self) -> None: ...
-
-
-# --- updates ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IncomingFile:
-    kind: Literal["photo", "document", "voice", "video", "other"]
-    file_id: str
-    size: int | None
-    content_type: str
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """One update, reduced to what we use. `user_id` is the numeric id; never the username."""
-
-    update_id: int
-    chat_id: int
-    user_id: int
-    language_code: str | None = None
-    display_name: str = field(default="", repr=False)
-    text: str | None = field(default=None, repr=False)
-    caption: str | None = field(default=None, repr=False)
-    file: IncomingFile | None = None
-    unsupported: bool = False
-    callback_id: str | None = None
-    callback_data: str | None = None
-    message_id: int | None = None
-    message_text: str | None = field(default=None, repr=False)
-    pressed_label: str | None = field(default=None, repr=False)
-
-    @property
-    def command(self) -> str | None:
-        """`/start@bot payload` -> "start"; None if the text is not a command."""
-        if not self.text or not self.text.startswith("/"):
-            return None
-        word = self.text[1:].split(maxsplit=1)[0] if len(self.text) > 1 else ""
-        name = word.split("@", 1)[0].lower()
-        return name if name.isascii() and name.replace("_", "").isalnum() else None
-
-
-def _name(user: dict[str, Any]) -> str:
-    parts = [str(user.get("first_name") or ""), str(user.get("last_name") or "")]
-    name = " ".join(p for p in parts if p).strip()
-    if user.get("username"):
-        name = f"{name} (@{user['username']})".strip()
-    return name
-
-
-def _file(message: dict[str, Any]) -> IncomingFile | None:
-    if message.get("photo"):
-        best = message["photo"][-1]
-        return IncomingFile("photo", str(best["file_id"]), best.get("file_size"), "image/jpeg")
-    for key, kind, default in (("document", "document", "application/octet-stream"),
-                               ("voice", "voice", "audio/ogg"),
-                               ("video", "video", "video/mp4")):
-        item = message.get(key)
-        if item:
-            mime = str(item.get("mime_type") or default)
-            if not mime.isascii() or len(mime) > 100 or "/" not in mime:
-                mime = default
-            return IncomingFile(kind, str(item["file_id"]), item.get("file_size"), mime)  # type: ignore[arg-type]
-    return None
-
-
-def parse_update(raw: dict[str, Any]) -> Incoming | None:
-    """The update as `Incoming`; None for what we do not serve (groups, channels, edits)."""
-    update_id = raw.get("update_id")
-    if not isinstance(update_id, int):
-        return None
-    if "callback_query" in raw:
-        cq = raw["callback_query"]
-        message = cq.get("message") or {}
-        chat = message.get("chat") or {}
-        user = cq.get("from") or {}
-        if chat.get("type") != "private" or not isinstance(user.get("id"), int):
-            return None
-        label = None
-        for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
-            for b in row:
-                if b.get("callback_data") == cq.get("data"):
-                    label = str(b.get("text"))
-        return Incoming(
-            update_id=update_id, chat_id=int(chat["id"]), user_id=int(user["id"]),
-            language_code=user.get("language_code"), display_name=_name(user),
-            callback_id=str(cq.get("id")), callback_data=str(cq.get("data") or ""),
-            message_id=message.get("message_id"), message_text=message.get("text"),
-            pressed_label=label,
-        )
-    message = raw.get("message")
-    if not isinstance(message, dict):
-        return None
-    chat = message.get("chat") or {}
-    user = message.get("from") or {}
-    if chat.get("type") != "private" or not isinstance(user.get("id"), int) or user.get("is_bot"):
-        return None
-    file = _file(message)
-    text = message.get("text")
-    unsupported = file is None and not isinstance(text, str)
-    return Incoming(
-        update_id=update_id, chat_id=int(chat["id"]), user_id=int(user["id"]),
-        language_code=user.get("language_code"), display_name=_name(user),
-        text=text if isinstance(text, str) else None,
-        caption=message.get("caption"), file=file, unsupported=unsupported,
-        message_id=message.get("message_id"),
-    )
-
-
-# --- buttons ------------------------------------------------------------------------------------
-
-
-def state_code(state: str) -> str:
-    return base64.b32encode(hashlib.sha256(state.encode()).digest()).decode()[:5].lower()
-
-
-class CallbackCodec:
-    """`callback_data` = `<button id>|<state code>|<MAC>`, at most 64 bytes."""
-
-    def __init__(self, token: str, states: Sequence[str]) -> None:
-        self._key = hashlib.sha256(b"klachtwijzer callback\x00" + token.encode()).digest()
-        self._states = {state_code(s): s for s in states}
-
-    def _mac(self, chat_id: int, code: str, button_id: str) -> str:
-        digest = hmac.new(self._key, f"{chat_id}|{code}|{button_id}".encode(), hashlib.sha256)
-        return base64.urlsafe_b64encode(digest.digest()[:8]).decode().rstrip("=")
-
-    def encode(self, chat_id: int, button_id: str, state: str | None) -> str:
-        code = state_code(state) if state else ""
-        data = f"{button_id}|{code}|{self._mac(chat_id, code, button_id)}"
-        if len(data.encode()) > MAX_CALLBACK_BYTES or "|" in button_id:
-            raise ValueError("button id too long for callback_data")
-        return data
-
-    def decode(self, chat_id: int, data: str) -> tuple[str, str | None] | None:
-        """(button id, state) for a button we made for this chat; None if forged or foreign.
-
-        An unknown state code (a procedure that changed since) comes back as a state that never
-        matches, so the engine treats the button as stale.
-        """
-        parts = data.rsplit("|", 2)
-        if len(parts) != 3:
-            return None
-        button_id, code, mac = parts
-        if not hmac.compare_digest(mac, self._mac(chat_id, code, button_id)):
-            return None
-        if not code:
-            return button_id, None
-        return button_id, self._states.get(code, "?" + code)
-
-
-# --- outgoing -----------------------------------------------------------------------------------
-
-
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split a long text at line breaks (or hard, for one huge line) into Telegram-sized parts."""
-    parts: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(line[:limit])
-            line = line[limit:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            parts.append(current)
-            current = line
-        else:
-            current = candidate
-    parts.append(current)
-    return [p for p in parts if p] or [""]
-
-
-class Pacer:
-    """Per-chat ordered sending with a token bucket, and waiting out 429 `retry_after`."""
-
-    def __init__(self, options: TelegramOptions,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        self.options = options
-        self._sleep = sleep
-        self._queues: dict[int, deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]]] = {}
-        self._workers: dict[int, asyncio.Task[None]] = {}
-        self._buckets: dict[int, tuple[float, float]] = {}
-        self.retry_waits: list[float] = []  # seconds asked by 429 answers (figures for tests)
-        self.pacing_waits: list[float] = []
-
-    async def call(self, factory: Callable[[], Awaitable[T]]) -> T:
-        """One API call, repeated after each 429 (up to `retry_attempts` times)."""
-        for attempt in range(self.options.retry_attempts + 1):
-            try:
-                return await factory()
-            except TelegramRetryAfter as exc:
-                if attempt == self.options.retry_attempts:
-                    raise
-                self.retry_waits.append(exc.seconds)
-                log.warning("Telegram asked to slow down for %s s", exc.seconds)
-                await self._sleep(exc.seconds * self.options.time_scale)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def submit(self, chat_id: int, factory: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
-        """Queue a message for one chat; the future resolves when it was sent."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(chat_id, deque()).append((factory, future))
-        if chat_id not in self._workers:
-            self._workers[chat_id] = asyncio.create_task(self._work(chat_id))
-        return future
-
-    async def _token(self, chat_id: int) -> None:
-        rate, burst = self.options.per_chat_rate, float(self.options.per_chat_burst)
-        now = time.monotonic()
-        tokens, last = self._buckets.get(chat_id, (burst, now))
-        tokens = min(burst, tokens + (now - last) * rate)
-        if tokens < 1:
-            wait = (1 - tokens) / rate
-            self.pacing_waits.append(wait)
-            await self._sleep(wait)
-            now = time.monotonic()
-            tokens = min(burst, tokens + wait * rate)
-        self._buckets[chat_id] = (tokens - 1, now)
-
-    async def _work(self, chat_id: int) -> None:
-        queue = self._queues[chat_id]
-        try:
-            while queue:
-                factory, future = queue.popleft()
-                await self._token(chat_id)
-                try:
-                    result = await self.call(factory)
-                except Exception as exc:  # handed to whoever awaits the future
-                    if not future.done():
-                        future.set_exception(exc)
-                else:
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._workers.pop(chat_id, None)
-            if not queue:
-                self._queues.pop(chat_id, None)
-
-    async def drain(self) -> None:
-        """Wait until everything queued so far was sent (or failed)."""
-        while self._workers:
-            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
-
-    async def close(self) -> None:
-        for task in list(self._workers.values()):
-            task.cancel()
-        await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
-
-
-class TelegramSender:
-    """The `ChannelSender` "telegram": proactive messages from other parts (register, handoffs)."""
-
-    name = CHANNEL
-
-    def __init__(self, core: TelegramCore) -> None:
-        self.core = core
-
-    async def send(self, chat_id: str, messages: Sequence[OutMessage]) -> Delivery:
-        try:
-            futures = self.core.queue(int(chat_id), messages, state=None)
-            await asyncio.gather(*futures)
-        except (TelegramUnavailable, ValueError):
-            return "unavailable"
-        except TelegramApiError as exc:
-            log.warning("Telegram send failed: %s", type(exc).__name__)
-            return "unavailable"
-        return "sent"
-
-    async def deliver(self, chat_id: str, items: Sequence[Item],
-                      owed: Sequence[int] = ()) -> Delivery:
-        """`ItemSender`: messages and files from another channel (a handoff relay), owed rows
-        marked sent as the Bot API accepts them."""
-        try:
-            futures = self.core.queue(int(chat_id), items, state=None, owed=owed)
-            await asyncio.gather(*futures)
-        except (TelegramUnavailable, ValueError):
-            return "unavailable"
-        except TelegramApiError as exc:
-            log.warning("Telegram send failed: %s", type(exc).__name__)
-            return "unavailable"
-        return "sent"
-
-
-# --- the core -----------------------------------------------------------------------------------
-
-
-class FloodLimit:
-    """At most `limit` updates per chat per `window` seconds; tells the client once per window."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self._seen: dict[int, deque[float]] = {}
-        self._told: dict[int, float] = {}
-
-    def full(self, chat_id: int) -> bool:
-        """Whether the next update of this chat would be over the limit (nothing is counted)."""
-        now = time.monotonic()
-        seen = self._seen.get(chat_id, ())
-        return sum(1 for at in seen if now - at <= self.window) >= self.limit
-
-    def check(self, chat_id: int) -> Literal["ok", "notice", "drop"]:
-        now = time.monotonic()
-        seen = self._seen.setdefault(chat_id, deque())
-        while seen and now - seen[0] > self.window:
-            seen.popleft()
-        if len(seen) < self.limit:
-            seen.append(now)
-            return "ok"
-        if now - self._told.get(chat_id, -1e9) > self.window:
-            self._told[chat_id] = now
-            return "notice"
-        return "drop"
 
 
 class TelegramCore:
@@ -499,6 +172,7 @@ class TelegramCore:
         self.desk: HandoffDesk = app.service.handoffs or HandoffDesk(
             app.organisation, app.catalogs, app.db, app.clock, files=app.files)
         self.coordinators = frozenset(app.organisation.coordinators)
+        self.staff: StaffCommands = StaffService(app)  # /signals and /stats
         self._pending: set[asyncio.Future[Any]] = set()
         # Offers sent to confidants, by handoff id: (chat, message id, text), to close them when
         # one confidant accepts (in memory: after a restart a late Accept is still refused).
@@ -874,43 +548,21 @@ class TelegramCore:
     # --- coordinators --------------------------------------------------------------------------
 
     async def _staff(self, incoming: Incoming, command: str) -> None:
-        now = self.app.clock()
-        allowed = incoming.user_id in self.coordinators
-        actor = f"telegram:{incoming.user_id}"  # numeric id, audit log only
-        async with self.app.db.unit_of_work() as uow:
-            if await uow.inbound.seen(CHANNEL, str(incoming.update_id), now):
-                return
-            await uow.audit.record(now, actor, f"staff_{command}" if allowed
-                                   else "staff_command_refused", None, command)
-            await uow.commit()
-        if not allowed:
-            log.info("refused a staff command from someone who is not a coordinator")
-            t = self.translator(incoming.language_code)
-            self.queue(incoming.chat_id, [OutMessage(t._(
-                "This command is only for staff of the organisation."), rtl=t.rtl)], state=None)
-            return
-        st = self.app.catalogs.get(self._staff_language(incoming))
+        """/signals and /stats through the staff service (bot/services/staff.py)."""
         with self._typing(incoming.chat_id):
-            rows = await self._signal_rows(incoming.text or "")
-        if command == "signals":
-            data = signals_csv(rows)
-            caption = st.ngettext("{count} signal, anonymised.", "{count} signals, anonymised.",
-                                  len(rows)).format(count=len(rows))
-            filename = f"signals-{self.app.clock().date().isoformat()}.csv"
-            self.pacer.submit(incoming.chat_id, lambda: self.api.send_file(
-                incoming.chat_id, "document", data, filename, caption))
+            reply = await self.staff.answer(
+                (CHANNEL, str(incoming.user_id)), command, incoming.text or "",
+                update_id=str(incoming.update_id), language=incoming.language_code)
+        if reply.duplicate:
             return
-        self.queue(incoming.chat_id, [OutMessage(stats_text(st, rows, self.app.clock().date()))],
-                   state=None)
-
-    async def _signal_rows(self, text: str) -> list[dict[str, object]]:
-        from bot.services.register import anonymised_rows
-
-        start, end = period(text)
-        return await anonymised_rows(
-            self.app.db, start, end, organisation=self.app.organisation.name,
-            deadlines=self.app.organisation.procedure.deadlines,
-        )
+        if reply.refused:
+            log.info("refused a staff command from someone who is not a coordinator")
+        document = reply.document
+        if document is not None:
+            self.pacer.submit(incoming.chat_id, lambda: self.api.send_file(
+                incoming.chat_id, "document", document.data, document.filename, document.caption))
+        if reply.messages:
+            self.queue(incoming.chat_id, reply.messages, state=None)
 
     # --- handoff timeouts ----------------------------------------------------------------------
 
@@ -925,127 +577,6 @@ class TelegramCore:
                 log.exception("checking handoff timeouts failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.options.expiry_interval)
-
-
-def period(text: str) -> tuple[date | None, date | None]:
-    """`/signals 2026-01-01 2026-03-31` -> the dates; anything unreadable means "everything"."""
-    dates: list[date] = []
-    for word in text.split()[1:3]:
-        try:
-            dates.append(date.fromisoformat(word))
-        except ValueError:
-            return None, None
-    if len(dates) == 1:
-        return dates[0], None
-    if len(dates) == 2:
-        return min(dates), max(dates)
-    return None, None
-
-
-def signals_csv(rows: Sequence[dict[str, object]]) -> bytes:
-    """Anonymised signals: no names, no free text, no account ids."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(SIGNAL_FIELDS)
-    for row in rows:
-        writer.writerow(["" if row.get(k) is None else str(row.get(k)) for k in SIGNAL_FIELDS])
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
-def stats_text(t: Translator, rows: Sequence[dict[str, object]], today: date) -> str:
-    """Counts for coordinators: in total, by kind, by status, by channel."""
-    def counts(key: str) -> str:
-        tally: dict[str, int] = {}
-        for row in rows:
-            value = str(row.get(key) or "-")
-            tally[value] = tally.get(value, 0) + 1
-        return ", ".join(f"{k}: {v}" for k, v in sorted(tally.items())) or "-"
-
-    lines = [
-        t._("Signals on {date}: {count} in total.").format(date=today.isoformat(), count=len(rows)),
-        t._("By kind: {counts}").format(counts=counts("kind")),
-        t._("By status: {counts}").format(counts=counts("status")),
-        t._("By channel: {counts}").format(counts=counts("channel")),
-        t._("By language: {counts}").format(counts=counts("language")),
-    ]
-    return "\n".join(lines)
-
-
-# --- logging ------------------------------------------------------------------------------------
-
-
-class RedactToken(logging.Filter):
-    """Replace the bot token in any log record that reaches a handler (URLs in library logs)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.token:
-            return True
-        message = record.getMessage()
-        if self.token in message:
-            record.msg = message.replace(self.token, "<token>")
-            record.args = None
-        if record.exc_text and self.token in record.exc_text:
-            record.exc_text = record.exc_text.replace(self.token, "<token>")
-        return True
-
-
-def quiet_logging(token: str) -> None:
-    """Libraries log request URLs (with the token) and update contents: keep them at WARNING."""
-    for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    redact = RedactToken(token)
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactToken) for f in handler.filters):
-            handler.addFilter(redact)
-
-
-# --- running ------------------------------------------------------------------------------------
-
-
-class TelegramConfigError(ValueError):
-    """The Telegram settings cannot work; the message says what to fix."""
-
-
-def check_settings(app: ChannelHost) -> None:
-    s = app.settings
-    if s.telegram_mode == "webhook":
-        if not s.telegram_webhook_url:
-            raise TelegramConfigError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL")
-        if s.telegram_webhook_secret is None or not s.telegram_webhook_secret.get_secret_value():
-            raise TelegramConfigError("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET")
-
-
-async def serve(app: ChannelHost, stop: asyncio.Event, adapter: Adapter, token: str,
-                options: TelegramOptions,
-                started: Callable[[TelegramCore], None] | None = None) -> None:
-    """Run one adapter until `stop` is set: menu, updates, handoff timeouts, clean shutdown."""
-    core = TelegramCore(app, adapter.api, options, token)
-    core.desk = open_desk(app, app.service, CHANNEL)
-    app.channels.register(TelegramSender(core))
-    app.service.owed_channels.add(CHANNEL)
-    core.ready.clear()  # updates wait until what is still owed is queued ahead of them
-    await adapter.start(core)
-    try:
-        await core.send_owed()
-        await core.setup()
-        if started is not None:
-            started(core)
-        log.info("Telegram is running (%s, %s)", app.settings.telegram_library,
-                 app.settings.telegram_mode)
-        await core.expiry_loop(stop)
-    finally:
-        await adapter.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(core.idle(), 5)
-        await core.pacer.close()
-        await core.marker.flush()
-        app.service.owed_channels.discard(CHANNEL)
-        leave_desk(app.service, core.desk, CHANNEL)
-        log.info("Telegram stopped")
 
 
 def _offer_of(message: Item) -> int | None:

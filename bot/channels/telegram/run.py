@@ -6,15 +6,8 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bot.channels.telegram.core import (
-    Adapter,
-    TelegramConfigError,
-    TelegramCore,
-    TelegramOptions,
-    check_settings,
-    quiet_logging,
-    serve,
-)
+from bot.channels.telegram.core import Adapter, TelegramCore, TelegramOptions, quiet_logging
+from bot.channels.telegram.serve import TelegramConfigError, check_settings, serve
 
 if TYPE_CHECKING:
     from bot.channels.ports import ChannelHost
