@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
@@ -188,13 +189,21 @@ def item_from_json(data: dict[str, Any]) -> tuple[OutMessage | FileOut, str | No
 class OwedMarker:
     """Marks owed messages sent, batched: ids collected while one UPDATE runs go in the next."""
 
+    RECENT = 10_000
+
     def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
         self.db = db
         self.clock = clock
         self._ids: list[int] = []
         self._task: asyncio.Task[None] | None = None
+        # Ids marked lately in this process (stored or not yet): a row read as unsent while its
+        # mark is still on the way is not sent a second time.
+        self._recent: OrderedDict[int, None] = OrderedDict()
 
     def mark(self, owed_id: int) -> None:
+        self._recent[owed_id] = None
+        while len(self._recent) > self.RECENT:
+            self._recent.popitem(last=False)
         self._ids.append(owed_id)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._flush())
@@ -219,7 +228,13 @@ class OwedMarker:
         async with self.db.unit_of_work(read_only=True) as uow:
             return await uow.owed.unsent(channel)
 
+    def done(self, owed_id: int) -> bool:
+        """Marked sent lately in this process (its UPDATE may still be on the way)."""
+        return owed_id in self._recent
+
     async def owed_to(self, channel: str, chat_id: str) -> list[OwedMessage]:
-        """What is still owed to one chat, in order (an index-backed query)."""
+        """What is still owed to one chat, in order (an index-backed query), less what this
+        process marked sent already."""
         async with self.db.unit_of_work(read_only=True) as uow:
-            return await uow.owed.unsent_for_chat(channel, chat_id)
+            rows = await uow.owed.unsent_for_chat(channel, chat_id)
+        return [row for row in rows if not self.done(row.id)]

@@ -18,6 +18,10 @@ class Client:
 
     async def send(self, event: Event) -> list[OutMessage]:
         reply = await self.service.handle(self.channel, self.chat_id, event)
+        if reply.owed:  # the replies reached this client: marked sent, as a channel does (issue 10)
+            async with self.service.db.unit_of_work() as uow:
+                await uow.owed.mark_sent(reply.owed, self.service.clock())
+                await uow.commit()
         self.last = list(reply.messages)
         self.inbox.extend(reply.messages)
         return self.last

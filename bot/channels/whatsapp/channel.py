@@ -30,10 +30,10 @@ from bot.channels.whatsapp.messages import (
     _text_messages,
     _unsupported_text,
     parse_button_id,
-    render,
 )
 from bot.channels.whatsapp.outbound import CHANNEL, WhatsAppSender
 from bot.services.handoffs import SENDER_NAME, HandoffDesk
+from bot.services.handoffs import Reply as DeskReply
 from bot.services.intake import Reply
 from flows.model import (
     Attachment,
@@ -300,15 +300,16 @@ class WhatsAppChannel(WhatsAppSender):
             event = await self._attachment(kind, media, caption if isinstance(caption, str) else None)
             if isinstance(event, AttachmentRefused):
                 event = Command("help")
-        replies, others = await desk.from_confidant(
+        # One unit of work with what it owes people (issue 10): sent now, marked once taken.
+        answer = await desk.confidant_update(
             (CHANNEL, item.wa_id), event, update_id=item.wamid, language=None)
-        t = self.app.catalogs.get(None)
-        for out in replies:
-            await self._send_all(item.wa_id, render(out, t))
-        for envelope in others:
-            if await self.app.channels.deliver(envelope.channel, envelope.chat_id,
-                                               envelope.items) == "unavailable":
-                log.warning("a handoff message for a %s chat was not delivered", envelope.channel)
+        try:
+            async with self._chat_lock(item.wa_id):
+                await self._deliver(item.wa_id, answer.messages, None, owed=answer.owed)
+        except GraphError as exc:
+            log.warning("WhatsApp reply to a confidant not delivered (status %s, code %s)",
+                        exc.status, exc.code)
+        await self._pass_on(answer)
 
     async def _handle(self, wa_id: str, event: Event, update_id: str) -> Reply:
         """The service's unit of work, tried again when it fails (it rolled back, so that is safe)."""
@@ -339,12 +340,14 @@ class WhatsAppChannel(WhatsAppSender):
             log.debug("WhatsApp message redelivered: ignored")
             return
         try:
-            await self._deliver(wa_id, reply.messages, stored, state=reply.state)
+            async with self._chat_lock(wa_id):
+                await self._deliver(wa_id, reply.messages, stored, state=reply.state,
+                                    owed=reply.owed)
         except GraphError as exc:
             log.warning("WhatsApp reply not delivered (status %s, code %s)", exc.status, exc.code)
         await self._pass_on(reply)
 
-    async def _pass_on(self, reply: Reply) -> None:
+    async def _pass_on(self, reply: Reply | DeskReply) -> None:
         """Messages the event produced for other chats (e.g. a confidant): through their channel."""
         for index, envelope in enumerate(reply.others):
             owed = reply.others_owed[index] if index < len(reply.others_owed) else ()
@@ -369,9 +372,8 @@ class WhatsAppChannel(WhatsAppSender):
         while not stop.is_set():
             desk = self.desk
             try:
-                for envelope in await desk.expire() if desk is not None else ():
-                    await self.app.channels.deliver(envelope.channel, envelope.chat_id,
-                                                    envelope.items)
+                if desk is not None:
+                    await self._pass_on(await desk.expire_owed())
             except Exception as exc:
                 log.error("checking handoff timeouts failed (%s)", type(exc).__name__)
             try:

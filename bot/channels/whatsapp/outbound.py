@@ -5,21 +5,27 @@ the 24-hour customer-service window as usual ("sent"); outside it as the organis
 template with the case reference as its parameter ("template"; the register keeps the news and it is
 shown when the client writes again), or not at all ("unavailable"). As the `ItemSender` it relays
 the confidant chat's messages and files: files are uploaded (`POST /{phone-number-id}/media`) and
-sent by media id; outside the window the relay is kept (owed rows, encrypted), announced by the
-template and shown, in order, as soon as the client writes.
+sent by media id; outside the window the relay is kept (owed rows, encrypted, stored in the unit of
+work that caused them), announced by the template and shown, in order, as soon as the client writes.
+
+Issue 10: replies and relays are owed rows (bot/services/delivery.py), sent right after the commit
+and marked sent (batched) once the Graph API took them; at start-up what a crash left unsent is
+sent per chat in order (where the window allows), and a chat's unsent rows go first when it writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from bot.channels.whatsapp.graph import GraphClient, GraphError
 from bot.channels.whatsapp.messages import BODY_LIMIT, _text_messages, render, template_message
-from bot.services.delivery import Delivery, item_from_json, item_to_json
+from bot.services.delivery import Delivery, OwedMarker, item_from_json, item_to_json
 from bot.services.handoffs import HandoffDesk
 from bot.services.intake import LAST_INBOUND
 from bot.services.register import announced_news, news_shown
@@ -57,6 +63,11 @@ class WhatsAppSender:
         self.app = app
         self.graph = graph
         self._closed = False
+        # Issue 10: owed rows (replies, relays) are marked sent in batches once the Graph API took
+        # them; one chat's owed rows are sent by one task at a time (the lock), in order.
+        self.marker = OwedMarker(app.db, app.clock)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
 
     def close(self) -> None:
         """After this, proactive sends answer "unavailable" (the HTTP session is going away)."""
@@ -88,26 +99,67 @@ class WhatsAppSender:
             log.warning("announced news not shown yet (%s)", type(exc).__name__)
 
     async def _show_kept(self, wa_id: str, stored: StoredConversation | None) -> None:
-        """Confidant messages kept while the window was closed, in order, now that it is open.
+        """What this chat is still owed, in order, now that the window is open: confidant messages
+        kept while it was closed, and anything a crash or a failed send left unsent (issue 10).
         Each is marked sent once the Graph API took it; the rest stays for the next time."""
+        async with self._chat_lock(wa_id):
+            try:
+                rows = await self.marker.owed_to(CHANNEL, wa_id)
+            except Exception as exc:
+                log.warning("kept messages not read (%s)", type(exc).__name__)
+                return
+            try:
+                for row in rows:
+                    if self.marker.done(row.id):
+                        continue  # sent meanwhile (a relay that held the chat's lock)
+                    item, state = item_from_json(row.body)
+                    await self._send_owed(wa_id, item, stored, state, row.id)
+            except Exception as exc:
+                log.warning("kept messages not all shown yet (%s)", type(exc).__name__)
+
+    async def send_owed(self) -> int:
+        """At start-up: what a crash left unsent, per chat in order, where it can be sent now (a
+        confidant's chat, or a client whose window is open); the rest waits until they write."""
         try:
-            async with self.app.db.unit_of_work(read_only=True) as uow:
-                rows = [row for row in await uow.owed.unsent(CHANNEL) if row.chat_id == wa_id]
+            rows = await self.marker.owed(CHANNEL)
         except Exception as exc:
-            log.warning("kept messages not read (%s)", type(exc).__name__)
-            return
-        shown: list[int] = []
+            log.warning("owed WhatsApp messages not read (%s)", type(exc).__name__)
+            return 0
+        sent = 0
+        for chat_id in dict.fromkeys(row.chat_id for row in rows):
+            stored = await self._load(chat_id)
+            desk = self.desk
+            staff = desk is not None and desk.is_confidant(CHANNEL, chat_id)
+            if staff or (stored is not None and _window_open(stored, self.app.clock())):
+                await self._show_kept(chat_id, stored)
+                sent += 1
+        if rows:
+            log.info("%d owed WhatsApp message(s) from before the restart", len(rows))
+        return sent
+
+    def _chat_lock(self, chat_id: str) -> asyncio.Lock:
+        lock = self._locks.get(chat_id)
+        if lock is None:
+            lock = self._locks[chat_id] = asyncio.Lock()
+        return lock
+
+    async def _send_owed(self, chat_id: str, item: Item, stored: StoredConversation | None,
+                         state: str | None, owed_id: int | None) -> None:
+        """One item; its owed row marked sent once the Graph API took it, or when it never can
+        be (refused for good: not sent again at every message). Raises on other failures."""
         try:
-            for row in rows:
-                item, _state = item_from_json(row.body)
-                await self._send_item(wa_id, item, stored)
-                shown.append(row.id)
-        except Exception as exc:
-            log.warning("kept messages not all shown yet (%s)", type(exc).__name__)
-        if shown:
-            async with self.app.db.unit_of_work() as uow:
-                await uow.owed.mark_sent(shown, self.app.clock())
-                await uow.commit()
+            if isinstance(item, OutMessage):
+                await self._deliver(chat_id, [item], stored, state=state)
+            else:
+                await self._send_item(chat_id, item, stored)
+        except GraphError as exc:
+            if owed_id is not None and _refused_for_good(exc):
+                log.warning("WhatsApp refused an owed message (status %s, code %s): given up",
+                            exc.status, exc.code)
+                self.marker.mark(owed_id)
+            raise
+        if owed_id is not None:
+            self.marker.mark(owed_id)
 
     # --- outbound -----------------------------------------------------------------------------
 
@@ -116,13 +168,25 @@ class WhatsAppSender:
             await self.graph.send(wa_id, part)
 
     async def _deliver(self, wa_id: str, messages: Sequence[OutMessage],
-                       stored: StoredConversation | None, *, state: str | None = None) -> None:
-        """Messages in order; buttons carry the state the conversation is in now."""
+                       stored: StoredConversation | None, *, state: str | None = None,
+                       owed: Sequence[int] = ()) -> None:
+        """Messages in order; buttons carry the state the conversation is in now. `owed`: their
+        owed rows (aligned), each marked sent once its last part was accepted."""
         t = self.app.catalogs.get(stored.language if stored else None)
         if state is None and stored is not None:
             state = stored.state
-        for message in messages:
-            await self._send_all(wa_id, render(message, t, state))
+        for index, message in enumerate(messages):
+            owed_id = owed[index] if index < len(owed) else None
+            if owed_id is not None and self.marker.done(owed_id):
+                continue
+            try:
+                await self._send_all(wa_id, render(message, t, state))
+            except GraphError as exc:
+                if owed_id is not None and _refused_for_good(exc):
+                    self.marker.mark(owed_id)
+                raise
+            if owed_id is not None:
+                self.marker.mark(owed_id)
 
     async def send(self, chat_id: str, messages: Sequence[OutMessage]) -> Delivery:
         """`ChannelSender`: in the 24-hour window as usual, else the template, else "unavailable"."""
@@ -148,8 +212,9 @@ class WhatsAppSender:
 
     async def deliver(self, chat_id: str, items: Sequence[Item],
                       owed: Sequence[int] = ()) -> Delivery:
-        """`ItemSender` (the confidant chat's relay): messages and files in the 24-hour window;
-        outside it they are kept and announced by the template, shown when the client writes."""
+        """`ItemSender` (the confidant chat's relay): messages and files in the 24-hour window,
+        each owed row marked sent once taken; outside it they stay owed (stored with the state
+        change that caused them), announced by the template and shown when the client writes."""
         if self._closed:
             return "unavailable"
         try:
@@ -159,33 +224,40 @@ class WhatsAppSender:
             if stored is None and not staff:
                 return "unavailable"
             rest = list(items)
+            ids: list[int | None] = [owed[i] if i < len(owed) else None for i in range(len(rest))]
             if staff or (stored is not None and _window_open(stored, self.app.clock())):
-                try:
-                    while rest:
-                        await self._send_item(chat_id, rest[0], stored)
-                        rest.pop(0)
-                    return "sent"
-                except GraphError as exc:
-                    if exc.code != REENGAGEMENT_ERROR:
-                        log.warning("WhatsApp relay not delivered (status %s, code %s)",
-                                    exc.status, exc.code)
-                        return "unavailable"
-            return await self._keep(chat_id, rest, stored)
+                async with self._chat_lock(chat_id):
+                    try:
+                        while rest:
+                            if ids[0] is None or not self.marker.done(ids[0]):
+                                await self._send_owed(chat_id, rest[0], stored, None, ids[0])
+                            rest.pop(0)
+                            ids.pop(0)
+                        return "sent"
+                    except GraphError as exc:
+                        if exc.code != REENGAGEMENT_ERROR:
+                            log.warning("WhatsApp relay not delivered (status %s, code %s)",
+                                        exc.status, exc.code)
+                            return "unavailable"
+            if any(i is None for i in ids):  # not stored by the caller: keep them now
+                await self._keep(chat_id, [item for item, i in zip(rest, ids, strict=True)
+                                           if i is None])
+            if stored is None:
+                return "unavailable"
+            return await self._template(chat_id, [i for i in rest if isinstance(i, OutMessage)],
+                                        stored)
         except Exception as exc:
             log.error("WhatsApp relay not delivered (%s)", type(exc).__name__)
             return "unavailable"
 
-    async def _keep(self, chat_id: str, items: Sequence[Item],
-                    stored: StoredConversation | None) -> Delivery:
-        """Outside the window: keep the items (encrypted) for when they write, announce them."""
+    async def _keep(self, chat_id: str, items: Sequence[Item]) -> None:
+        """Items a caller did not store as owed (it opened no unit of work for them): kept now,
+        encrypted, for when the client writes. (Every door of the handoff desk stores them with
+        its state change; this is for a caller that does not.)"""
         async with self.app.db.unit_of_work() as uow:
             await uow.owed.add(CHANNEL, chat_id, [item_to_json(i, None) for i in items],
                                self.app.clock())
             await uow.commit()
-        if stored is None:
-            return "unavailable"
-        messages = [i for i in items if isinstance(i, OutMessage)]
-        return await self._template(chat_id, messages, stored)
 
     async def _send_item(self, chat_id: str, item: Item,
                          stored: StoredConversation | None) -> None:
@@ -233,6 +305,11 @@ class WhatsAppSender:
             return "template"
         return "unavailable"
 
+
+
+def _refused_for_good(exc: GraphError) -> bool:
+    """A 4xx other than "too many requests" and "window closed": sending again will not help."""
+    return 400 <= exc.status < 500 and exc.status != 429 and exc.code != REENGAGEMENT_ERROR
 
 
 def _window_open(stored: StoredConversation, now: datetime) -> bool:

@@ -42,7 +42,9 @@ async def run_whatsapp(app: ChannelHost, stop: asyncio.Event) -> None:
         )
         app.channels.register(channel)
         desk = open_desk(app, app.service, CHANNEL)  # clients here may chat with a confidant
+        app.service.owed_channels.add(CHANNEL)  # issue 10: replies and relays stored, then sent
         expiry = asyncio.create_task(channel.expiry_loop(stop))
+        owed = asyncio.create_task(channel.send_owed())  # what a crash left unsent
         # No access log: Meta's verification request carries the verify token in its query string.
         runner = web.AppRunner(channel.web_app(), access_log=None)
         await runner.setup()
@@ -62,5 +64,8 @@ async def run_whatsapp(app: ChannelHost, stop: asyncio.Event) -> None:
                 await channel.cancel()
             channel.close()
             expiry.cancel()
-            await asyncio.gather(expiry, return_exceptions=True)
+            owed.cancel()
+            await asyncio.gather(expiry, owed, return_exceptions=True)
+            await channel.marker.flush()
+            app.service.owed_channels.discard(CHANNEL)
             leave_desk(app.service, desk, CHANNEL)
