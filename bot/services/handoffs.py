@@ -6,12 +6,14 @@ Two doors lead here:
   transaction): `route` takes relay messages and handoff buttons before the engine sees them,
   `submitted` starts a handoff when a confidant request asked to be contacted in this chat, and
   `erasing` ends any handoff before the dossier is destroyed;
-* the confidant's side (`from_confidant`) and the timeout (`expire`) open their own units of work.
+* the confidant's side (`confidant_update`) and the timeout (`expire_owed`) open their own units of
+  work.
 
 Everything returns `Envelope`s: messages for other chats, sent only after the commit, by whichever
 channel runs them (`bot.services.delivery.Channels.deliver`). Issue 10: what they owe people is
 stored in the same unit of work (owed rows, for the channels in `owed_channels`): by the intake
-service on the client's side, by `confidant_update` and `expire_owed` on the confidant's side.
+service on the client's side, by `confidant_update` and `expire_owed` for the confidant's side and
+the timeout.
 
 Channel-neutral: the client and the confidant are reached at an address (channel, chat id); the
 client may be on WhatsApp and the confidant on Telegram. One desk serves the process: every channel
@@ -128,7 +130,7 @@ class HandoffDesk:
             address: c for c in organisation.confidants for address in c.addresses}
 
     def is_confidant(self, channel: str, chat_id: str) -> bool:
-        """Whether this chat is a confidant's address (their updates go to `from_confidant`)."""
+        """Whether this chat is a confidant's address (their updates go to `confidant_update`)."""
         return (channel, chat_id) in self.staff
 
     # --- conversions --------------------------------------------------------------------------
@@ -386,16 +388,6 @@ class HandoffDesk:
 
     # --- the confidant's side (own units of work) --------------------------------------------
 
-    async def from_confidant(
-        self, address: Address, event: Event, *, update_id: str | None, language: str | None,
-    ) -> tuple[tuple[OutMessage, ...], tuple[Envelope, ...]]:
-        """One update from a confidant's address: the reply to them, and envelopes for others.
-
-        Stores nothing owed: for a channel that does not mark owed rows sent (`confidant_update`
-        is the stored-then-sent door)."""
-        reply = await self._confidant_update(address, event, update_id, language, owe=False)
-        return reply.messages, reply.others
-
     async def confidant_update(
         self, address: Address, event: Event, *, update_id: str | None, language: str | None,
     ) -> Reply:
@@ -403,12 +395,6 @@ class HandoffDesk:
         (issue 10): the reply to the confidant (`messages`, `owed`) and the envelopes for other
         chats (`others`, `others_owed`), stored for the channels in `owed_channels`, already
         committed. The channel sends them and marks each owed row sent."""
-        return await self._confidant_update(address, event, update_id, language, owe=True)
-
-    async def _confidant_update(
-        self, address: Address, event: Event, update_id: str | None, language: str | None, *,
-        owe: bool,
-    ) -> Reply:
         language = language if language in self.rules.catalogs.languages else None
         confidant = self.staff.get(address)
         if confidant is None:
@@ -421,13 +407,9 @@ class HandoffDesk:
                     return Reply((), duplicate=True)
                 reply, others = await self._confidant_event(uow, confidant.key, address, event,
                                                             language, now)
-                owed: tuple[int, ...] = ()
-                others_owed: tuple[tuple[int, ...], ...] = ()
-                if owe:
-                    owed = await delivery.owe(uow, self.owed_channels, address[0], address[1],
-                                              reply, None, now)
-                    others_owed = await delivery.owe_envelopes(uow, self.owed_channels, others,
-                                                               now)
+                owed = await delivery.owe(uow, self.owed_channels, address[0], address[1],
+                                          reply, None, now)
+                others_owed = await delivery.owe_envelopes(uow, self.owed_channels, others, now)
                 await uow.commit()
             return Reply(reply, others=others, owed=owed, others_owed=others_owed)
 
@@ -520,18 +502,11 @@ class HandoffDesk:
 
     # --- the timeout --------------------------------------------------------------------------
 
-    async def expire(self) -> tuple[Envelope, ...]:
-        """Offers nobody accepted in time: tell the client and the confidants asked.
-
-        Stores nothing owed (see `expire_owed`)."""
-        return (await self._expire(owe=False)).others
-
     async def expire_owed(self) -> Reply:
-        """`expire`, with the messages it owes stored in its unit of work (issue 10): `others`
-        and `others_owed`, committed; the channels send them and mark the rows sent."""
-        return await self._expire(owe=True)
+        """Offers nobody accepted in time: tell the client and the confidants asked, in one unit
+        of work with the messages it owes them (issue 10): `others` and `others_owed`, committed;
+        the channels send them and mark the rows sent."""
 
-    async def _expire(self, *, owe: bool) -> Reply:
         async def attempt() -> Reply:
             now = self.clock()
             out: list[Envelope] = []
@@ -546,7 +521,7 @@ class HandoffDesk:
                     outcome = self.rules.expired(self._domain(rec), unread=len(waiting))
                     await uow.audit.record(now, "system", "handoff_expired", rec.case_reference)
                     out.extend(self._envelopes(rec, outcome, client_too=True))
-                owed = await delivery.owe_envelopes(uow, self.owed_channels, out, now) if owe else ()
+                owed = await delivery.owe_envelopes(uow, self.owed_channels, out, now)
                 await uow.commit()
             return Reply((), others=tuple(out), others_owed=owed)
 

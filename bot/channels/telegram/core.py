@@ -531,12 +531,13 @@ class TelegramCore:
             isinstance(event, Command) and event.name == "end"
         ):
             event = Command("help")
-        reply, others = await self.desk.from_confidant(
+        # One unit of work with what it owes people (issue 10): queued now, marked once accepted.
+        answer = await self.desk.confidant_update(
             (CHANNEL, str(incoming.user_id)), event, update_id=str(incoming.update_id),
             language=self._staff_language(incoming),
         )
-        self.queue(incoming.chat_id, reply, state=None)
-        self.deliver(others)
+        self.queue(incoming.chat_id, answer.messages, state=None, owed=answer.owed)
+        self.deliver(answer.others, answer.others_owed)
         pressed = parse_button(event.button_id) if isinstance(event, Choice) else None
         if pressed is not None and pressed[0] == "accept":
             self._close_offers(pressed[1], accepted_in=incoming.chat_id)
@@ -567,7 +568,8 @@ class TelegramCore:
     # --- handoff timeouts ----------------------------------------------------------------------
 
     async def expire_handoffs(self) -> None:
-        self.deliver(await self.desk.expire())
+        expired = await self.desk.expire_owed()
+        self.deliver(expired.others, expired.others_owed)
 
     async def expiry_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -25,7 +25,7 @@ WhatsApp messages.
   it is shown when the client writes again), or not at all ("unavailable").
 * The live confidant chat (bot/services/handoffs.py, shared with Telegram): a client's messages
   reach the handoff desk through the intake service; a confidant's WhatsApp number (organisation
-  config) goes to `HandoffDesk.from_confidant`. As the `ItemSender` it relays messages and files
+  config) goes to `HandoffDesk.confidant_update`. As the `ItemSender` it relays messages and files
   from the other side: files are uploaded (`POST /{phone-number-id}/media`) and sent by media id.
   Outside the 24-hour window the relay is kept (owed rows, encrypted) and announced by the
   template; it is shown, in order, as soon as the client writes.
