@@ -15,8 +15,9 @@ procedure: they are kept in `data["overlay"]`, never change the machine's state,
 at any moment without losing progress.
 
 The engine runs the machine and decides where each event leads. Beside it: the model the machine
-runs on (`flows.turn`), its graph (`flows.graph`), filling in a form (`flows.forms`), what the
-client sees (`flows.render`) and what they are told about their own data (`flows.dossier`).
+runs on (`flows.turn`), its graph (`flows.graph`), filling in a form (`flows.forms`), the steps of
+a schema (`flows.steps`), the overlays (`flows.overlays`), what the client sees (`flows.render`)
+and what they are told about their own data (`flows.dossier`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ from transitions import Machine, MachineError, State
 
 from flows import rules
 from flows.dossier import file_text, receipt
+from flows.follow_up import (
+    FollowUpStep,
+    follow_up_choice,
+    follow_up_text,
+    reply_choice,
+    reply_text,
+)
 from flows.forms import (
     FIELD_BUTTONS,
     LONG_FIELDS,
@@ -45,10 +53,7 @@ from flows.graph import (
     after_category,
     build_edges,
     diagram,
-    next_kind,
-    step_at,
     step_diagram,
-    step_number,
     step_state,
     triage_choices,
 )
@@ -62,25 +67,17 @@ from flows.model import (
     Command,
     Conversation,
     DossierLoaded,
-    EraseDossier,
     Event,
     LoadDossier,
     OutMessage,
     Start,
     StepResult,
-    SubmitCase,
     Text,
-    WithdrawCase,
 )
-from flows.procedure import Form, Procedure, Schema, Step
-from flows.register import (
-    FollowUpStep,
-    follow_up_choice,
-    follow_up_text,
-    reply_choice,
-    reply_text,
-)
+from flows.overlays import Overlays
+from flows.procedure import Form, Procedure, Schema
 from flows.render import Renderer
+from flows.steps import Steps
 from flows.texts import ADDED
 from flows.turn import WITHDRAWABLE, Turn
 
@@ -112,6 +109,8 @@ class Engine:
         self.organisation = organisation or procedure.name
         self.forms = Forms(procedure)
         self.renderer = Renderer(procedure, catalogs, self.organisation)
+        self.steps = Steps(procedure, self)
+        self.overlays = Overlays(catalogs, self)
         self.edges = build_edges(procedure)
         self.machine = Machine(
             model=None,
@@ -214,7 +213,7 @@ class Engine:
                 turn.data.pop("overlay", None)
                 self.prompt(turn)
             elif turn.state in (*END_STATES, "triage"):
-                self._restart(turn)
+                self.overlays.restart(turn)
             else:
                 turn.data["overlay"] = {"kind": "restart"}
                 self.prompt(turn)
@@ -241,12 +240,12 @@ class Engine:
             self.prompt(turn)
             return
         if overlay:
-            self._overlay_choice(turn, overlay, button)
+            self.overlays.choice(turn, overlay, button)
         else:
             self._procedure_choice(turn, button)
 
     def _follow_up(self, turn: Turn, step: FollowUpStep | None) -> bool:
-        """Follow-up answers (003 §4) work at any moment; flows/register.py handles them."""
+        """Follow-up answers (003 §4) work at any moment; flows/follow_up.py handles them."""
         if step is None:
             return False
         turn.out.extend(step.messages)
@@ -479,12 +478,12 @@ class Engine:
         elif state == "referral":
             # 002 §3.1: referred elsewhere, the client may still register a report here.
             if button == "report":
-                self._start_form(turn, self.procedure.forms["report"], button)
+                self.steps.start_form(turn, self.procedure.forms["report"], button)
             else:
                 self.fire(turn, button, "done")
         elif state == "after_request":
             if button == "continue":
-                self._go_to_step(turn, data.get("step", 0) + 1, button)
+                self.steps.go_to_step(turn, data.get("step", 0) + 1, button)
             else:
                 self.fire(turn, button, "done")
         elif button == PARTS_DONE:
@@ -495,177 +494,11 @@ class Engine:
         elif self.forms.form_of(state) is not None:
             self.fire(turn, button, self.forms.field_choice(turn, button))
         else:
-            self._step_choice(turn, button)
-
-    def _step_choice(self, turn: Turn, button: str) -> None:
-        data = turn.data
-        at = step_at(self.procedure, turn.state)
-        schema = self._schema(turn)
-        index = at[1] if at else data.get("step", 0)
-        step = at[2] if at else self.procedure.step(schema.steps[index])
-        following = index + 1
-        if button == "talk_helped":
-            data["talked"] = "helped"
-            if step.register_solved and step.mailbox:
-                self._register_solved(turn, step.mailbox, button)
-            else:
-                self.fire(turn, button, "resolved")
-            return
-        if button == "talk_later":
-            # 004: the steps are taken one by one; this step comes first.
-            turn.say(turn.t._("Please take this step first. Then come back here: this question "
-                              "waits for you."))
-            self.prompt(turn)
-            return
-        if button in ("talk_not_helped", "talk_not_tried"):
-            data["talked"] = button.removeprefix("talk_")
-        elif button == "skip_to_complaint":
-            # 001 art. 4.6: the client may go to the committee directly at any time.
-            following = next_kind(self.procedure, schema, index, "complaint") or following
-        elif button.startswith("pref_") and button != "pref_no_thanks":
-            data["preference"] = button.removeprefix("pref_")
-            self._start_form(turn, self._form_of_step(step, "confidant_request"), button)
-            return
-        elif button == "request_yes":
-            self._start_form(turn, self._form_of_step(step, "mediation_request"), button)
-            return
-        elif button == "external_done":
-            self.fire(turn, button, "done")
-            return
-        elif button.startswith("excl_") and button != "excl_none":
-            # 002 §3.1: not for this procedure; the referral says where to go instead.
-            data["exclusion"] = button.removeprefix("excl_")
-            self.fire(turn, button, "referral")
-            return
-        self._go_to_step(turn, following, button)
-
-    def _form_of_step(self, step: Step, default: str) -> Form:
-        return self.procedure.forms[step.form or default]
-
-    def _register_solved(self, turn: Turn, mailbox: str, trigger: str) -> None:
-        """Register a solved talk as a signal: no name, no words of the client (003 §5)."""
-        signal: dict[str, Any] = {
-            "kind": "signal",
-            "schema": turn.data.get("schema"),
-            "category": turn.data.get("category"),
-            "language": turn.t.language,
-            "confidant_preference": None,
-            "complainant": {"name": None, "anonymous": True,
-                            "contact": {"method": "chat", "value": None}},
-            "representative": None,
-            "complainant_type": None,
-            "staff_involved": None,
-            "description": None,
-            "incident_dates": None,
-            "steps_taken": {"talked": "helped", "text": None},
-            # 002 §2.3: dissatisfaction solved in the talk is not a complaint.
-            "admissibility": {"status": "report_only", "rule": "002 §2.3"},
-            "consent": {"given": False, "share_with": mailbox, "at": turn.now.isoformat()},
-            "attachments": [],
-            "emergency_shown": bool(turn.data.get("emergency_shown")),
-        }
-        turn.data["pending"] = {"kind": "signal", "form": None}
-        turn.effects.append(SubmitCase(signal, self.procedure.mailboxes[mailbox]))
-        self.fire(turn, trigger, "submitting")
-
-    def _go_to_step(self, turn: Turn, index: int, trigger: str) -> None:
-        schema = self._schema(turn)
-        turn.data["step"] = index
-        target = self.step_state(schema, index)
-        step = self.procedure.step(schema.steps[index])
-        if step.kind == "complaint":
-            self._start_form(turn, self._form_of_step(step, "complaint"), trigger, target)
-        else:
-            self.fire(turn, trigger, target)
-
-    def _start_form(self, turn: Turn, form: Form, trigger: str, target: str | None = None) -> None:
-        turn.data["form"] = form.id
-        turn.data["answers"] = {}
-        t = turn.t
-        schema = self._schema(turn)
-        index = turn.data.get("step", 0)
-        if self.procedure.kinds(schema)[index] != "complaint":
-            index = next_kind(self.procedure, schema, -1, "complaint") or 0
-        if form.id == "complaint" and form.receiver == "manager":
-            # 002 §4.2: the manager of the employee contacts the client to talk about it.
-            intro = t._(
-                "Step {step} of {total}: your complaint.\n"
-                "The manager of the employee contacts you to talk about your complaint. I will "
-                "ask you a few questions. At the end you can check and change your answers."
-            )
-        elif form.id == "confidant_request" and form.receiver == "confidant":
-            intro = t._("I will ask you a few short questions. Then we send your request to the "
-                        "confidant. You do not have to give your name.")
-        else:
-            intro = {
-                "complaint": t._(
-                    "Step {step} of {total}: the formal complaint.\n"
-                    "The complaints committee looks into your complaint. I will ask you a few "
-                    "questions. At the end you can check and change your answers."
-                ),
-                "mediation_request": t._(
-                    "I will ask you a few short questions. Then we send your request to the chair "
-                    "of the complaints committee."
-                ),
-                "confidant_request": t._(
-                    "I will ask you a few short questions. Then we send your request to the "
-                    "confidants. You do not have to give your name."
-                ),
-                "report": t._(
-                    "I will ask you a few short questions. Then we register your report."
-                ),
-            }[form.id]
-        turn.say(intro.format(**step_number(self.procedure, schema, index)))
-        self.fire(turn, trigger, target or self.field_state(form, form.fields[0]))
+            self.steps.choice(turn, button)
 
     def submission(self, turn: Turn, form: Form) -> dict[str, Any]:
         """The structured request, in the shape of `complaint.json` (see flows/complaint.py)."""
         return submission(turn, form)
-
-    # --- overlays ------------------------------------------------------------------------------
-
-    def _overlay_choice(self, turn: Turn, overlay: dict[str, Any], button: str) -> None:
-        t = turn.t
-        kind = overlay["kind"]
-        turn.data.pop("overlay")
-        if kind == "language":
-            turn.conv.language = button.removeprefix("lang_")
-            turn.t = self.catalogs.get(turn.conv.language)
-            self.prompt(turn)
-        elif button == "no":
-            turn.say(t._("OK, we go on."))
-            self.prompt(turn)
-        elif kind == "restart":
-            self._restart(turn)
-        elif kind == "erase":
-            turn.effects.append(EraseDossier())
-            turn.say(
-                t._(
-                    "All your data is erased. If we had already sent something, we asked the "
-                    "receiver to erase it too. You can start again at any time with /start."
-                )
-            )
-            # Issue 14.9: nothing about the client is kept, not even their choice of language. Only
-            # the messenger's language hint stays, so the next question is asked in it.
-            hint = turn.data.get("hint")
-            turn.conv.state = "language"
-            turn.conv.language = None
-            turn.conv.data = {"hint": hint} if hint else {}
-        elif kind == "withdraw":
-            reference = button.removeprefix("wd_")
-            turn.data["overlay"] = {"kind": "withdraw_confirm", "reference": reference}
-            self.prompt(turn)
-        elif kind == "withdraw_confirm":
-            reference = overlay["reference"]
-            for case in turn.data.get("cases", []):
-                if case["reference"] == reference:
-                    case["status"] = "withdrawn"
-            turn.effects.append(WithdrawCase(reference))
-            turn.say(
-                t._("{reference} is withdrawn. We passed this on. It stays registered.")
-                .format(reference=t.ltr(reference))
-            )
-            self.prompt(turn)
 
     @staticmethod
     def _emergency(turn: Turn) -> str:
@@ -674,14 +507,6 @@ class Engine:
             "and fire brigade. The call is free.\n"
             "When you are safe, you can continue here."
         ).format(phone=turn.t.ltr("112"))
-
-    def _restart(self, turn: Turn) -> None:
-        clear_draft(turn.data)
-        for key in ("schema", "triage", "category", "step", "talked", "preference",
-                    "emergency_shown", "exclusion"):
-            turn.data.pop(key, None)
-        turn.data.pop("overlay", None)
-        self.fire(turn, "reset", "triage")
 
     # --- what the client sees (flows/render.py) ----------------------------------------------
 

@@ -2,7 +2,8 @@
 
 `Renderer.render` turns the current state of a conversation into one `OutMessage`; the engine sends
 it whenever a state is entered and whenever a question is asked again. The help text is here too;
-the receipt and the client's file are in `flows.dossier`. Rendering reads the turn and changes
+the receipt and the client's file are in `flows.dossier`; the steps of a schema (talk, mediation,
+confidant, external, exclusions) in `flows.render_steps`. Rendering reads the turn and changes
 nothing; no I/O. Message ids are the keys of the catalogs in locales/: keep them byte for byte.
 """
 
@@ -13,37 +14,27 @@ from typing import Any
 
 from flows.dossier import answer_lines
 from flows.forms import PARTS_DONE, Forms, applies, submission
-from flows.graph import END_STATES, asks_danger, next_kind, step_at, step_number, triage_choices
+from flows.graph import END_STATES, asks_danger, triage_choices
 from flows.i18n import Catalogs, Translator
 from flows.model import LANGUAGES, Button, OutMessage
-from flows.procedure import DEFAULT_WHO, Procedure, Schema, Step
+from flows.procedure import DEFAULT_WHO, Procedure, Schema
+from flows.render_steps import Rows, StepRenderer, rows
 from flows.texts import (
     CATEGORY,
     CONTACT,
-    EXCLUSION_LABEL,
-    EXCLUSION_REFERRAL,
     FIELD,
     GLOBAL_ACTIONS,
     KIND,
     KIND_TITLE,
     LANGUAGE_NAMES,
-    NEXT_TEXT,
     NOTE,
     PREFERENCE,
-    ROLE,
     SUMMARY,
     TRIAGE,
     TRIAGE_CATEGORY,
-    WAY,
     WHO,
 )
 from flows.turn import Turn
-
-Rows = tuple[tuple[Button, ...], ...]
-
-
-def _rows(*buttons: Button, per_row: int = 1) -> Rows:
-    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
 
 
 class Renderer:
@@ -54,6 +45,7 @@ class Renderer:
         self.catalogs = catalogs
         self.organisation = organisation
         self.forms = Forms(procedure)
+        self.steps = StepRenderer(procedure)
 
     def render(self, turn: Turn) -> OutMessage:
         """The question of the current state (or open overlay), with its buttons."""
@@ -64,7 +56,7 @@ class Renderer:
     def _language_buttons(self, turn: Turn) -> Rows:
         # Before a choice, the messenger's language is preselected (also after /erase, 14.9).
         current = turn.conv.language or turn.hint
-        return _rows(
+        return rows(
             *(
                 Button(f"lang_{lang}", ("✓ " if lang == current else "") + LANGUAGE_NAMES[lang])
                 for lang in LANGUAGES
@@ -87,8 +79,8 @@ class Renderer:
             return (
                 t._("Which one do you want to withdraw?"),
                 # "Complaint of 3 November 2026": a bare reference means nothing to a client.
-                _rows(*(Button(f"wd_{c['reference']}", self._case_label(t, c)) for c in cases),
-                      Button("no", t._("Cancel"))),
+                rows(*(Button(f"wd_{c['reference']}", self._case_label(t, c)) for c in cases),
+                     Button("no", t._("Cancel"))),
             )
         text = {
             "restart": t._("Start again? Your answers so far will be deleted. "
@@ -103,7 +95,7 @@ class Renderer:
             ).format(reference=t.ltr(str(overlay.get("reference", "")))),
         }[kind]
         yes, no = yes_no[kind]
-        return text, _rows(Button("yes", yes), Button("no", no), per_row=2)
+        return text, rows(Button("yes", yes), Button("no", no), per_row=2)
 
     def privacy(self, t: Translator) -> str:
         """The welcome and privacy notice, shown with the first question (000, 001 art. 5.2)."""
@@ -145,7 +137,7 @@ class Renderer:
         if state == "language":
             return self._language_prompt(turn), self._language_buttons(turn)
         if state == "privacy":
-            return self.privacy(t), _rows(Button("ok", t._("Continue")))
+            return self.privacy(t), rows(Button("ok", t._("Continue")))
         if state == "triage":
             text = t._(
                 "What is it about? Choose what fits best.\n"
@@ -161,67 +153,24 @@ class Renderer:
             ]
             if asks_danger(self.procedure):
                 buttons.append(Button("danger_yes", t._("I am in danger now")))
-            return text, _rows(*buttons, per_row=2)
+            return text, rows(*buttons, per_row=2)
         if state == "category":
             schema = self._schema(turn)
             return (
                 t._("What fits best?"),
-                _rows(*(Button(c, t._(CATEGORY[c])) for c in schema.categories), per_row=2),
+                rows(*(Button(c, t._(CATEGORY[c])) for c in schema.categories), per_row=2),
             )
         if state == "danger":
             return (
                 t._("First: are you in danger right now?"),
-                _rows(Button("danger_yes", t._("Yes, I am in danger")), Button("danger_no",
-                      t._("No")), per_row=2),
+                rows(Button("danger_yes", t._("Yes, I am in danger")), Button("danger_no",
+                     t._("No")), per_row=2),
             )
-        at = step_at(self.procedure, state)
-        if at is not None and at[2].kind == "talk":
-            return self._render_talk(turn, at[2])
-        if at is not None and at[2].kind == "mediation":
-            return (
-                t._(
-                    "Step {step} of {total}: help to find a solution.\n"
-                    "The chair of the complaints committee can help you and the other person "
-                    "to find a solution together. This is called mediation. It is free.\n"
-                    "Do you want to ask for mediation?"
-                ).format(**self._step_number(turn, "mediation")),
-                _rows(Button("request_yes", t._("Yes, ask for it")),
-                      Button("request_no", t._("No, formal complaint"))),
-            )
-        if at is not None and at[2].kind == "confidant" and at[2].name:
-            return self._render_named_confidant(turn, at[2])
-        if at is not None and at[2].kind == "confidant":
-            # 001 art. 5.2: secrecy, except a possible crime, which the confidant reports to the board.
-            return (
-                t._(
-                    "Step {step} of {total}: a confidant.\n"
-                    "A confidant listens to you and helps you to find a solution. The confidant "
-                    "is on your side and keeps what you say secret. One exception: a possible "
-                    "crime must be reported to the board of the organisation. "
-                    "You do not have to give your name.\n"
-                    "Do you want a confidant? You may choose a woman or a man."
-                ).format(**self._step_number(turn, "confidant")),
-                _rows(
-                    Button("pref_female", t._("A woman")),
-                    Button("pref_male", t._("A man")),
-                    Button("pref_none", t._("No preference")),
-                    Button("pref_no_thanks", t._("No, thank you")),
-                    per_row=2,
-                ),
-            )
-        if at is not None and at[2].kind == "external":
-            return self._render_external(turn, at[0], at[1], at[2])
-        if at is not None and at[2].kind == "exclusions":
-            # 002 §3.1: what this procedure does not handle; each has its own place.
-            return (
-                t._("Can we handle your complaint here? Some things have their own place. "
-                    "Is it about one of these?"),
-                _rows(*(Button(f"excl_{e.id}", t._(EXCLUSION_LABEL[e.referral]))
-                        for e in self.procedure.exclusions),
-                      Button("excl_none", t._("No, none of these"))),
-            )
+        step = self.steps.render(turn)
+        if step is not None:
+            return step
         if state == "referral":
-            return self._render_referral(turn)
+            return self.steps.referral(turn)
         if state == "admissibility":
             return self._render_admissibility(turn)
         if state == "summary":
@@ -231,7 +180,7 @@ class Renderer:
             fields = [f for f in form.fields if applies(turn, f)]
             return (
                 t._("What do you want to change?"),
-                _rows(*(Button(f"edit_{f}", t._(FIELD[f])) for f in fields), per_row=2),
+                rows(*(Button(f"edit_{f}", t._(FIELD[f])) for f in fields), per_row=2),
             )
         if state == "no_consent":
             return (
@@ -239,8 +188,8 @@ class Renderer:
                     "We send nothing without your consent. Your answers stay in your file until "
                     "you erase them. You can still give consent later."
                 ),
-                _rows(Button("consent_yes", t._("Send it after all")),
-                      Button("discard", t._("Delete my answers"))),
+                rows(Button("consent_yes", t._("Send it after all")),
+                     Button("discard", t._("Delete my answers"))),
             )
         if state == "submitting":
             return t._("One moment, please. We are sending it."), ()
@@ -252,13 +201,13 @@ class Renderer:
                 return (
                     t._("When you are ready for the next step, press “Next step”. This question "
                         "waits here for you, also later."),
-                    _rows(Button("continue", t._("Next step")),
-                          Button("finish", t._("No, that is all"))),
+                    rows(Button("continue", t._("Next step")),
+                         Button("finish", t._("No, that is all"))),
                 )
             return (
                 t._("Do you also want to make a formal complaint now? You can also do it later."),
-                _rows(Button("continue", t._("Yes, make complaint")),
-                      Button("finish", t._("No, that is all"))),
+                rows(Button("continue", t._("Yes, make complaint")),
+                     Button("finish", t._("No, that is all"))),
             )
         if state in END_STATES:
             text = {
@@ -269,124 +218,9 @@ class Renderer:
                 ),
                 "stopped": t._("We stopped. Nothing was sent."),
             }[state]
-            return text, _rows(self._global(t, "new"), self._global(t, "dossier"),
-                               self._global(t, "help"), per_row=2)
+            return text, rows(self._global(t, "new"), self._global(t, "dossier"),
+                              self._global(t, "help"), per_row=2)
         return self._render_field(turn)
-
-    def _render_talk(self, turn: Turn, step: Step) -> tuple[str, Rows]:
-        t = turn.t
-        schema = self._schema(turn)
-        number = self._step_number(turn, step.id)
-        later = next_kind(self.procedure, schema, schema.steps.index(step.id), "complaint")
-        if step.role is not None:
-            # A talk with the roles the definition names (002 §2, 004 step 1 and 3).
-            lines = [t._("Step {step} of {total}: talk about it.\nFirst talk with {person}.")
-                     .format(person=t._(ROLE[step.role]), **number)]
-            if step.then:
-                lines.append(t._("Does that not help? Then talk with {person}.")
-                             .format(person=t._(ROLE[step.then])))
-            if step.ways:
-                lines.append(t._("You can do this: {ways}.")
-                             .format(ways=", ".join(t._(WAY[w]) for w in step.ways)))
-            lines.append(t._("Did you try this?"))
-            text = "\n".join(lines)
-            not_tried = t._("No, I prefer not to")
-        elif not schema.face_person:
-            # Unwanted behaviour, or "not sure" (000 Schema B, 004 step 2): never send the client
-            # to the person or their manager first. Open with what they may do: the confidant.
-            text = t._(
-                "Step {step} of {total}: talk about it, if you want.\n"
-                "A confidant can help you. You can go to a confidant now. If you feel safe, you "
-                "may first talk about it with someone at the organisation. You choose.\n"
-                "Did you already talk about it with someone?"
-            ).format(**number)
-            not_tried = t._("No")
-        else:
-            text = t._(
-                "Step {step} of {total}: talk about it.\n"
-                "First talk with the person it is about. Does that not help? Then talk with "
-                "their manager, the coordinator."
-            ).format(**number) + "\n" + t._("Did you try this?")
-            not_tried = t._("No, I prefer not to")
-        buttons = [
-            Button("talk_helped", t._("Yes, it helped")),
-            Button("talk_not_helped", t._("Yes, it did not help")),
-            # 004: the steps are taken one by one; "not yet" keeps the client at this step.
-            Button("talk_later", t._("Not yet")) if step.required
-            else Button("talk_not_tried", not_tried),
-        ]
-        if later is not None:
-            buttons.append(Button("skip_to_complaint", t._("Formal complaint now")))
-        return text, _rows(*buttons)
-
-    @staticmethod
-    def _contact_lines(t: Translator, step: Step) -> list[str]:
-        """Where to go, as the definition gives it: names and addresses are shown as they are."""
-        lines = []
-        if step.name:
-            lines.append(step.name)
-        if step.link:
-            lines.append(t.ltr(step.link))
-        if step.email:
-            lines.append(t._("E-mail: {address}").format(address=t.ltr(step.email)))
-        if step.phone:
-            lines.append(t._("Phone: {number}").format(number=t.ltr(step.phone)))
-        return lines
-
-    def _render_named_confidant(self, turn: Turn, step: Step) -> tuple[str, Rows]:
-        """004 step 2: one confidant, named in the definition, who may be contacted anonymously."""
-        t = turn.t
-        text = "\n".join([
-            t._(
-                "Step {step} of {total}: the confidant.\n"
-                "You can tell the confidant about your complaint, also without your name. The "
-                "confidant listens and looks with you for a solution, and only acts together "
-                "with you. What you tell stays between you. If you or someone else is in danger, "
-                "you talk together about what to do.\n"
-                "The confidant:"
-            ).format(**self._step_number(turn, step.id)),
-            *self._contact_lines(t, step),
-            t._("You can contact the confidant yourself. Or we send your request now. You do "
-                "not have to give your name."),
-        ])
-        buttons = []
-        if step.preference:
-            buttons += [Button("pref_female", t._("A woman")), Button("pref_male", t._("A man"))]
-        buttons += [Button("pref_none", t._("Send a request")),
-                    Button("pref_no_thanks", t._("No, thank you"))]
-        return text, _rows(*buttons)
-
-    def _render_external(self, turn: Turn, schema: Schema, index: int,
-                         step: Step) -> tuple[str, Rows]:
-        """002 §4.3, 004 step 4: where to take the complaint further, outside this chat."""
-        t = turn.t
-        lines = [t._("Step {step} of {total}: take your complaint further.\n"
-                     "Is your complaint not solved yet? Then you can go to:")
-                 .format(**step_number(self.procedure, schema, index)),
-                 *self._contact_lines(t, step)]
-        if step.choose:
-            lines.append(t._("On the website, scroll down and click: {words}")
-                         .format(words=t.quote(step.choose)))
-        if step.next:
-            lines.append(t._(NEXT_TEXT[step.next]))
-        lines.append(t._("This chat does not send anything there. You contact them yourself."))
-        buttons = [Button("external_done", t._("OK"))]
-        if index + 1 < len(schema.steps):
-            buttons.append(Button("external_next", t._("Next step")))
-        return "\n".join(lines), _rows(*buttons)
-
-    def _render_referral(self, turn: Turn) -> tuple[str, Rows]:
-        """002 §3.1: not for this procedure; where to go instead, and a report is still possible."""
-        t = turn.t
-        exclusion = next(e for e in self.procedure.exclusions
-                         if e.id == turn.data.get("exclusion"))
-        lines = [t._(EXCLUSION_REFERRAL[exclusion.referral])]
-        if exclusion.link:
-            lines.append(t.ltr(exclusion.link))
-        lines.append(t._("You can still register a report here. A report is not handled as a "
-                         "complaint. The organisation uses it to improve its work."))
-        return "\n".join(lines), _rows(Button("report", t._("Register a report")),
-                                       Button("finish", t._("No, that is all")))
 
     def _render_admissibility(self, turn: Turn) -> tuple[str, Rows]:
         t = turn.t
@@ -397,8 +231,8 @@ class Renderer:
                     "without a name. We can register it as a report. The organisation uses "
                     "reports to improve its work."
                 ),
-                _rows(Button("adm_register", t._("Yes, register it")),
-                      Button("adm_give_name", t._("I will give my name"))),
+                rows(Button("adm_register", t._("Yes, register it")),
+                     Button("adm_give_name", t._("I will give my name"))),
             )
         months = self.procedure.limit_for(turn.data.get("category")) or 0
         return (
@@ -411,9 +245,9 @@ class Renderer:
                 "Or we only register it as a report.",
                 months,
             ).format(count=months),
-            _rows(Button("adm_send", t._("Send it anyway")),
-                  Button("adm_register", t._("Only register it")),
-                  Button("adm_stop", t._("Stop here"))),
+            rows(Button("adm_send", t._("Send it anyway")),
+                 Button("adm_register", t._("Only register it")),
+                 Button("adm_stop", t._("Stop here"))),
         )
 
     def _render_field(self, turn: Turn) -> tuple[str, Rows]:
@@ -430,7 +264,7 @@ class Renderer:
             return (
                 t._("You can send more in a next message. When you have sent everything, "
                     "press “Done”."),
-                _rows(Button(PARTS_DONE, t._("Done"))),
+                rows(Button(PARTS_DONE, t._("Done"))),
             )
         if field_id == "who" and form.who != DEFAULT_WHO:
             # 002 §3.2: who may complain, as the definition lists it.
@@ -438,7 +272,7 @@ class Renderer:
                 t._("Who is the complaint for?\n"
                     "• For yourself? Then type your name.\n"
                     "• Otherwise, press a button."),
-                _rows(*(Button(f"who_{k}", t._(WHO[k])) for k in form.who)),
+                rows(*(Button(f"who_{k}", t._(WHO[k])) for k in form.who)),
             )
         if field_id == "who":
             return (
@@ -448,7 +282,7 @@ class Renderer:
                     "• For someone else, for example as a parent, guardian or authorised person? "
                     "Or do you want to stay anonymous? Then press a button."
                 ),
-                _rows(*(Button(f"who_{k}", t._(WHO[k])) for k in form.who)),
+                rows(*(Button(f"who_{k}", t._(WHO[k])) for k in form.who)),
             )
         if field_id == "name":
             if turn.answers.get("who") == "representative":
@@ -476,7 +310,7 @@ class Renderer:
                     "Who is it about? Write the name of the volunteer or staff member. "
                     "More than one person? Write all names."
                 ),
-                _rows(Button("staff_unknown", t._("I do not know"))),
+                rows(Button("staff_unknown", t._("I do not know"))),
             )
         if field_id == "description":
             return t._(
@@ -486,24 +320,24 @@ class Renderer:
         if field_id == "description_optional":
             return (
                 t._("Do you want to tell briefly what it is about? You may also skip this."),
-                _rows(Button("skip", t._("Skip"))),
+                rows(Button("skip", t._("Skip"))),
             )
         if field_id == "when":
             return (
                 t._("When did it happen? For example: {example}, or March 2026.").format(
                     example=t.ltr("15-03-2026")
                 ),
-                _rows(Button("when_unknown", t._("I do not know"))),
+                rows(Button("when_unknown", t._("I do not know"))),
             )
         if field_id == "tried":
             return (
                 t._("What did you already do to solve it?"),
-                _rows(Button("tried_nothing", t._("Nothing yet"))),
+                rows(Button("tried_nothing", t._("Nothing yet"))),
             )
         if field_id == "name_or_anonymous":
             return (
                 t._("What is your name? You may also stay anonymous."),
-                _rows(Button("anonymous", t._("Stay anonymous"))),
+                rows(Button("anonymous", t._("Stay anonymous"))),
             )
         if field_id == "contact":
             question = (
@@ -511,7 +345,7 @@ class Renderer:
                 else t._("How can the committee contact you?") if committee
                 else t._("How can the confidant contact you?")
             )
-            return question, _rows(*(Button(f"contact_{k}", t._(v)) for k, v in CONTACT.items()))
+            return question, rows(*(Button(f"contact_{k}", t._(v)) for k, v in CONTACT.items()))
         # consent: 000 "only shared with others if you give consent"
         question = (
             # 001 art. 14.4 and 14.9: the person concerned hears what the complaint says.
@@ -528,8 +362,8 @@ class Renderer:
                 "the organisation. Without your consent we send nothing."
             )
         )
-        return question, _rows(Button("consent_yes", t._("Yes, send it")),
-                               Button("consent_no", t._("No")), per_row=2)
+        return question, rows(Button("consent_yes", t._("Yes, send it")),
+                              Button("consent_no", t._("No")), per_row=2)
 
     def _render_summary(self, turn: Turn) -> tuple[str, Rows]:
         t = turn.t
@@ -554,7 +388,7 @@ class Renderer:
             t._("If you press “{button}”, you give your consent for this. Without your consent "
                 "we send nothing.").format(button=send)
         )
-        return "\n".join(lines), _rows(
+        return "\n".join(lines), rows(
             Button("confirm", send),
             Button("change", t._("Change something")),
             Button("cancel", t._("Cancel")),
@@ -605,16 +439,13 @@ class Renderer:
             "In danger? Call {phone}."
         ).format(phone=t.ltr("112"))
         actions = ("language", "dossier", "withdraw", "erase", "restart")
-        return text, _rows(*(self._global(t, a) for a in actions), per_row=2)
+        return text, rows(*(self._global(t, a) for a in actions), per_row=2)
 
     @staticmethod
     def _global(t: Translator, action: str) -> Button:
         return Button(f"cmd:{action}", t._(GLOBAL_ACTIONS[action]))
 
     # --- small lookups -------------------------------------------------------------------------
-
-    def _step_number(self, turn: Turn, step: str) -> dict[str, int]:
-        return step_number(self.procedure, self._schema(turn), step)
 
     def _schema(self, turn: Turn) -> Schema:
         return self.procedure.schemas[turn.data["schema"]]

@@ -24,6 +24,12 @@ class Prompter(Protocol):
     def prompt(self, turn: Turn) -> None: ...
 
 
+class Driver(Prompter, Protocol):
+    """What the handlers beside the engine (`flows.steps`, `flows.overlays`) need from it."""
+
+    def fire(self, turn: Turn, trigger: str, dest: str) -> None: ...
+
+
 @dataclass
 class Turn:
     """The model the machine sees during one event: the conversation plus what the event produced."""

@@ -7,24 +7,21 @@ a story over the length limit is kept, in parts.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
-import pytest
+from functools import partial
 
 from flows import rules
 from flows.engine import Engine
-from flows.i18n import Catalogs, load_catalogs
+from flows.i18n import Catalogs
 from flows.model import (
     Attachment,
     Choice,
     Command,
-    Conversation,
     DossierLoaded,
     Event,
     Start,
-    StepResult,
     Text,
 )
-from flows.procedure import load_procedure
+from tests.flows import helpers
 
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 # A formal complaint up to "What happened?" (001 art. 12: the description is required).
@@ -34,21 +31,8 @@ TO_DESCRIPTION: list[Event] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def catalogs() -> Catalogs:
-    return load_catalogs()
-
-
-@pytest.fixture(scope="module")
-def engine(catalogs: Catalogs) -> Engine:
-    return Engine(load_procedure(), catalogs, organisation="Test")
-
-
-def run(engine: Engine, events: list[Event], conv: Conversation | None = None) -> StepResult:
-    result = StepResult(conv or Conversation(), ())
-    for event in events:
-        result = engine.step(result.conversation, event, NOW)
-    return result
+# Every step of these tests happens at NOW.
+run = partial(helpers.run, now=NOW)
 
 
 def photo(caption: str | None = None) -> Attachment:

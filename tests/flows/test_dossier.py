@@ -5,24 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from flows.engine import WITHDRAWABLE, Engine
-from flows.i18n import Catalogs, load_catalogs
+from flows.i18n import Catalogs
 from flows.model import (
     CaseRegistered,
     Choice,
     Command,
-    Conversation,
     DossierLoaded,
-    Event,
     LoadDossier,
     Start,
-    StepResult,
     Text,
     WithdrawCase,
 )
-from flows.procedure import load_procedure
+from tests.flows.helpers import run
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 REFERENCE = "KW-2026-000007"
@@ -32,23 +27,6 @@ CONFIDANT_REQUEST = [
     Choice("contact_chat"), Choice("skip"), Choice("consent_yes"), Choice("confirm"),
     CaseRegistered(REFERENCE, NOW), Choice("finish"),
 ]
-
-
-@pytest.fixture(scope="module")
-def catalogs() -> Catalogs:
-    return load_catalogs()
-
-
-@pytest.fixture(scope="module")
-def engine(catalogs: Catalogs) -> Engine:
-    return Engine(load_procedure(), catalogs, organisation="Test")
-
-
-def run(engine: Engine, events: list[Event], conv: Conversation | None = None) -> StepResult:
-    result = StepResult(conv or Conversation(), ())
-    for event in events:
-        result = engine.step(result.conversation, event, NOW)
-    return result
 
 
 def case(status: str, **extra: Any) -> dict[str, Any]:

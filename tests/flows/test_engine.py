@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flows.engine import LONG_FIELDS, Engine
-from flows.i18n import Catalogs, load_catalogs
+from flows.i18n import Catalogs
 from flows.model import (
     CaseRegistered,
     Choice,
@@ -20,31 +20,13 @@ from flows.model import (
     Event,
     LoadDossier,
     Start,
-    StepResult,
     SubmitCase,
     Text,
 )
 from flows.procedure import default_procedure_path, load_procedure, parse_procedure
+from tests.flows.helpers import run
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def catalogs() -> Catalogs:
-    return load_catalogs()
-
-
-@pytest.fixture(scope="module")
-def engine(catalogs: Catalogs) -> Engine:
-    return Engine(load_procedure(), catalogs, organisation="Test")
-
-
-def run(engine: Engine, events: list[Event], conv: Conversation | None = None) -> StepResult:
-    conv = conv or Conversation()
-    result = StepResult(conv, ())
-    for event in events:
-        result = engine.step(result.conversation, event, NOW)
-    return result
 
 
 B_CONFIDANT = [

@@ -8,9 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from flows.engine import Engine
-from flows.i18n import Catalogs, load_catalogs
 from flows.model import LANGUAGES, Choice, Conversation, Event, Start, StepResult
-from flows.procedure import load_procedure
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 
@@ -23,16 +21,6 @@ PERSON_HEARS = {"en": "person it is about", "nl": "persoon over wie", "uk": "л�
 # What the Schema A talk step tells the client to do, in each language.
 GO_TO_PERSON = {"en": "First talk with the person", "nl": "Praat eerst met de persoon",
                 "uk": "Спершу поговоріть із людиною", "ar": "أولًا التحدث مع الشخص"}
-
-
-@pytest.fixture(scope="module")
-def catalogs() -> Catalogs:
-    return load_catalogs()
-
-
-@pytest.fixture(scope="module")
-def engine(catalogs: Catalogs) -> Engine:
-    return Engine(load_procedure(), catalogs, organisation="Test")
 
 
 def texts(engine: Engine, lang: str, *buttons: str) -> list[str]:
