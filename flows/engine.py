@@ -272,7 +272,7 @@ class Engine:
             if labels_first and not turn.data.get("overlay"):
                 self._on_field_text(turn, text)
                 return
-            turn.say(t._("Please choose one of the buttons."))
+            turn.say(t._("Please choose one of the options below."))
             self.prompt(turn)
             return
         self._on_field_text(turn, text)

@@ -202,7 +202,7 @@ def test_bad_input_at_every_prompt(engine: Engine, catalogs: Catalogs) -> None:
             elif label == "forged":
                 assert texts[0] == t._("This button is no longer valid. Please use the buttons below.")
             elif not takes_text:
-                assert texts[0] == t._("Please choose one of the buttons."), (conv.state, label)
+                assert texts[0] == t._("Please choose one of the options below."), (conv.state, label)
             if label not in ("control", "foreign label") or not takes_text:
                 # Refused: nothing changed, and the question is asked again.
                 assert result.conversation == conv, (conv.state, label)

@@ -165,10 +165,10 @@ def _with_body(text: str, lines: list[str], t: Translator) -> tuple[list[dict[st
     tail_body = "\n\n".join(part for part in (tail.strip(), listing) if part)
     if head.strip() and tail.strip() and _units(tail_body) <= BODY_LIMIT:
         return _text_messages(head), tail_body
-    fallback = listing or t._("Please choose one of the buttons.")
+    fallback = listing or t._("Please choose one of the options below.")
     if _units(fallback) > BODY_LIMIT:
         return [*_text_messages(text), *_text_messages(listing)], t._(
-            "Please choose one of the buttons."
+            "Please choose one of the options below."
         )
     return _text_messages(text), fallback
 
