@@ -17,11 +17,13 @@ import typer
 
 from bot.root.app import App, build_app, configure_logging
 from bot.root.settings import Settings
+from flows.i18n import Translator
 
 
-def _n(count: int, one: str, many: str) -> str:
-    """`1 zaak`, `0 zaken`, `2 zaken`: staff lines are Dutch literals (no catalog), so a local rule."""
-    return f"{count} {one if count == 1 else many}"
+def _staff(app: App) -> Translator:
+    """Staff lines are in the organisation's working language, Dutch; counts go through the
+    catalogs, so "1 zaak" and "2 zaken" follow the language's plural rule (issue 14)."""
+    return app.catalogs.get("nl")
 
 
 # --- the register (issue 4): for the committee secretary and the coordinator --------------------
@@ -115,10 +117,13 @@ def case_list(
             typer.echo(f"{case.reference:<16} {KIND_NL.get(case.kind, case.kind):<27} "
                        f"{STATUS_NL.get(case.status, case.status):<26} "
                        f"{local_date(case.created_at).strftime('%d-%m-%Y'):<10}  {nxt}{extra}")
-        typer.echo(f"({_n(len(lines), 'zaak', 'zaken')})")
+        t = _staff(app)
+        typer.echo("(" + t.ngettext("{count} case", "{count} cases", len(lines)).format(
+            count=len(lines)) + ")")
         refused = sum(1 for line in lines if line.failed)
         if refused:
-            typer.echo(f"LET OP: bij {_n(refused, 'zaak', 'zaken')} weigerde de mailserver een mail; "
+            cases = t.ngettext("{count} case", "{count} cases", refused).format(count=refused)
+            typer.echo(f"LET OP: bij {cases} weigerde de mailserver een mail; "
                        "zie `klachtwijzer case show <referentie>`", err=True)
 
     _register_run(work)
@@ -338,7 +343,8 @@ def export_cmd(
             sys.stdout.write(data.decode("utf-8-sig"))
         else:
             output.write_bytes(data)
-            typer.echo(f"{_n(count, 'rij', 'rijen')} geschreven naar {output}", err=True)
+            rows = _staff(app).ngettext("{count} row", "{count} rows", count).format(count=count)
+            typer.echo(f"{rows} geschreven naar {output}", err=True)
 
     _register_run(work)
 
@@ -360,9 +366,10 @@ def report_cmd(
         report = build_report(rows, year, app.organisation.name,
                               app.organisation.procedure.deadlines, local_date(app.clock()))
         html_path, pdf_path, pages = write_report(report, out)
-        pages_nl = _n(pages, "pagina", "pagina's")
-        typer.echo(f"{_n(len(rows), 'zaak', 'zaken')} in {year}; geschreven: {html_path}, {pdf_path} "
-                   f"({pages_nl})")
+        t = _staff(app)
+        cases = t.ngettext("{count} case", "{count} cases", len(rows)).format(count=len(rows))
+        pages_nl = t.ngettext("{count} page", "{count} pages", pages).format(count=pages)
+        typer.echo(f"{cases} in {year}; geschreven: {html_path}, {pdf_path} ({pages_nl})")
 
     _register_run(work)
 
@@ -375,13 +382,19 @@ def purge_cmd(
 
     async def work(app: App) -> None:
         result = await purge(app, dry_run=dry_run)
-        many = len(result.cases) != 1
+        t = _staff(app)
+        n = len(result.cases)
+        files = t.ngettext("{count} file", "{count} files", n).format(count=n)
+        attachments = t.ngettext("{count} attachment", "{count} attachments", result.files).format(
+            count=result.files)
+        mails = t.ngettext("{count} mail", "{count} mails", result.outbox_rows).format(
+            count=result.outbox_rows)
+        talks = t.ngettext("{count} conversation", "{count} conversations",
+                           result.conversations).format(count=result.conversations)
+        many = n != 1
         verb = ("zouden worden vernietigd" if many else "zou worden vernietigd") if dry_run else "vernietigd"
         typer.echo(f"bewaartermijn {app.organisation.retention_years} jaar: "
-                   f"{_n(len(result.cases), 'dossier', 'dossiers')} {verb}, "
-                   f"{_n(result.files, 'bijlage', 'bijlagen')}, "
-                   f"{_n(result.outbox_rows, 'mail', 'mails')} in de outbox, "
-                   f"{_n(result.conversations, 'gesprek', 'gesprekken')}")
+                   f"{files} {verb}, {attachments}, {mails} in de outbox, {talks}")
         for reference in result.cases:
             typer.echo(f"  {reference}")
 
