@@ -55,12 +55,47 @@ class Organisation:
     mailboxes: dict[str, str] = field(default_factory=dict)
     confidants: tuple[Confidant, ...] = ()
     coordinators: tuple[int, ...] = ()  # Telegram user ids; never usernames
+    coordinator_numbers: tuple[str, ...] = ()  # WhatsApp numbers (wa_id: digits only)
     handoff_timeout_minutes: int = 30
     follow_up_days: int = 14  # 003 §4: ask whether the problem was really solved
     lapse_days: int = 61  # 002 §4.1: unreachable for two months
     whatsapp_template: str | None = None  # used outside WhatsApp's 24-hour window
     # OpenPGP public keys by lower-cased mailbox address: mail to it is sent encrypted (PGP/MIME).
     mailbox_keys: dict[str, PublicKey] = field(default_factory=dict)
+
+    @property
+    def coordinator_addresses(self) -> tuple[tuple[str, str], ...]:
+        """(channel, chat id) of each coordinator: Telegram user ids and WhatsApp numbers."""
+        return (*(("telegram", str(user_id)) for user_id in self.coordinators),
+                *(("whatsapp", number) for number in self.coordinator_numbers))
+
+
+def _whatsapp_number(path: Path, section: str, value: object) -> str:
+    """A WhatsApp number as its wa_id: "+31 6 1234 5678" -> "31612345678" (8 to 15 digits)."""
+    number = "".join(str(value).split()).removeprefix("+")
+    if not number.isdigit() or not number.isascii() or not 8 <= len(number) <= 15:
+        raise ConfigError(f"{path}: [[{section}]] whatsapp must be a phone number in "
+                          "international form, digits only (e.g. \"31612345678\")")
+    return number
+
+
+def _telegram_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _coordinator(path: Path, item: object) -> tuple[int | None, str | None]:
+    """One `[[coordinators]]` entry: telegram = <user id> and/or whatsapp = "<number>"."""
+    if not isinstance(item, dict):
+        raise ConfigError(f"{path}: each [[coordinators]] entry must be a table")
+    telegram = item.get("telegram")
+    whatsapp = item.get("whatsapp")
+    if telegram is None and whatsapp is None:
+        raise ConfigError(f"{path}: each [[coordinators]] entry needs telegram = <user id> "
+                          "and/or whatsapp = \"<number>\"")
+    if telegram is not None and not _telegram_id(telegram):
+        raise ConfigError(f"{path}: [[coordinators]] telegram must be a numeric user id")
+    number = None if whatsapp is None else _whatsapp_number(path, "coordinators", whatsapp)
+    return telegram, number
 
 
 def _staff_member(path: Path, item: object) -> Confidant:
@@ -72,15 +107,9 @@ def _staff_member(path: Path, item: object) -> Confidant:
     whatsapp = item.get("whatsapp")
     if gender not in ("female", "male"):
         raise ConfigError(f"{path}: each [[confidants]] entry needs gender 'female' or 'male'")
-    if telegram is not None and (not isinstance(telegram, int) or isinstance(telegram, bool)
-                                 or telegram <= 0):
+    if telegram is not None and not _telegram_id(telegram):
         raise ConfigError(f"{path}: [[confidants]] telegram must be a numeric user id")
-    number = None
-    if whatsapp is not None:
-        number = "".join(str(whatsapp).split()).removeprefix("+")
-        if not number.isdigit() or not 8 <= len(number) <= 15:
-            raise ConfigError(f"{path}: [[confidants]] whatsapp must be a phone number in "
-                              "international form, digits only (e.g. \"31612345678\")")
+    number = None if whatsapp is None else _whatsapp_number(path, "confidants", whatsapp)
     if telegram is None and number is None:
         raise ConfigError(f"{path}: each [[confidants]] entry needs telegram and/or whatsapp")
     return Confidant(telegram, gender, number)
@@ -135,12 +164,18 @@ def load_organisation(path: Path | None) -> Organisation:
     if len(set(keys)) != len(keys):
         raise ConfigError(f"{path}: a confidant is listed twice (same Telegram id or number)")
     coordinators = list(telegram.get("coordinators", []))
-    for item in raw.get("coordinators", []):  # [[coordinators]] telegram = 900
-        if not isinstance(item, dict) or not isinstance(item.get("telegram"), int):
-            raise ConfigError(f"{path}: each [[coordinators]] entry needs telegram = <user id>")
-        coordinators.append(item["telegram"])
-    if not all(isinstance(c, int) for c in coordinators):
+    if not all(_telegram_id(c) for c in coordinators):
         raise ConfigError(f"{path}: telegram.coordinators must be numeric user ids")
+    numbers: list[str] = []
+    entries = raw.get("coordinators", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: coordinators must be [[coordinators]] entries")
+    for item in entries:  # [[coordinators]] telegram = 900 and/or whatsapp = "+31612345678"
+        user_id, number = _coordinator(path, item)
+        if user_id is not None and user_id not in coordinators:
+            coordinators.append(user_id)
+        if number is not None and number not in numbers:
+            numbers.append(number)
     register = raw.get("register", {})
     return Organisation(
         name=str(raw.get("name", DEFAULT_ORGANISATION_NAME)),
@@ -149,6 +184,7 @@ def load_organisation(path: Path | None) -> Organisation:
         mailboxes=mailboxes,
         confidants=tuple(confidants),
         coordinators=tuple(coordinators),
+        coordinator_numbers=tuple(numbers),
         handoff_timeout_minutes=int(raw.get("handoff", {}).get("timeout_minutes", 30)),
         follow_up_days=int(register.get("follow_up_days", 14)),
         lapse_days=int(register.get("lapse_days", 61)),

@@ -1,6 +1,7 @@
 """The coordinators' commands, for any channel: `/signals` (a CSV of anonymised signals) and `/stats`.
 
-A channel recognises the command (`STAFF_COMMANDS`) and calls `StaffCommands.answer` with the
+A channel recognises the command (`STAFF_COMMANDS`; `staff_command` reads a typed message) and
+calls `StaffCommands.answer` with the
 sender's address (channel, chat id); it sends back what comes out: a text, or the CSV as a document.
 Who may use them: the organisation's coordinators, by address (`coordinator_addresses`); anyone
 else is refused politely. Each use (and each refusal) is audited once per update id; a redelivered
@@ -60,8 +61,18 @@ class StaffCommands(Protocol):
 
 
 def coordinator_addresses(organisation: Organisation) -> frozenset[Address]:
-    """The coordinators' addresses (they are configured by Telegram user id)."""
-    return frozenset(("telegram", str(user_id)) for user_id in organisation.coordinators)
+    """The coordinators' addresses: ("telegram", user id) and ("whatsapp", number)."""
+    return frozenset(organisation.coordinator_addresses)
+
+
+def staff_command(text: str) -> str | None:
+    """The staff command a typed message is ("/Stats 2026-01-01" -> "stats"), else None; for
+    channels without their own command parsing (WhatsApp). A bot name (`/stats@bot`) is allowed."""
+    words = text.split(maxsplit=1)
+    if not words or not words[0].startswith("/"):
+        return None
+    name = words[0][1:].split("@", 1)[0].lower()
+    return name if name in STAFF_COMMANDS else None
 
 
 def _language(code: str | None, default: str) -> str:

@@ -26,6 +26,7 @@ from bot.channels.whatsapp.inbound import (
     signature_ok,
 )
 from bot.channels.whatsapp.messages import (
+    BODY_LIMIT,
     _failed_text,
     _text_messages,
     _unsupported_text,
@@ -35,6 +36,7 @@ from bot.channels.whatsapp.outbound import CHANNEL, WhatsAppSender
 from bot.services.handoffs import SENDER_NAME, HandoffDesk
 from bot.services.handoffs import Reply as DeskReply
 from bot.services.intake import Reply
+from bot.services.staff import StaffCommands, StaffReply, StaffService, staff_command
 from flows.model import (
     Attachment,
     AttachmentRefused,
@@ -59,14 +61,17 @@ RECENT_IDS: Final = 10_000
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:=+/-]{1,256}$")
 _MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # goes into a Graph URL path: no dots, no slashes
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
+# WhatsApp takes no text/csv documents: the CSV goes as plain text, its file name says .csv.
+CSV_MIME: Final = "text/plain"
 
 
 class WhatsAppChannel(WhatsAppSender):
     """The webhook, the per-chat queues, and the `ChannelSender` named "whatsapp"."""
 
     def __init__(self, app: ChannelHost, graph: GraphClient, *, app_secret: str, verify_token: str,
-                 phone_number_id: str) -> None:
+                 phone_number_id: str, staff: StaffCommands | None = None) -> None:
         super().__init__(app, graph)
+        self.staff: StaffCommands = staff or StaffService(app)  # /signals and /stats
         self._secret = app_secret.encode("utf-8")
         self._verify_token = verify_token.encode("utf-8")
         self._phone_number_id = phone_number_id
@@ -210,6 +215,14 @@ class WhatsAppChannel(WhatsAppSender):
             await self._show_announced(item.wa_id, stored)
         message = item.message
         kind = str(message.get("type", "unknown"))
+        if kind == "text":
+            # Staff commands first, from anyone (as on Telegram): a coordinator gets the answer,
+            # everybody else (a confidant, a client in their conversation) the polite refusal.
+            typed = str(_dict(message.get("text")).get("body") or "")
+            command = staff_command(typed)
+            if command is not None:
+                await self._staff(item, command, typed, stored)
+                return
         desk = self.desk
         if desk is not None and desk.is_confidant(CHANNEL, item.wa_id):
             await self._confidant(desk, item, kind)
@@ -310,6 +323,36 @@ class WhatsAppChannel(WhatsAppSender):
             log.warning("WhatsApp reply to a confidant not delivered (status %s, code %s)",
                         exc.status, exc.code)
         await self._pass_on(answer)
+
+    async def _staff(self, item: Inbound, command: str, text: str,
+                     stored: StoredConversation | None) -> None:
+        """/signals and /stats through the staff service (bot/services/staff.py): the text, and
+        the CSV uploaded through the media endpoint and sent as a document with its caption."""
+        reply = await self.staff.answer(
+            (CHANNEL, item.wa_id), command, text, update_id=item.wamid,
+            language=stored.language if stored is not None else None)
+        if reply.duplicate:
+            return
+        if reply.refused:
+            log.info("refused a staff command from someone who is not a coordinator")
+        try:
+            async with self._chat_lock(item.wa_id):
+                await self._send_staff(item.wa_id, reply, stored)
+        except GraphError as exc:
+            log.warning("WhatsApp staff answer not delivered (status %s, code %s)",
+                        exc.status, exc.code)
+            await self._tell_failed(item.wa_id)
+
+    async def _send_staff(self, wa_id: str, reply: StaffReply,
+                          stored: StoredConversation | None) -> None:
+        document = reply.document
+        if document is not None:
+            media_id = await self.graph.upload(document.data, CSV_MIME, document.filename)
+            await self.graph.send(wa_id, {"type": "document", "document": {
+                "id": media_id, "filename": document.filename,
+                "caption": document.caption[:BODY_LIMIT]}})
+        if reply.messages:
+            await self._deliver(wa_id, reply.messages, stored)
 
     async def _handle(self, wa_id: str, event: Event, update_id: str) -> Reply:
         """The service's unit of work, tried again when it fails (it rolled back, so that is safe)."""
