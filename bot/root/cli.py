@@ -226,12 +226,14 @@ def check_config(
         encrypted = f" (OpenPGP {key.fingerprint[-16:]})" if key else ""
         typer.echo(f"mailbox:      {name} = {address}{encrypted}")
     typer.echo(f"fallback:     {settings.fallback_mail or 'none (KLACHTWIJZER_FALLBACK_MAIL)'}")
+    staff = (f"{len(org.confidants)} confidants, {len(org.coordinators)} coordinators on Telegram, "
+             f"{len(org.coordinator_numbers)} on WhatsApp")
     if settings.telegram_bot_token:
-        typer.echo(f"telegram:     {settings.telegram_library}, {settings.telegram_mode}; "
-                   f"{len(org.confidants)} confidants, {len(org.coordinators)} coordinators")
+        typer.echo(f"telegram:     {settings.telegram_library}, {settings.telegram_mode}; {staff}")
     if settings.whatsapp_enabled:
         typer.echo(f"whatsapp:     webhook on {settings.whatsapp_listen_host}:"
-                   f"{settings.whatsapp_listen_port}; template: {org.whatsapp_template or 'none'}")
+                   f"{settings.whatsapp_listen_port}; template: {org.whatsapp_template or 'none'}"
+                   + ("" if settings.telegram_bot_token else f"; {staff}"))
     typer.echo(f"data dir:     {settings.data_dir.resolve()} (writable)")
     typer.echo(f"database:     {safe_db_url(settings.db_url)} (reachable)")
     if settings.smtp_host:

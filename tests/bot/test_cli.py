@@ -60,9 +60,12 @@ def test_keygen_prints_a_usable_key(tmp_path: Path) -> None:
 
 
 def test_diagram_is_mermaid(tmp_path: Path) -> None:
-    """`diagram` prints the procedure as a Mermaid state diagram."""
+    """`diagram` draws the organisation's procedure as a Mermaid flowchart; `--format states`
+    gives every state of the machine."""
     result = CliRunner().invoke(cli, ["diagram"], env=env_for(tmp_path))
-    assert result.output.startswith("stateDiagram-v2\n    [*] --> language\n")
+    assert result.output.startswith("flowchart")
+    states = CliRunner().invoke(cli, ["diagram", "--format", "states"], env=env_for(tmp_path))
+    assert states.output.startswith("stateDiagram-v2\n    [*] --> language\n")
 
 
 def test_run_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
