@@ -154,3 +154,7 @@ def chat(app: App) -> RecordingChannel:
     channel = RecordingChannel("terminal")
     app.channels.register(channel)
     return channel
+
+
+# The WhatsApp fixtures (Graph API stand-in, the running channel), shared by every WhatsApp test.
+from tests.bot.whatsapp_helpers import graph, start_whatsapp  # noqa: E402, F401

@@ -18,7 +18,7 @@ from bot.root.app import App
 from tests.bot.graph_stub import GraphStub
 from tests.bot.telegram_stub import Sent
 from tests.bot.test_telegram import Harness, make_harness, running, stub  # noqa: F401
-from tests.bot.test_whatsapp import (
+from tests.bot.whatsapp_helpers import (
     APP_SECRET,
     PHONE_NUMBER_ID,
     VERIFY_TOKEN,
@@ -26,7 +26,7 @@ from tests.bot.test_whatsapp import (
     Phone,
     free_port,
 )
-from tests.bot.test_whatsapp import TOKEN as WA_TOKEN
+from tests.bot.whatsapp_helpers import TOKEN as WA_TOKEN
 
 FEMALE_1, FEMALE_2, MALE = 501, 502, 503
 CLIENT_NUMBER = "31611112222"
@@ -55,16 +55,6 @@ timeout_minutes = 30
 """
 PHOTO = b"\xff\xd8\xff\xe0JFIF-CLIENT-PHOTO" + bytes(range(256)) * 4
 VOICE = b"OggS\x00\x02CONFIDANT-VOICE" + bytes(range(255, -1, -1)) * 4
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphStub]:
-    server = GraphStub(WA_TOKEN, PHONE_NUMBER_ID)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -16,17 +16,14 @@ from bot.channels.whatsapp import graph as graph_module
 from bot.root.app import App
 from storage.schema import owed_messages
 from tests.bot.graph_stub import GraphStub
-from tests.bot.test_whatsapp import (  # noqa: F401  (the fixtures)
+from tests.bot.whatsapp_helpers import (
     APP_SECRET,
     PHONE_NUMBER_ID,
     TOKEN,
     VERIFY_TOKEN,
-    Meta,
     Phone,
     StartWhatsApp,
     free_port,
-    graph,
-    start_whatsapp,
     stop_whatsapp,
 )
 
@@ -102,7 +99,7 @@ async def until(condition: Any, seconds: float = 5.0) -> None:
 
 
 async def test_replies_are_owed_rows_marked_sent_once_accepted(
-    start_whatsapp: StartWhatsApp, graph: GraphStub  # noqa: F811
+    start_whatsapp: StartWhatsApp, graph: GraphStub
 ) -> None:
     """Every reply to a WhatsApp client is an owed row; once the Graph API took it, it is marked
     sent (its content dropped) and nothing stays owed."""
@@ -118,7 +115,7 @@ async def test_replies_are_owed_rows_marked_sent_once_accepted(
 
 
 async def test_refused_reply_stays_owed_and_comes_first_when_the_client_writes(
-    start_whatsapp: StartWhatsApp, graph: GraphStub  # noqa: F811
+    start_whatsapp: StartWhatsApp, graph: GraphStub
 ) -> None:
     """A reply the Graph API refused (503, retries exhausted) stays owed; when the API is back and
     the client writes, the owed messages come first, in order, once each, then the new reply."""
@@ -144,7 +141,7 @@ async def test_refused_reply_stays_owed_and_comes_first_when_the_client_writes(
 
 
 async def test_owed_replies_are_sent_at_start_up_per_chat_in_order_once(
-    start_whatsapp: StartWhatsApp, graph: GraphStub  # noqa: F811
+    start_whatsapp: StartWhatsApp, graph: GraphStub
 ) -> None:
     """Replies refused before a restart are sent by the new channel at start-up, before anything
     new, per chat in order and once each; the client's next message repeats none of them."""
@@ -192,7 +189,7 @@ def accept_button(phone: Phone) -> tuple[str, str]:
 
 
 async def test_confidant_message_outside_the_window_is_owed_then_shown_first_once(
-    start_whatsapp: StartWhatsApp, graph: GraphStub, app_factory: Any,  # noqa: F811
+    start_whatsapp: StartWhatsApp, graph: GraphStub, app_factory: Any,
     settings_for: Any, smtp_server: Any, clock: Any, tmp_path: Path
 ) -> None:
     """Outside the 24-hour window a confidant's message to a WhatsApp client is an owed row stored

@@ -20,7 +20,7 @@ from bot.services.organisation import ConfigError, load_organisation
 from bot.services.staff import SIGNAL_FIELDS, StaffService, coordinator_addresses, stats_text
 from tests.bot.graph_stub import GraphStub
 from tests.bot.register_helpers import file_complaint
-from tests.bot.test_whatsapp import (
+from tests.bot.whatsapp_helpers import (
     APP_SECRET,
     PHONE_NUMBER_ID,
     TOKEN,
@@ -48,16 +48,6 @@ whatsapp = "+31 6 9999 0000"
 telegram = 900
 """
 REFUSAL = "This command is only for staff of the organisation."
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphStub]:
-    stub = GraphStub(TOKEN, PHONE_NUMBER_ID)
-    await stub.start()
-    try:
-        yield stub
-    finally:
-        await stub.stop()
 
 
 @pytest.fixture
