@@ -384,7 +384,7 @@ def purge_cmd(
         result = await purge(app, dry_run=dry_run)
         t = _staff(app)
         n = len(result.cases)
-        files = t.ngettext("{count} file", "{count} files", n).format(count=n)
+        files = t.ngettext("{count} dossier", "{count} dossiers", n).format(count=n)
         attachments = t.ngettext("{count} attachment", "{count} attachments", result.files).format(
             count=result.files)
         mails = t.ngettext("{count} mail", "{count} mails", result.outbox_rows).format(
