@@ -59,7 +59,6 @@ from flows.graph import (
 )
 from flows.i18n import Catalogs
 from flows.model import (
-    LANGUAGES,
     Attachment,
     AttachmentRefused,
     CaseRegistered,
@@ -73,6 +72,7 @@ from flows.model import (
     Start,
     StepResult,
     Text,
+    supported_language,
 )
 from flows.overlays import Overlays
 from flows.procedure import Form, Procedure, Schema
@@ -181,8 +181,8 @@ class Engine:
 
     def _on_start(self, turn: Turn, event: Start) -> None:
         if turn.state == "language" and not turn.data.get("overlay"):
-            hint = (event.language_hint or "").split("-")[0].lower()
-            if hint in LANGUAGES:
+            hint = supported_language(event.language_hint)
+            if hint:
                 turn.data["hint"] = hint
                 turn.conv.language = turn.conv.language or hint
                 turn.t = self.catalogs.get(turn.conv.language)

@@ -13,6 +13,12 @@ from typing import Any, Literal
 LANGUAGES: tuple[str, ...] = ("nl", "uk", "ar", "en")
 RTL_LANGUAGES: frozenset[str] = frozenset({"ar"})
 
+
+def supported_language(code: str | None) -> str | None:
+    """A messenger's or browser's language code ("uk-UA", "AR") as one of LANGUAGES, or None."""
+    short = (code or "").split("-")[0].lower()
+    return short if short in LANGUAGES else None
+
 Kind = Literal["complaint", "mediation_request", "confidant_request", "report"]
 KINDS: tuple[Kind, ...] = ("complaint", "mediation_request", "confidant_request", "report")
 

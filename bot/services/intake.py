@@ -33,7 +33,6 @@ from bot.services.delivery import retryable as _retryable
 from flows.complaint import complaint_document
 from flows.engine import WITHDRAWABLE, Engine
 from flows.model import (
-    LANGUAGES,
     AttachmentRefused,
     CaseRegistered,
     Conversation,
@@ -46,6 +45,7 @@ from flows.model import (
     ReplyToCase,
     SubmitCase,
     WithdrawCase,
+    supported_language,
 )
 from storage import (
     CaseRecord,
@@ -167,8 +167,8 @@ class IntakeService:
             stored = await uow.conversations.get(channel, chat_id)
             if stored is None:
                 stored = StoredConversation(channel=channel, chat_id=chat_id, state="language")
-                code = (hint or "").split("-")[0].lower()
-                if code in LANGUAGES:  # issue 14.9: after /erase, too, ask in the client's language
+                code = supported_language(hint)
+                if code:  # issue 14.9: after /erase, too, ask in the client's language
                     stored.data = {"hint": code}
             conversation = Conversation(stored.state, stored.language, stored.data)
             if self.handoffs is not None and stored.id is not None:

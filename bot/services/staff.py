@@ -21,7 +21,7 @@ from bot.services.organisation import Organisation
 from bot.services.ports import ServiceHost
 from bot.services.register_reports import anonymised_rows
 from flows.i18n import Translator
-from flows.model import LANGUAGES, OutMessage
+from flows.model import OutMessage, supported_language
 
 STAFF_COMMANDS = ("signals", "stats")
 SIGNAL_FIELDS = ("reference", "kind", "schema", "language", "channel", "month", "status")
@@ -76,8 +76,7 @@ def staff_command(text: str) -> str | None:
 
 
 def _language(code: str | None, default: str) -> str:
-    short = (code or "").split("-")[0].lower()
-    return short if short in LANGUAGES else default
+    return supported_language(code) or default
 
 
 class StaffService:

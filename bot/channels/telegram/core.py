@@ -79,6 +79,7 @@ from flows.model import (
     OutMessage,
     Start,
     Text,
+    supported_language,
 )
 from flows.texts import GLOBAL_ACTIONS
 
@@ -218,8 +219,7 @@ class TelegramCore:
         return menus
 
     def translator(self, language_code: str | None) -> Translator:
-        code = (language_code or "").split("-")[0].lower()
-        return self.app.catalogs.get(code if code in LANGUAGES else "en")
+        return self.app.catalogs.get(supported_language(language_code) or "en")
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -543,8 +543,7 @@ class TelegramCore:
             self._close_offers(pressed[1], accepted_in=incoming.chat_id)
 
     def _staff_language(self, incoming: Incoming) -> str:
-        code = (incoming.language_code or "").split("-")[0].lower()
-        return code if code in LANGUAGES else "nl"
+        return supported_language(incoming.language_code) or "nl"
 
     # --- coordinators --------------------------------------------------------------------------
 
