@@ -153,13 +153,14 @@ def receipt(t: Translator, procedure: Procedure, kind: str, reference: str, crea
             "• Not solved? Then you can take your complaint further."
         ).format(reference=ref)
     elif kind == "confidant_request" and receiver == "confidant":
-        # 004 step 2: one confidant; what is told stays between them.
+        # 004 step 2: one confidant; what is told stays between them, except danger.
         text = t._(
             "Thank you. We sent your request to the confidant.\n"
             "Your reference number is {reference}.\n\n"
             "What happens now:\n"
             "• The confidant contacts you in the way you chose.\n"
-            "• What you tell stays between you and the confidant."
+            "• What you tell stays between you and the confidant. If you or someone else is in "
+            "danger, you talk together about what to do."
         ).format(reference=ref)
     elif kind == "complaint":
         text = t._(

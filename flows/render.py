@@ -410,9 +410,10 @@ class Renderer:
                        "secret, with one exception: they must report a possible crime to the "
                        "board of the organisation.")
         if receiver == "confidant":
-            # 004 step 2: what is told stays between the client and the confidant.
+            # 004 step 2: what is told stays between them, except when someone is in danger.
             return t._("We send this to the confidant. Only the confidant reads it. What you tell "
-                       "stays between you and the confidant.")
+                       "stays between you and the confidant. If you or someone else is in "
+                       "danger, you talk together about what to do.")
         if receiver == "chair":
             # 000 Schema A step 2: the chair of the committee helps to find a solution.
             return t._("We send this to the chair of the complaints committee. The chair "
