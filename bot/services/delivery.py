@@ -5,13 +5,14 @@ use `Channels.send` for messages that are not a direct reply (handoffs, status u
 
 Messages owed to people are stored, then sent.
 
-A reply to a client, and a message relayed to a confidant, is written to `owed_messages` (encrypted,
-with a per-chat sequence) in the SAME unit of work as the state change that causes it: a receipt
-exists in the database exactly when its case does. After the commit the channel sends it at once
-(the usual, fast path) and marks it sent right after the messenger's API accepted it (marks are
-batched into one small UPDATE). At start-up, before any new update is handled, the channel sends
-whatever is still owed, per chat in sequence order, ahead of anything new. So a crash between
-"API accepted" and "marked sent" can repeat one message, never lose one.
+A reply to a client, a relay in a confidant chat (both ways), a confidant's update and a handoff
+timeout are written to `owed_messages` (encrypted, with a per-chat sequence) in the SAME unit of
+work as the state change that causes it: a receipt exists in the database exactly when its case
+does. After the commit the channel sends it at once (the usual, fast path) and marks it sent right
+after the messenger's API accepted it (marks are batched into one small UPDATE). At start-up, before
+any new update is handled, the channel sends whatever is still owed, per chat in sequence order,
+ahead of anything new. So a crash between "API accepted" and "marked sent" can repeat the messages
+of the last unwritten batch of marks, never lose one.
 """
 
 from __future__ import annotations
