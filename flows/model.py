@@ -28,9 +28,14 @@ KINDS: tuple[Kind, ...] = ("complaint", "mediation_request", "confidant_request"
 
 @dataclass(frozen=True)
 class Start:
-    """The client opened the conversation (Telegram /start, first WhatsApp message, terminal)."""
+    """The client opened the conversation (Telegram /start, first WhatsApp message, terminal).
+
+    `organisation` is the slug a link named (Telegram `/start <slug>`, a WhatsApp prefilled text,
+    the web chat's attribute); None when the link named none.
+    """
 
     language_hint: str | None = None
+    organisation: str | None = None
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class CaseRecord:
     closed_at: datetime | None = None
     withdrawn_at: datetime | None = None
     erased_at: datetime | None = None
+    organisation: str = "default"  # the organisation's slug in the deployment's config
 
     @property
     def stored_id(self) -> int:

@@ -257,6 +257,7 @@ class CaseRepository(_Repository):
                 closed_at=case.closed_at,
                 withdrawn_at=case.withdrawn_at,
                 erased_at=case.erased_at,
+                organisation=case.organisation,
             )
         )
         return replace(case, id=_new_id(result))

@@ -153,6 +153,9 @@ cases = Table(
     Column("acknowledged_at", UTCDateTime, nullable=True),
     Column("decided_at", UTCDateTime, nullable=True),
     Column("closed_at", UTCDateTime, nullable=True),
+    # issue 11: the organisation (its slug in the deployment's config) the case belongs to; every
+    # register query, export, report and staff view is scoped by it.
+    Column("organisation", String(64), nullable=False, server_default="default", index=True),
     CheckConstraint(_in("kind", CASE_KINDS), name="kind"),
 )
 

@@ -51,6 +51,7 @@ class Organisation:
 
     name: str
     procedure: Procedure
+    slug: str = "default"  # how links, cases and staff name it in a deployment of several
     retention_years: int = 5  # 001 art. 17.4
     mailboxes: dict[str, str] = field(default_factory=dict)
     confidants: tuple[Confidant, ...] = ()
@@ -126,7 +127,7 @@ def load_organisation(path: Path | None) -> Organisation:
     """The organisation from its TOML file, or the default of leaflet `000` when there is none."""
     if path is None:
         procedure = load_procedure()
-        return Organisation(DEFAULT_ORGANISATION_NAME, procedure, 5, dict(procedure.mailboxes))
+        return Organisation(DEFAULT_ORGANISATION_NAME, procedure, mailboxes=dict(procedure.mailboxes))
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
