@@ -450,8 +450,8 @@ class TelegramCore:
                 "those."), rtl=t.rtl)], state=None)
             return None
         command = incoming.command
-        if command == "start":
-            return Start(incoming.language_code)
+        if command == "start":  # issue 11: a deep link t.me/<bot>?start=<slug> names the organisation
+            return Start(incoming.language_code, organisation=incoming.start_payload)
         if command is not None:
             return Command(command)
         return Text(incoming.text or "")
