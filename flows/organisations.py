@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.i18n import N_, Catalogs
-from flows.model import LANGUAGES, Button, Choice, Command, Event, OutMessage, Start, Text
+from flows.model import (
+    LANGUAGES,
+    Button,
+    Choice,
+    Command,
+    Event,
+    OutMessage,
+    Start,
+    Text,
+    supported_language,
+)
 
 ORG_KEY = "org"  # the chosen organisation's slug, in the conversation data
 CHANGING_KEY = "org_change"  # the list is open again after /organisation
@@ -63,6 +73,8 @@ def choose(data: dict[str, Any], language: str | None, event: Event,
     current = data.get(ORG_KEY)
     changing = bool(data.get(CHANGING_KEY))
     picked = named_in(event, options)
+    if isinstance(event, Start) and supported_language(event.language_hint):
+        data.setdefault("hint", supported_language(event.language_hint))
     language = language or data.get("hint")
     t = catalogs.get(language)
     if picked is not None and (current is None or changing or isinstance(event, Start)):
