@@ -225,3 +225,42 @@ def test_links_prints_each_organisations_telegram_and_whatsapp_link(
     assert "https://wa.me/31612345678?text=Klachtwijzer%20%23debilt" in result.output
     bad = CliRunner().invoke(cli, ["links", "--whatsapp-number", "12"])
     assert bad.exit_code == 2 and "international form" in bad.output
+
+
+TWO_WITH_CONFIDANTS = """
+[[organisations]]
+slug = "noord"
+name = "Steunpunt Noord"
+[[organisations.confidants]]
+gender = "female"
+telegram = 501
+
+[[organisations]]
+slug = "zuid"
+name = "Steunpunt Zuid"
+[[organisations.confidants]]
+gender = "female"
+telegram = 502
+"""
+
+
+async def test_a_confidant_is_offered_only_chats_of_their_own_organisation(
+        running: Callable[..., Any], tmp_path: Path) -> None:
+    """A Schema B request to Zuid goes to Zuid's confidant; Noord's never sees it, nor may accept it."""
+    config = tmp_path / "confidants.toml"
+    config.write_text(TWO_WITH_CONFIDANTS, encoding="utf-8")
+    harness: Harness = await running("ptb", config=config)
+    client = harness.person(4101, "ar", "Layla")
+    noord, zuid = harness.person(501, "nl", "Anna"), harness.person(502, "nl", "Bea")
+    await client.say("/start zuid")
+    await client.press("lang_ar")
+    await client.press("sexual_harassment")
+    await client.press("talk_not_tried")
+    await client.press("pref_female")
+    await client.press("anonymous")
+    await client.press("contact_chat")
+    await client.say("مشكلة مع متطوع")
+    await client.press("confirm")
+    offers = {p.chat: [s for s in p.inbox() if "ho:accept" in str(s.button_ids())]
+              for p in (noord, zuid)}
+    assert (len(offers[501]), len(offers[502])) == (0, 1)
