@@ -107,6 +107,8 @@ def _settings() -> Settings:
 def chat(
     lang: Annotated[str | None, typer.Option("--lang", help="nl, uk, ar or en")] = None,
     chat_id: Annotated[str, typer.Option(help="Which local conversation to use")] = "local",
+    organisation: Annotated[str | None, typer.Option(
+        "--organisation", "-o", help="an organisation's slug, as a link names it (with several)")] = None,
 ) -> None:
     """Run the conversation in this terminal (buttons are numbered)."""
     if lang is not None and lang not in LANGUAGES:
@@ -125,7 +127,7 @@ def chat(
         try:
             await TerminalChat(
                 app.service, sys.stdin, sys.stdout, chat_id=chat_id, language=lang,
-                after_event=app.worker.run_once,
+                organisation=organisation, after_event=app.worker.run_once,
             ).run()
         finally:
             await app.worker.run_once()
