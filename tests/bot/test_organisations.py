@@ -264,3 +264,34 @@ async def test_a_confidant_is_offered_only_chats_of_their_own_organisation(
     offers = {p.chat: [s for s in p.inbox() if "ho:accept" in str(s.button_ids())]
               for p in (noord, zuid)}
     assert (len(offers[501]), len(offers[502])) == (0, 1)
+
+
+async def test_whatsapp_shows_the_list_within_its_limits_and_takes_the_choice(
+        app_factory: Any, settings_for: Any, smtp_server: Any, deployment_config: Path,
+        start_whatsapp: StartWhatsApp, graph: Any) -> None:
+    """A first WhatsApp message without a link: the names as buttons within WhatsApp's limits (a
+    long name shortened, its whole name in the text), and a tap chooses."""
+    from tests.bot.whatsapp_helpers import (
+        APP_SECRET,
+        PHONE_NUMBER_ID,
+        TOKEN,
+        VERIFY_TOKEN,
+        free_port,
+        within_limits,
+    )
+
+    settings = settings_for(
+        smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_tls="none",
+        config=deployment_config, whatsapp_token=TOKEN, whatsapp_phone_number_id=PHONE_NUMBER_ID,
+        whatsapp_app_secret=APP_SECRET, whatsapp_verify_token=VERIFY_TOKEN,
+        whatsapp_api_base=graph.base, whatsapp_listen_port=free_port())
+    meta = await start_whatsapp(app=await app_factory(settings))
+    phone = Phone(meta, wa_id="31698765432")
+    shown = await phone.type("Привіт")
+    assert within_limits(shown)
+    uk = meta.app.catalogs.get("uk")
+    assert uk._("Which organisation is your complaint or question about?") in phone.text()
+    assert set(phone.choices()) == {"org:debilt", "org:lentl"}
+    assert "1. Steunpunt Vluchtelingen De Bilt" in phone.text()
+    await phone.press("org:lentl")
+    assert "lang_uk" in phone.choices()
