@@ -28,6 +28,15 @@ from tests.bot.mailbox import mails
 from tests.bot.test_cli import env_for
 from tests.bot.test_telegram import LIBRARIES, Harness, make_harness, stub  # noqa: F401
 from tests.bot.test_telegram import running as running
+from tests.bot.whatsapp_helpers import (
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    TOKEN,
+    VERIFY_TOKEN,
+    Phone,
+    StartWhatsApp,
+    free_port,
+)
 from tests.conftest import Clock
 
 ALPHA, BETA, BOTH, STRANGER = 901, 902, 903, 4998
@@ -46,6 +55,7 @@ confidants = "vertrouwens@alpha.test"
 
 [[organisations.coordinators]]
 telegram = 901
+whatsapp = "31690000001"
 
 [[organisations.coordinators]]
 telegram = 903
@@ -67,6 +77,7 @@ confidants = "vertrouwens@beta.test"
 
 [[organisations.coordinators]]
 telegram = 902
+whatsapp = "31690000002"
 
 [[organisations.coordinators]]
 telegram = 903
@@ -278,6 +289,28 @@ async def test_telegram_coordinators_see_only_their_organisations_cases(
         assert ("report" in (stats.text or "")) == (coordinator == BETA)
     [refused] = await h.person(STRANGER, "en", "X").say("/stats")
     assert refused.text == "This command is only for staff of the organisation."
+
+
+async def test_whatsapp_coordinators_see_only_their_organisations_cases(
+        app_factory: Any, settings_for: Any, smtp_server: Any, deployment_config: Path,
+        start_whatsapp: StartWhatsApp, graph: Any) -> None:
+    """On WhatsApp too, each coordinator's /signals CSV and /stats hold their organisation's only."""
+    settings = settings_for(
+        smtp_host=smtp_server.host, smtp_port=smtp_server.port, smtp_tls="none",
+        config=deployment_config, whatsapp_token=TOKEN, whatsapp_phone_number_id=PHONE_NUMBER_ID,
+        whatsapp_app_secret=APP_SECRET, whatsapp_verify_token=VERIFY_TOKEN,
+        whatsapp_api_base=graph.base, whatsapp_listen_port=free_port())
+    meta = await start_whatsapp(app=await app_factory(settings))
+    alpha, beta = orgs(meta.app)
+    a1, b1 = await add(meta.app, alpha), await add(meta.app, beta, "report", "received")
+    for number, own, other in (("31690000001", a1, b1), ("31690000002", b1, a1)):
+        phone = Phone(meta, wa_id=number)
+        [document] = await phone.type("/signals")
+        data = graph.upload_of(document).data
+        assert own.encode() in data and other.encode() not in data
+        [stats] = await phone.type("/stats")
+        assert ("report: 1" in stats["text"]["body"]) == (own == b1)
+        assert ("signal: 1" in stats["text"]["body"]) == (own == a1)
 
 
 # --- the CLI ------------------------------------------------------------------------------------
