@@ -197,9 +197,28 @@ def receipt(t: Translator, procedure: Procedure, kind: str, reference: str, crea
             "A report is not handled as a complaint. The organisation uses it to improve "
             "its work."
         ).format(reference=ref)
+    if kind == "complaint" and procedure.lapse_days:
+        text += "\n" + lapse_line(t, procedure.lapse_days)
     text += "\n\n" + t._(
         # Issue 14.3: "withdraw it" after "your file" read as withdrawing the file.
         "You can always see your file (/dossier), withdraw your complaint or request "
         "(/withdraw) or erase your data (/erase)."
     )
     return text
+
+
+def lapse_line(t: Translator, days: int) -> str:
+    """002 §4.1: a complaint is not handled further when the client cannot be reached for this
+    long. Said in months when the days are whole months (61: two), else in days."""
+    months = round(days / 30.5)
+    if months and abs(days - months * 30.5) <= 1:
+        return "• " + t.ngettext(
+            "Can we not reach you for {count} month or longer? Then your complaint is not "
+            "handled further.",
+            "Can we not reach you for {count} months or longer? Then your complaint is not "
+            "handled further.", months).format(count=months)
+    return "• " + t.ngettext(
+        "Can we not reach you for {count} day or longer? Then your complaint is not handled "
+        "further.",
+        "Can we not reach you for {count} days or longer? Then your complaint is not handled "
+        "further.", days).format(count=days)
