@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flows.dossier import answer_lines
+from flows.dossier import answer_lines, confidant_exception
 from flows.forms import PARTS_DONE, Forms, applies, submission
 from flows.graph import END_STATES, asks_danger, triage_choices
 from flows.i18n import Catalogs, Translator
@@ -21,7 +21,6 @@ from flows.procedure import DEFAULT_WHO, Procedure, Schema
 from flows.render_steps import Rows, StepRenderer, rows
 from flows.texts import (
     CATEGORY,
-    CONFIDANT_EXCEPTION,
     CONTACT,
     FIELD,
     GLOBAL_ACTIONS,
@@ -128,7 +127,7 @@ class Renderer:
                                     "organisation."))
         if handling.confidant_exception:
             # 001 art. 5.2 (a possible crime, to the board); 004 step 2 (danger, together).
-            lines.append("• " + t._(CONFIDANT_EXCEPTION[handling.confidant_exception]))
+            lines += ["• " + line for line in self.confidant_exception(t)]
         lines += [
             "• " + t._("We share nothing else without your consent."),
             "• " + t._("You can always see your file, withdraw your complaint or erase your "
@@ -446,9 +445,8 @@ class Renderer:
             Button("cancel", t._("Cancel")),
         )
 
-    @staticmethod
-    def _receivers(t: Translator, receiver: str, kind: str) -> str:
-        """Who receives what the client sends, said on the summary before they press Send."""
+    def _receivers(self, t: Translator, receiver: str, kind: str) -> str:
+        """Who receives what the client sends, and the rule they keep, said before Send."""
         if kind == "report" and receiver == "committee":
             # 001 art. 13.3 and 17.5: registered only, not handled.
             return t._("We only register this as a report. Only the complaints committee "
@@ -456,16 +454,12 @@ class Renderer:
         if kind == "report":
             return t._("We only register this as a report. Only the people who handle "
                        "complaints read it.")
-        if receiver == "confidants":
-            # 001 art. 5.2: confidants keep it secret, except a possible crime (to the board).
-            return t._("We send this to the confidants. Only the confidants read it. They keep it "
-                       "secret, with one exception: they must report a possible crime to the "
-                       "board of the organisation.")
-        if receiver == "confidant":
-            # 004 step 2: what is told stays between them, except when someone is in danger.
-            return t._("We send this to the confidant. Only the confidant reads it. What you tell "
-                       "stays between you and the confidant. If you or someone else is in "
-                       "danger, you talk together about what to do.")
+        if receiver in ("confidants", "confidant"):
+            # What a confidant must pass on is the procedure's (001 art. 5.2; 004 step 2).
+            who = (t._("We send this to the confidants. Only the confidants read it.")
+                   if receiver == "confidants"
+                   else t._("We send this to the confidant. Only the confidant reads it."))
+            return " ".join([who, *self.confidant_exception(t)])
         if receiver == "chair":
             # 000 Schema A step 2: the chair of the committee helps to find a solution.
             return t._("We send this to the chair of the complaints committee. The chair "
@@ -477,6 +471,10 @@ class Renderer:
         # 001 art. 14.4 and 14.9: the person concerned hears what the complaint says.
         return t._("We send this to the complaints committee. Only the committee reads it. The "
                    "person it is about will hear what it says, so that they can answer.")
+
+    def confidant_exception(self, t: Translator) -> list[str]:
+        """What a confidant must pass on (the procedure's `[handling] confidant_exception`)."""
+        return confidant_exception(t, self.procedure)
 
     def help(self, t: Translator) -> tuple[str, Rows]:
         """The help text (/help), with buttons for the commands."""

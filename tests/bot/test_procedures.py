@@ -237,9 +237,11 @@ async def test_coaching_confidant_is_named_and_can_be_contacted_anonymously(
     await client.press("contact_chat")
     await client.press("skip")
     # 004 step 2: the promise names its one exception (danger) where the client consents.
-    assert said(app, lang, "We send this to the confidant. Only the confidant reads it. What "
-                "you tell stays between you and the confidant. If you or someone else is in "
-                "danger, you talk together about what to do.") in client.text()
+    t = app.catalogs.get(lang)
+    assert " ".join([
+        t._("We send this to the confidant. Only the confidant reads it."),
+        t._("The confidant keeps what you tell between the two of you. If you or someone else "
+            "is in danger, the confidant talks with you about what to do.")]) in client.text()
     await client.press("confirm")
     await app.worker.run_once()
 

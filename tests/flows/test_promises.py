@@ -27,11 +27,12 @@ GO_TO_PERSON = {"en": "First talk with the person", "nl": "Praat eerst met de pe
                 "uk": "Спершу поговоріть із людиною", "ar": "أولًا التحدث مع الشخص"}
 
 
-def texts(engine: Engine, lang: str, *buttons: str) -> list[str]:
-    """Every text the client sees from /start through the given buttons."""
+def texts(engine: Engine, lang: str, *buttons: str | Event) -> list[str]:
+    """Every text the client sees from /start through the given buttons (or typed answers)."""
     result = StepResult(Conversation(), ())
     seen: list[str] = []
-    events: list[Event] = [Start(lang), Choice(f"lang_{lang}"), *(Choice(b) for b in buttons)]
+    events: list[Event] = [Start(lang), Choice(f"lang_{lang}"),
+                           *(Choice(b) if isinstance(b, str) else b for b in buttons)]
     for event in events:
         result = engine.step(result.conversation, event, NOW)
         seen += [m.text for m in result.messages]
@@ -48,13 +49,14 @@ def test_privacy_notice_names_both_limits(engine: Engine, lang: str) -> None:
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_confidant_texts_name_the_one_exception(engine: Engine, lang: str) -> None:
-    """The confidant step and the consent to send to the confidants both name the crime exception."""
+    """The confidant step and the consent to send to the confidants (the summary, where Send is the
+    consent) both name the crime exception (001 art. 5.2)."""
     seen = texts(engine, lang, "aggression", "talk_not_tried")
     assert CRIME[lang] in seen[-1] and BOARD[lang] in seen[-1]
     t = engine.catalogs.get(lang)
-    consent = t._("We send this to the confidants. Only the confidants read it. They keep it "
-                  "secret, with one exception: they must report a possible crime to the "
-                  "board of the organisation.")
+    consent = texts(engine, lang, "aggression", "talk_not_tried", "pref_female", Text("Olena"),
+                    "contact_chat", "skip")[-1]
+    assert t._("We send this to the confidants. Only the confidants read it.") in consent
     assert CRIME[lang] in consent and BOARD[lang] in consent
 
 
