@@ -94,10 +94,17 @@ def transcript_text(t: Translator, line: dict[str, Any]) -> str:
     return file_marker(t, str(kind))
 
 
-def file_text(turn: Turn, forms: Forms, cases: Sequence[dict[str, Any]]) -> str:
-    """Everything stored about the client (/dossier): draft answers, and each case with its messages."""
+def file_text(turn: Turn, forms: Forms, cases: Sequence[dict[str, Any]],
+              organisation: str | None = None) -> str:
+    """Everything stored about the client (/dossier): draft answers, and each case with its messages.
+
+    `organisation`: the name of the organisation chosen, where the deployment serves several.
+    """
     t = turn.t
     lines = [t._("Everything we stored about you:")]
+    if organisation:
+        lines.append(t._("Organisation: {name}").format(name=organisation))
+        lines.append(t._("To choose another organisation, send /organisation."))
     if turn.conv.language in LANGUAGE_NAMES:
         # Issue 14.9: only a language the client chose is stored; after /erase there is none.
         lines.append(

@@ -74,6 +74,7 @@ from flows.model import (
     Text,
     supported_language,
 )
+from flows.organisations import ORG_KEY
 from flows.overlays import Overlays
 from flows.procedure import Form, Procedure, Schema
 from flows.render import Renderer
@@ -429,7 +430,9 @@ class Engine:
                 turn.data["overlay"] = {"kind": "withdraw"}
             self.prompt(turn)
             return
-        turn.say(file_text(turn, self.forms, event.cases))
+        # Issue 11: with several organisations, the dossier says which one this conversation is with.
+        chosen = self.organisation if turn.data.get(ORG_KEY) else None
+        turn.say(file_text(turn, self.forms, event.cases, organisation=chosen))
         self.prompt(turn)
 
     # --- the procedure -------------------------------------------------------------------------

@@ -130,9 +130,13 @@ class RegisterRepository(_RetentionQueries):
         pending: bool = False,
         open_manual: bool = False,
         purpose: str | None = None,
+        organisation: str | None = None,
     ) -> builtins.list[NotificationRecord]:
-        """Notifications, oldest first: of one case, still pending, or manual and not yet done."""
+        """Notifications, oldest first: of one case, still pending, or manual and not yet done;
+        of one organisation's cases (its slug) or, with None, of all."""
         stmt = self._notifications_stmt().order_by(case_notifications.c.id)
+        if organisation is not None:
+            stmt = stmt.where(cases.c.organisation == organisation)
         if reference is not None:
             stmt = stmt.where(cases.c.reference == reference)
         if pending:
@@ -187,8 +191,11 @@ class RegisterRepository(_RetentionQueries):
             .values(resolved_at=at)
         )
 
-    async def follow_up_due(self, closed_before: datetime) -> builtins.list[CaseRecord]:
-        """Closed cases to ask about (003 §4): closed before the cut-off and never asked yet.
+    async def follow_up_due(
+        self, closed_before: datetime, *, organisation: str | None = None
+    ) -> builtins.list[CaseRecord]:
+        """Closed cases to ask about (003 §4): closed before the cut-off and never asked yet; of
+        one organisation (its slug) or, with None, of all.
 
         Reports and signals are left out (registration only), and so are cases without a chat.
         """
@@ -207,6 +214,8 @@ class RegisterRepository(_RetentionQueries):
             )
             .order_by(cases.c.closed_at, cases.c.id)
         )
+        if organisation is not None:
+            stmt = stmt.where(cases.c.organisation == organisation)
         rows = (await self._conn.execute(stmt)).mappings().all()
         return [case_record(row) for row in rows]
 
@@ -253,14 +262,19 @@ class RegisterRepository(_RetentionQueries):
         result = await self._conn.execute(select(follow_ups.c.case_id, follow_ups.c.answer))
         return {int(row.case_id): str(row.answer) for row in result.all()}
 
-    async def needing_attention(self) -> builtins.list[FollowUpRecord]:
-        """'No' answers (and 'partly') the coordinator has not dealt with yet (003 §4)."""
+    async def needing_attention(
+        self, *, organisation: str | None = None
+    ) -> builtins.list[FollowUpRecord]:
+        """'No' answers (and 'partly') the coordinator has not dealt with yet (003 §4); of one
+        organisation's cases (its slug) or, with None, of all."""
         stmt = (
             select(follow_ups, cases.c.reference)
             .join(cases, cases.c.id == follow_ups.c.case_id)
             .where(follow_ups.c.answer.in_(("no", "partly")), follow_ups.c.attention_done_at.is_(None))
             .order_by(follow_ups.c.answered_at)
         )
+        if organisation is not None:
+            stmt = stmt.where(cases.c.organisation == organisation)
         rows = (await self._conn.execute(stmt)).mappings().all()
         return [self._follow_up(row) for row in rows]
 

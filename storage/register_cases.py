@@ -80,9 +80,13 @@ class _CaseQueries(_Repository):
         statuses: tuple[str, ...] | None = None,
         created_from: datetime | None = None,
         created_before: datetime | None = None,
+        organisation: str | None = None,
     ) -> builtins.list[CaseRecord]:
-        """Cases, oldest first, optionally by status and creation time [from, before)."""
+        """Cases, oldest first, optionally by status, creation time [from, before) and
+        organisation (its slug; None: every organisation's)."""
         stmt = select(*CASE_COLUMNS).order_by(cases.c.created_at, cases.c.id)
+        if organisation is not None:
+            stmt = stmt.where(cases.c.organisation == organisation)
         if statuses is not None:
             stmt = stmt.where(cases.c.status.in_(statuses))
         if created_from is not None:
@@ -104,6 +108,7 @@ class _CaseQueries(_Repository):
         location: str | None,
         status: str,
         at: datetime,
+        organisation: str = "default",
     ) -> CaseRecord:
         """A case registered by staff (003 §5: also what was solved on the spot); no personal data."""
         if kind not in CASE_KINDS:
@@ -125,6 +130,7 @@ class _CaseQueries(_Repository):
                 updated_at=at,
                 location=_clip(location, 64),
                 closed_at=at if final else None,
+                organisation=organisation[:64],
             )
         )
         case = await self.get(reference)

@@ -36,8 +36,11 @@ class _RetentionQueries(_CaseQueries):
 
     # --- retention (001 art. 17.4) ---------------------------------------------------------------
 
-    async def retention_due(self, ended_before: datetime) -> builtins.list[CaseRecord]:
-        """Cases whose dossier is still there and that ended (closed, withdrawn, lapsed) before.
+    async def retention_due(
+        self, ended_before: datetime, *, organisation: str | None = None
+    ) -> builtins.list[CaseRecord]:
+        """Cases whose dossier is still there and that ended (closed, withdrawn, lapsed) before;
+        of one organisation (its slug) or, with None, of all.
 
         A report or signal that was never closed counts from its registration: nothing is
         handled for it (001 art. 17.5).
@@ -63,6 +66,8 @@ class _RetentionQueries(_CaseQueries):
             )
             .order_by(cases.c.id)
         )
+        if organisation is not None:
+            stmt = stmt.where(cases.c.organisation == organisation)
         rows = (await self._conn.execute(stmt)).mappings().all()
         return [case_record(row) for row in rows]
 
@@ -109,15 +114,19 @@ class _RetentionQueries(_CaseQueries):
             sql_delete(conversations).where(conversations.c.id == conversation_id)
         )
 
-    async def delete_old_outbox(self, before: datetime) -> int:
-        """Mails without a case (digests) older than `before`, once they are no longer pending."""
-        result = await self._conn.execute(
-            sql_delete(outbox).where(
-                outbox.c.case_reference.is_(None),
-                outbox.c.created_at < before,
-                outbox.c.status != "pending",
-            )
+    async def delete_old_outbox(
+        self, before: datetime, *, recipients: builtins.list[str] | None = None
+    ) -> int:
+        """Mails without a case (digests) older than `before`, once they are no longer pending;
+        only those to `recipients` when given (one organisation's mailboxes)."""
+        stmt = sql_delete(outbox).where(
+            outbox.c.case_reference.is_(None),
+            outbox.c.created_at < before,
+            outbox.c.status != "pending",
         )
+        if recipients is not None:
+            stmt = stmt.where(outbox.c.recipient.in_(recipients))
+        result = await self._conn.execute(stmt)
         return result.rowcount
 
     # --- the scheduler -----------------------------------------------------------------------------

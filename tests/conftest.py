@@ -128,10 +128,22 @@ LEAK_PATTERNS = {
 }
 
 
+RUN_KEY = "KLACHTWIJZER_TEST_LOG_RUN"  # one id per run, shared with pytest-xdist's workers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Set before xdist starts its workers, which inherit the environment: every process of the
+    # run logs to its own file, and the main process scans them all at the end.
+    os.environ.setdefault(RUN_KEY, uuid.uuid4().hex)
+
+
+def _log_path(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"klachtwijzer-test-log-{os.environ[RUN_KEY]}-{name}.log"
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    fd, name = tempfile.mkstemp(prefix="klachtwijzer-test-log-", suffix=".log")
-    os.close(fd)
-    path = Path(name)
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    path = _log_path(worker)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -155,12 +167,14 @@ def scan_log(text: str) -> list[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    path = session.stash.get(LOG_FILE_KEY, None)
-    if path is None:
+    if session.stash.get(LOG_FILE_KEY, None) is None:
         return
     for handler in logging.getLogger().handlers:
         handler.flush()
-    text = path.read_text(encoding="utf-8", errors="replace")
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the main process scans its file after all workers ended
+    paths = sorted(_log_path("*").parent.glob(_log_path("*").name))
+    text = "".join(p.read_text(encoding="utf-8", errors="replace") for p in paths)
     leaks = scan_log(text)
     lines = len(text.splitlines())
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -170,4 +184,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(f"  LEAK {leak}")
     if leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    path.unlink(missing_ok=True)
+    for path in paths:
+        path.unlink(missing_ok=True)

@@ -50,6 +50,7 @@ class TerminalChat:
         *,
         chat_id: str = "local",
         language: str | None = None,
+        organisation: str | None = None,
         after_event: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.service = service
@@ -57,6 +58,7 @@ class TerminalChat:
         self.stdout = stdout
         self.chat_id = chat_id
         self.language = language
+        self.organisation = organisation  # a slug, as a link would name it (issue 11)
         self.after_event = after_event
         self.last_buttons: list[str] = []
 
@@ -93,7 +95,7 @@ class TerminalChat:
         return await future
 
     async def run(self) -> None:
-        state = await self.send(Start(self.language))
+        state = await self.send(Start(self.language, organisation=self.organisation))
         if self.language and state not in (None, "language"):
             # A kept conversation: --lang switches it, as /language would (issue 14).
             await self.send(Command("language"))

@@ -15,7 +15,7 @@ from bot.mail.outbox import FileTransport, MailTransport, OutboxWorker, SmtpTran
 from bot.root.settings import Settings
 from bot.services.delivery import Channels
 from bot.services.intake import IntakeService
-from bot.services.organisation import Organisation, load_organisation
+from bot.services.organisation import Deployment, Organisation, load_deployment
 from flows.engine import Engine
 from flows.i18n import Catalogs, load_catalogs
 from storage import Database, load_key, utc_now
@@ -84,9 +84,9 @@ def data_dir_problem(settings: Settings, exc: OSError) -> str:
 @dataclass
 class App:
     settings: Settings
-    organisation: Organisation
+    deployment: Deployment
     catalogs: Catalogs
-    engine: Engine
+    engine: Engine  # the default organisation's; `service.engines` has one per organisation
     db: Database
     transport: MailTransport
     worker: OutboxWorker
@@ -95,6 +95,16 @@ class App:
     files: EncryptedFileStore
     channels: Channels = field(default_factory=Channels)
     clock: Callable[[], datetime] = utc_now
+
+    @property
+    def organisation(self) -> Organisation:
+        """The default organisation (the only one, in a deployment of one)."""
+        return self.deployment.default
+
+    @organisation.setter
+    def organisation(self, changed: Organisation) -> None:
+        """Replace the default organisation (tests give it staff or other periods)."""
+        self.deployment = Deployment((changed, *self.deployment.organisations[1:]))
 
     @property
     def mail_from(self) -> str:
@@ -216,9 +226,10 @@ def mail_transport(settings: Settings) -> MailTransport:
 
 
 async def build_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> App:
-    organisation = load_organisation(settings.config)
+    deployment = load_deployment(settings.config)
     catalogs = load_catalogs()
-    engine = Engine(organisation.procedure, catalogs, organisation=organisation.name)
+    engines = {o.slug: Engine(o.procedure, catalogs, organisation=o.name)
+               for o in deployment.organisations}
     secret = settings.secret_key.get_secret_value() if settings.secret_key else None
     try:
         cipher, generated = load_key(settings.data_dir, secret)
@@ -244,7 +255,8 @@ async def build_app(settings: Settings, clock: Callable[[], datetime] = utc_now)
     worker = OutboxWorker(db=db, transport=transport, sender=settings.mail_from, clock=clock)
     files = EncryptedFileStore(settings.data_dir / "files", cipher)
     channels = Channels()
-    service = IntakeService(engine, db, mail_from=settings.mail_from, clock=clock, files=files,
-                            mail_keys=organisation.mailbox_keys)
-    return App(settings, organisation, catalogs, engine, db, transport, worker, service, generated,
-               files, channels, clock)
+    keys = {address: key for o in deployment.organisations for address, key in o.mailbox_keys.items()}
+    service = IntakeService(engines, db, mail_from=settings.mail_from, clock=clock, files=files,
+                            mail_keys=keys, organisations=deployment)
+    return App(settings, deployment, catalogs, engines[deployment.default.slug], db, transport, worker,
+               service, generated, files, channels, clock)

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from bot.root.app import database_problem
 from bot.root.settings import Settings
+from bot.services.organisation import Deployment
 
 
 def setting_lines(exc: ValidationError) -> list[str]:
@@ -127,3 +128,39 @@ def channel_problems(settings: Settings) -> list[str]:
     if 0 < len(missing) < len(whatsapp):
         problems.append(f"WhatsApp is half configured: also set {', '.join(missing)}")
     return problems
+
+
+async def unconfigured_organisations(settings: Settings, deployment: Deployment,
+                                     seconds: float = 5.0) -> list[str]:
+    """Warnings for cases in the database whose organisation is no longer configured: nobody's
+    register, digest or retention includes them until the slug is configured again.
+
+    Reads the cases table without migrating; a database that cannot be read (not yet created,
+    not yet migrated) gives no warning here (`probe_database` reports what is wrong).
+    """
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage import create_engine
+    from storage.schema import cases
+
+    try:
+        engine = create_engine(settings.db_url, pool=False)
+    except Exception:
+        return []
+    try:
+        async with asyncio.timeout(seconds), engine.connect() as conn:
+            stmt = select(cases.c.organisation, func.count()).group_by(cases.c.organisation)
+            counts = {str(slug): int(n) for slug, n in (await conn.execute(stmt)).all()}
+    except (SQLAlchemyError, OSError, TimeoutError):
+        return []
+    finally:
+        await engine.dispose()
+    known = set(deployment.slugs)
+    if not deployment.several:
+        # One organisation holds every case, whatever slug they were filed under.
+        return []
+    return [f"the database holds {n} case{'s' if n != 1 else ''} of organisation '{slug}', "
+            f"which is no longer configured (configured: {', '.join(deployment.slugs)}); "
+            "add it back as an [[organisations]] entry to reach them"
+            for slug, n in sorted(counts.items()) if slug not in known]

@@ -36,7 +36,7 @@ from bot.root.checks import (
 )
 from bot.root.cli_register import add_register_commands
 from bot.root.settings import Settings
-from bot.services.organisation import ConfigError, Organisation, load_organisation
+from bot.services.organisation import ConfigError, Deployment, load_deployment, load_organisation
 from flows.engine import Engine
 from flows.i18n import load_catalogs
 from flows.model import LANGUAGES
@@ -107,6 +107,8 @@ def _settings() -> Settings:
 def chat(
     lang: Annotated[str | None, typer.Option("--lang", help="nl, uk, ar or en")] = None,
     chat_id: Annotated[str, typer.Option(help="Which local conversation to use")] = "local",
+    organisation: Annotated[str | None, typer.Option(
+        "--organisation", "-o", help="an organisation's slug, as a link names it (with several)")] = None,
 ) -> None:
     """Run the conversation in this terminal (buttons are numbered)."""
     if lang is not None and lang not in LANGUAGES:
@@ -125,7 +127,7 @@ def chat(
         try:
             await TerminalChat(
                 app.service, sys.stdin, sys.stdout, chat_id=chat_id, language=lang,
-                after_event=app.worker.run_once,
+                organisation=organisation, after_event=app.worker.run_once,
             ).run()
         finally:
             await app.worker.run_once()
@@ -178,10 +180,12 @@ def check_config(
     except ValidationError as exc:
         problems += setting_lines(exc)
         settings = settings_without_errors(exc)
-    org: Organisation | None = None
+    deployment: Deployment | None = None
     try:
-        org = load_organisation(settings.config)
-        Engine(org.procedure, load_catalogs(), organisation=org.name)
+        deployment = load_deployment(settings.config)
+        catalogs = load_catalogs()
+        for each in deployment.organisations:
+            Engine(each.procedure, catalogs, organisation=each.name)
     except (ConfigError, ProcedureError) as exc:
         problems.append(str(exc) if settings.config is None or "KLACHTWIJZER_CONFIG" in str(exc)
                         else f"KLACHTWIJZER_CONFIG {exc}")
@@ -218,16 +222,21 @@ def check_config(
         n = len(problems)
         typer.echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
         raise typer.Exit(1)
-    assert org is not None  # noqa: S101 - no problems means the organisation loaded
-    typer.echo(f"organisation: {org.name}")
-    typer.echo(f"procedure:    {org.procedure.id} ({len(org.procedure.schemas)} schemas)")
-    for name, address in org.mailboxes.items():
-        key = org.mailbox_keys.get(address.lower())
-        encrypted = f" (OpenPGP {key.fingerprint[-16:]})" if key else ""
-        typer.echo(f"mailbox:      {name} = {address}{encrypted}")
+    assert deployment is not None  # noqa: S101 - no problems means the organisations loaded
+    for org in deployment.organisations:
+        slug = f" (slug {org.slug})" if deployment.several else ""
+        typer.echo(f"organisation: {org.name}{slug}")
+        typer.echo(f"procedure:    {org.procedure.id} ({len(org.procedure.schemas)} schemas)")
+        for name, address in org.mailboxes.items():
+            key = org.mailbox_keys.get(address.lower())
+            encrypted = f" (OpenPGP {key.fingerprint[-16:]})" if key else ""
+            typer.echo(f"mailbox:      {name} = {address}{encrypted}")
     typer.echo(f"fallback:     {settings.fallback_mail or 'none (KLACHTWIJZER_FALLBACK_MAIL)'}")
-    staff = (f"{len(org.confidants)} confidants, {len(org.coordinators)} coordinators on Telegram, "
-             f"{len(org.coordinator_numbers)} on WhatsApp")
+    everyone = deployment.organisations
+    staff = (f"{sum(len(o.confidants) for o in everyone)} confidants, "
+             f"{sum(len(o.coordinators) for o in everyone)} coordinators on Telegram, "
+             f"{sum(len(o.coordinator_numbers) for o in everyone)} on WhatsApp")
+    org = deployment.default
     if settings.telegram_bot_token:
         typer.echo(f"telegram:     {settings.telegram_library}, {settings.telegram_mode}; {staff}")
     if settings.whatsapp_enabled:
@@ -244,6 +253,41 @@ def check_config(
         typer.echo(f"mail:         .eml files in {settings.outbox_dir}")
     typer.echo(f"secret key:   {'set' if settings.secret_key else 'development key in data dir'}")
     typer.echo("ok")
+
+
+@cli.command()
+def links(
+    telegram_bot: Annotated[str | None, typer.Option(
+        "--telegram-bot", help="the bot's username, e.g. KlachtwijzerBot")] = None,
+    whatsapp_number: Annotated[str | None, typer.Option(
+        "--whatsapp-number", help="the organisation's WhatsApp number, e.g. +31 6 1234 5678")] = None,
+) -> None:
+    """Print, per organisation, the links that open the chat with it chosen (for leaflets, QR
+    codes and websites): a Telegram deep link and a WhatsApp link with a prefilled text."""
+    from urllib.parse import quote
+
+    settings = _settings()
+    try:
+        deployment = load_deployment(settings.config)
+    except (ConfigError, ProcedureError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    number = "".join(ch for ch in (whatsapp_number or "") if ch.isdigit())
+    if whatsapp_number is not None and not 8 <= len(number) <= 15:
+        typer.echo("error: --whatsapp-number must be a phone number in international form, "
+                   "e.g. +31 6 1234 5678", err=True)
+        raise typer.Exit(2)
+    if telegram_bot is None and not number:
+        typer.echo("Give --telegram-bot and/or --whatsapp-number.", err=True)
+        raise typer.Exit(2)
+    for org in deployment.organisations:
+        typer.echo(f"{org.name} ({org.slug})")
+        if telegram_bot:
+            bot = telegram_bot.removeprefix("@")
+            typer.echo(f"  Telegram: https://t.me/{bot}?start={org.slug}")
+        if number:
+            text = quote(f"Klachtwijzer #{org.slug}")
+            typer.echo(f"  WhatsApp: https://wa.me/{number}?text={text}")
 
 
 @cli.command()

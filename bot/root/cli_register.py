@@ -1,6 +1,10 @@
 """The register's commands for staff (issue 4): `case` (add, list, show, set-status, message,
 note), `export`, `report`, `purge` and `digest`. `bot/root/cli.py` adds them to the `klachtwijzer`
 command with `add_register_commands`.
+
+Each works for one organisation (issue 11): `--organisation/-o SLUG` (`export`: only the long
+form, `-o` is its `--output`). In a deployment of one organisation it may be left out; with
+several it is required, and a case of another organisation is refused as if it did not exist.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ import typer
 
 from bot.root.app import App, build_app, configure_logging
 from bot.root.settings import Settings
+from bot.services.organisation import Organisation
 from flows.i18n import Translator
+
+ORG_HELP = "the organisation's slug (required when the deployment serves several)"
+OrgOption = Annotated[str | None, typer.Option("--organisation", "-o", help=ORG_HELP)]
 
 
 def _staff(app: App) -> Translator:
@@ -30,15 +38,34 @@ def _staff(app: App) -> Translator:
 
 case_cli = typer.Typer(help="The register of cases: add, list, show, set-status, message, note.",
                        no_args_is_help=True)
-def _register_run(work: Callable[[App], Awaitable[None]]) -> None:
-    """Build the app, run one register operation, close (a refusal is mapped by OperatorErrors)."""
+def chosen_organisation(app: App, slug: str | None) -> Organisation:
+    """The organisation a command is for: `slug`, or the only one. A missing slug with several
+    organisations, or an unknown one, is one Dutch line naming the slugs and exit code 2."""
+    deployment = app.deployment
+    slugs = ", ".join(deployment.slugs)
+    if slug is None:
+        if not deployment.several:
+            return deployment.default
+        typer.echo(f"fout: deze installatie bedient meerdere organisaties; kies er een met "
+                   f"--organisation (-o): {slugs}", err=True)
+        raise typer.Exit(2)
+    found = deployment.get(slug.strip().lower())
+    if found is None:
+        typer.echo(f"fout: onbekende organisatie '{slug}'; kies uit: {slugs}", err=True)
+        raise typer.Exit(2)
+    return found
+
+
+def _register_run(work: Callable[[App, Organisation], Awaitable[None]], slug: str | None) -> None:
+    """Build the app, choose the organisation, run one register operation, close (a refusal is
+    mapped by OperatorErrors)."""
     settings = Settings()
     configure_logging("WARNING")
 
     async def main() -> None:
         app = await build_app(settings)
         try:
-            await work(app)
+            await work(app, chosen_organisation(app, slug))
         finally:
             await app.close()
 
@@ -69,17 +96,19 @@ def case_add(
     note: Annotated[str | None, typer.Option(help="a note (stored encrypted; no names please)")]
     = None,
     by: Annotated[str, typer.Option(help="who records this (audit log)")] = "cli",
+    organisation: OrgOption = None,
 ) -> None:
     """Register a signal, e.g. one solved on the spot (003 §5). No names, no contact details."""
     from bot.services.register import add_case
 
-    async def work(app: App) -> None:
+    async def work(app: App, org: Organisation) -> None:
         case = await add_case(app, kind=kind, schema=schema, category=category, language=language,
                               channel=channel, location=location,
-                              status="received" if open_ else "closed", note=note, actor=by)
+                              status="received" if open_ else "closed", note=note, actor=by,
+                              organisation=org)
         typer.echo(f"{case.reference} geregistreerd ({case.kind}, status {case.status})")
 
-    _register_run(work)
+    _register_run(work, organisation)
 
 
 @case_cli.command("list")
@@ -88,14 +117,15 @@ def case_list(
                                                     "or overdue")] = False,
     status: Annotated[str | None, typer.Option(help="only this status")] = None,
     open_only: Annotated[bool, typer.Option("--open", help="only open cases")] = False,
+    organisation: OrgOption = None,
 ) -> None:
     """The register, oldest first, with each case's next deadline."""
     from bot.services.register import KIND_NL, list_cases, local_date
     from flows.register import STATUS_NL
 
-    async def work(app: App) -> None:
+    async def work(app: App, org: Organisation) -> None:
         lines = await list_cases(app, due_only=due, status=status,
-                                 include_closed=not (open_only or due))
+                                 include_closed=not (open_only or due), organisation=org)
         if not lines:
             typer.echo("Geen zaken met een termijn binnen 3 dagen of verlopen." if due
                        else "Geen zaken.")
@@ -126,11 +156,14 @@ def case_list(
             typer.echo(f"LET OP: bij {cases} weigerde de mailserver een mail; "
                        "zie `klachtwijzer case show <referentie>`", err=True)
 
-    _register_run(work)
+    _register_run(work, organisation)
 
 
 @case_cli.command("show")
-def case_show(reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")]) -> None:
+def case_show(
+    reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001")],
+    organisation: OrgOption = None,
+) -> None:
     """One case: status, deadlines, history, messages to the client, follow-up, contact."""
     from bot.services.register import (
         ANSWER_NL,
@@ -149,8 +182,8 @@ def case_show(reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001
 
         return moment.astimezone(ORG_TZ).strftime("%d-%m-%Y %H:%M")
 
-    async def work(app: App) -> None:
-        view = await case_view(app, reference)
+    async def work(app: App, org: Organisation) -> None:
+        view = await case_view(app, reference, organisation=org)
         case = view.case
         today = local_date(app.clock())
         head = [case.reference, KIND_NL.get(case.kind, case.kind)]
@@ -219,7 +252,7 @@ def case_show(reference: Annotated[str, typer.Argument(help="e.g. KW-2026-000001
                 line += " (afgehandeld)" if f.attention_done_at else " (AANDACHT coördinator)"
             typer.echo(line)
 
-    _register_run(work)
+    _register_run(work, organisation)
 
 
 @case_cli.command("set-status")
@@ -232,14 +265,15 @@ def case_set_status(
     note: Annotated[str | None, typer.Option(help="a note with the change (stored encrypted)")] = None,
     by: Annotated[str, typer.Option(help="who makes the change (audit log)")] = "cli",
     notify: Annotated[bool, typer.Option(help="tell the client")] = True,
+    organisation: OrgOption = None,
 ) -> None:
     """Change a case's status; the client is told on their channel, in their language."""
     from bot.services.register import METHOD_NL, set_status
     from flows.register import STATUS_NL
 
-    async def work(app: App) -> None:
+    async def work(app: App, org: Organisation) -> None:
         change = await set_status(app, reference, status, outcome=outcome, note=note, actor=by,
-                                  notify=notify)
+                                  notify=notify, organisation=org)
         typer.echo(f"{change.case.reference}: status is nu '{STATUS_NL[change.case.status]}'")
         told = {
             "sent": "cliënt is bericht via de chat",
@@ -255,7 +289,7 @@ def case_set_status(
         else:
             typer.echo(told[change.delivery])
 
-    _register_run(work)
+    _register_run(work, organisation)
 
 
 @case_cli.command("message")
@@ -267,13 +301,14 @@ def case_message(
         "--asks-information", help="this asks for missing information (2 weeks, 001 art. 14.3)")]
     = False,
     by: Annotated[str, typer.Option(help="who writes (audit log)")] = "cli",
+    organisation: OrgOption = None,
 ) -> None:
     """Write to the client in their chat; their answer comes to the case's mailbox."""
     from bot.services.register import METHOD_NL, send_message
 
-    async def work(app: App) -> None:
+    async def work(app: App, org: Organisation) -> None:
         change = await send_message(app, reference, text, actor=by,
-                                    asks_information=asks_information)
+                                    asks_information=asks_information, organisation=org)
         told = {
             "sent": "bericht staat in de chat van de cliënt",
             "template": "cliënt is via een WhatsApp-sjabloon gewaarschuwd; het bericht volgt "
@@ -287,7 +322,7 @@ def case_message(
         else:
             typer.echo(f"{change.case.reference}: {told[change.delivery]}")
 
-    _register_run(work)
+    _register_run(work, organisation)
 
 
 @case_cli.command("note")
@@ -305,18 +340,19 @@ def case_note(
     follow_up: Annotated[str | None, typer.Option(help="the client's answer by phone: yes, partly, "
                                                       "no")] = None,
     by: Annotated[str, typer.Option(help="who writes this (audit log)")] = "cli",
+    organisation: OrgOption = None,
 ) -> None:
     """Add a note and/or record a fact: contact made, deadline met, information asked, follow-up."""
     from bot.services.register import add_note
 
-    async def work(app: App) -> None:
+    async def work(app: App, org: Organisation) -> None:
         done = await add_note(app, reference, text, actor=by, contacted=contacted, met=met,
                               info_requested=info_requested, attention_done=attention_done,
-                              follow_up=follow_up)
+                              follow_up=follow_up, organisation=org)
         for line in done:
             typer.echo(f"{reference.strip().upper()}: {line}")
 
-    _register_run(work)
+    _register_run(work, organisation)
 
 
 def export_cmd(
@@ -325,6 +361,7 @@ def export_cmd(
     format_: Annotated[str, typer.Option("--format", help="csv, xlsx or json")] = "csv",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file (default: stdout; "
                                                 "xlsx needs a file)")] = None,
+    organisation: Annotated[str | None, typer.Option("--organisation", help=ORG_HELP)] = None,
 ) -> None:
     """Anonymised register rows: no names, no free text, no contact or account ids."""
     from bot.services.register import export
@@ -337,8 +374,9 @@ def export_cmd(
         raise typer.Exit(2)
     start, end = _parse_day(from_, "--from"), _parse_day(to, "--to")
 
-    async def work(app: App) -> None:
-        data, count = await export(app, format_, start, end)  # type: ignore[arg-type]
+    async def work(app: App, org: Organisation) -> None:
+        data, count = await export(app, format_, start, end,  # type: ignore[arg-type]
+                                   organisation=org)
         if output is None:
             sys.stdout.write(data.decode("utf-8-sig"))
         else:
@@ -346,12 +384,13 @@ def export_cmd(
             rows = _staff(app).ngettext("{count} row", "{count} rows", count).format(count=count)
             typer.echo(f"{rows} geschreven naar {output}", err=True)
 
-    _register_run(work)
+    _register_run(work, organisation)
 
 
 def report_cmd(
     year: Annotated[int, typer.Option(help="the calendar year, e.g. 2026")],
     out: Annotated[Path, typer.Option(help="folder for the HTML and PDF")] = Path("."),
+    organisation: OrgOption = None,
 ) -> None:
     """The anonymised yearly report (001 art. 18) as HTML and PDF, with charts."""
     from bot.services.register import app_rows, local_date
@@ -361,27 +400,28 @@ def report_cmd(
         typer.echo("fout: --year moet een jaartal zijn, bijv. 2026", err=True)
         raise typer.Exit(2)
 
-    async def work(app: App) -> None:
-        rows = await app_rows(app, date(year, 1, 1), date(year, 12, 31))
-        report = build_report(rows, year, app.organisation.name,
-                              app.organisation.procedure.deadlines, local_date(app.clock()))
+    async def work(app: App, org: Organisation) -> None:
+        rows = await app_rows(app, date(year, 1, 1), date(year, 12, 31), organisation=org)
+        report = build_report(rows, year, org.name, org.procedure.deadlines,
+                              local_date(app.clock()))
         html_path, pdf_path, pages = write_report(report, out)
         t = _staff(app)
         cases = t.ngettext("{count} case", "{count} cases", len(rows)).format(count=len(rows))
         pages_nl = t.ngettext("{count} page", "{count} pages", pages).format(count=pages)
         typer.echo(f"{cases} in {year}; geschreven: {html_path}, {pdf_path} ({pages_nl})")
 
-    _register_run(work)
+    _register_run(work, organisation)
 
 
 def purge_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would go")] = False,
+    organisation: OrgOption = None,
 ) -> None:
     """Destroy dossiers past retention (001 art. 17.4), with attachments and outbox copies."""
     from bot.services.register import purge
 
-    async def work(app: App) -> None:
-        result = await purge(app, dry_run=dry_run)
+    async def work(app: App, org: Organisation) -> None:
+        result = await purge(app, dry_run=dry_run, organisation=org)
         t = _staff(app)
         n = len(result.cases)
         files = t.ngettext("{count} dossier", "{count} dossiers", n).format(count=n)
@@ -393,22 +433,23 @@ def purge_cmd(
                            result.conversations).format(count=result.conversations)
         many = n != 1
         verb = ("zouden worden vernietigd" if many else "zou worden vernietigd") if dry_run else "vernietigd"
-        typer.echo(f"bewaartermijn {app.organisation.retention_years} jaar: "
+        typer.echo(f"bewaartermijn {org.retention_years} jaar: "
                    f"{files} {verb}, {attachments}, {mails} in de outbox, {talks}")
         for reference in result.cases:
             typer.echo(f"  {reference}")
 
-    _register_run(work)
+    _register_run(work, organisation)
 
 
 def digest_cmd(
     force: Annotated[bool, typer.Option("--force", help="send even when there is nothing")] = False,
+    organisation: OrgOption = None,
 ) -> None:
     """Send the daily digest to the committee mailbox now (also runs daily with `run`)."""
     from bot.services.register import queue_digest
 
-    async def work(app: App) -> None:
-        sections, queued = await queue_digest(app, force=force)
+    async def work(app: App, org: Organisation) -> None:
+        sections, queued = await queue_digest(app, force=force, organisation=org)
         for key, lines in sections.items():
             for line in lines:
                 typer.echo(f"[{key}] {line}")
@@ -416,10 +457,10 @@ def digest_cmd(
             typer.echo("niets te melden; geen mail verstuurd (--force om toch te sturen)")
             return
         sent = await app.worker.run_once()
-        typer.echo(f"dagoverzicht naar {app.organisation.procedure.mailboxes['committee']}: "
+        typer.echo(f"dagoverzicht naar {org.procedure.mailboxes['committee']}: "
                    f"{'verstuurd' if sent else 'in de outbox (wordt opnieuw geprobeerd)'}")
 
-    _register_run(work)
+    _register_run(work, organisation)
 
 
 def add_register_commands(cli: typer.Typer) -> None:

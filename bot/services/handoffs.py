@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.services import delivery
-from bot.services.organisation import Confidant, Organisation
+from bot.services.organisation import Confidant, Deployment, Organisation
 from flows import rules
 from flows.handoff import (
     Address,
@@ -47,6 +47,7 @@ from flows.handoff import (
 )
 from flows.i18n import Catalogs
 from flows.model import Attachment, Choice, Command, Event, OutMessage, Text
+from flows.organisations import ORG_KEY
 from flows.register import awaits_typed_answer
 from storage import Database, StoredConversation, UnitOfWork
 from storage.handoffs import HandoffRecord
@@ -108,7 +109,7 @@ class HandoffDesk:
 
     def __init__(
         self,
-        organisation: Organisation,
+        organisation: Organisation | Deployment,
         catalogs: Catalogs,
         db: Database,
         clock: Callable[[], datetime],
@@ -116,7 +117,10 @@ class HandoffDesk:
         channels: tuple[str, ...] = (),
         owed_channels: set[str] | None = None,
     ) -> None:
-        self.organisation = organisation
+        # Issue 11: one desk for every organisation of the deployment; a handoff is offered only to
+        # its own organisation's confidants (and only those offered may accept it).
+        self.deployment = (organisation if isinstance(organisation, Deployment)
+                           else Deployment((organisation,)))
         self.rules = Rules(catalogs)
         self.db = db
         self.clock = clock
@@ -125,9 +129,14 @@ class HandoffDesk:
         # Issue 10: channels that send owed rows and mark them sent (shared with the intake
         # service by `open_desk`): what the desk owes chats there is stored with its state change.
         self.owed_channels: set[str] = owed_channels if owed_channels is not None else set()
-        self.confidants = {c.key: c for c in organisation.confidants}
+        everyone = [c for o in self.deployment.organisations for c in o.confidants]
+        self.confidants = {c.key: c for c in everyone}
         self.staff: dict[Address, Confidant] = {
-            address: c for c in organisation.confidants for address in c.addresses}
+            address: c for c in everyone for address in c.addresses}
+
+    def _organisation(self, data: dict[str, Any]) -> Organisation:
+        """The organisation of a handoff (its data names the slug) or of a conversation."""
+        return self.deployment.of(data.get(ORG_KEY))
 
     def is_confidant(self, channel: str, chat_id: str) -> bool:
         """Whether this chat is a confidant's address (their updates go to `confidant_update`)."""
@@ -188,13 +197,14 @@ class HandoffDesk:
             or contact.get("method") != "chat"
             or stored.channel not in self.live
             or stored.id is None
-            or not self.confidants
+            or not self._organisation(stored.data).confidants
         ):
             return Routed()
         if await uow.handoffs.open_for_conversation(stored.id):
             return Routed()
+        organisation = self._organisation(stored.data)
         preference = str(submission.get("confidant_preference") or "none")
-        targets = recipients(self.organisation.confidants, preference, self.live)
+        targets = recipients(organisation.confidants, preference, self.live)
         language = str(submission.get("language") or stored.language or "en")
         complainant = submission.get("complainant") or {}
         record = HandoffRecord(
@@ -208,9 +218,10 @@ class HandoffDesk:
                 "about": submission.get("description"),
                 "name": None if complainant.get("anonymous") else complainant.get("name"),
                 "offered_to": [list(a) for a in targets],
+                ORG_KEY: organisation.slug,
             },
             created_at=now,
-            expires_at=now + timedelta(minutes=self.organisation.handoff_timeout_minutes),
+            expires_at=now + timedelta(minutes=organisation.handoff_timeout_minutes),
             client_channel=stored.channel,
             client_chat_id=stored.chat_id,
         )
@@ -220,7 +231,7 @@ class HandoffDesk:
             rec = await uow.handoffs.add(record)
             return Routed((self.rules.nobody_free(self._domain(rec)),))
         rec = await uow.handoffs.add(record)
-        outcome = self.rules.offer(self._domain(rec), self.organisation.handoff_timeout_minutes)
+        outcome = self.rules.offer(self._domain(rec), organisation.handoff_timeout_minutes)
         await uow.audit.record(now, "client", "handoff_offered", reference, f"{len(targets)} offers")
         log.info("handoff %s offered to %d confidant(s)", _hid(rec), len(targets))
         return Routed(self._messages(outcome.to_client),
@@ -286,18 +297,19 @@ class HandoffDesk:
         data = dict(old.data)
         data["pseudonym"] = new_pseudonym()
         data.pop("transcript_pending", None)
-        targets = recipients(self.organisation.confidants, old.preference, self.live)
+        organisation = self._organisation(old.data)
+        targets = recipients(organisation.confidants, old.preference, self.live)
         data["offered_to"] = [list(a) for a in targets]
         record = HandoffRecord(
             conversation_id=old.conversation_id, case_reference=old.case_reference,
             preference=old.preference, data=data, created_at=now,
-            expires_at=now + timedelta(minutes=self.organisation.handoff_timeout_minutes),
+            expires_at=now + timedelta(minutes=organisation.handoff_timeout_minutes),
             client_channel=old.client_channel, client_chat_id=old.client_chat_id,
         )
         if not targets:
             return Routed((self.rules.nobody_free(self._domain(old)),))
         rec = await uow.handoffs.add(record)
-        outcome = self.rules.offer(self._domain(rec), self.organisation.handoff_timeout_minutes)
+        outcome = self.rules.offer(self._domain(rec), organisation.handoff_timeout_minutes)
         await uow.audit.record(now, "client", "handoff_offered", rec.case_reference,
                                f"{len(targets)} offers (again)")
         return Routed(self._messages(outcome.to_client),
@@ -539,7 +551,7 @@ def open_desk(host: ServiceHost, service: DeskHolder, channel: str) -> HandoffDe
     """The process's one desk (made by the first channel that joins), joined by `channel`."""
     desk = service.handoffs
     if desk is None:
-        desk = HandoffDesk(host.organisation, host.catalogs, host.db, host.clock, files=host.files,
+        desk = HandoffDesk(host.deployment, host.catalogs, host.db, host.clock, files=host.files,
                            owed_channels=service.owed_channels)
         service.handoffs = desk
     desk.live.add(channel)

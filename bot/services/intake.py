@@ -43,10 +43,12 @@ from flows.model import (
     LoadDossier,
     OutMessage,
     ReplyToCase,
+    Start,
     SubmitCase,
     WithdrawCase,
     supported_language,
 )
+from flows.organisations import ORG_KEY, OrganisationOption, choose
 from storage import (
     CaseRecord,
     ConcurrentUpdateError,
@@ -58,6 +60,7 @@ from storage import (
 
 if TYPE_CHECKING:
     from bot.services.handoffs import Envelope, HandoffDesk
+    from bot.services.organisation import Deployment
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +102,22 @@ class IntakeService:
 
     def __init__(
         self,
-        engine: Engine,
+        engines: Engine | Mapping[str, Engine],
         db: Database,
         *,
         mail_from: str,
         clock: Callable[[], datetime],
         files: FileStore | None = None,
         mail_keys: Mapping[str, PublicKey] | None = None,
+        organisations: Deployment | None = None,
     ) -> None:
-        self.engine = engine
+        # Issue 11: one engine per organisation (by slug); the first is the default.
+        self.engines: dict[str, Engine] = (
+            {"default": engines} if isinstance(engines, Engine) else dict(engines))
+        self.engine = next(iter(self.engines.values()))
+        self.organisations = organisations
+        self.options = tuple(OrganisationOption(o.slug, o.name)
+                             for o in (organisations.organisations if organisations else ()))
         self.db = db
         self.mail_from = mail_from
         self.clock = clock
@@ -181,9 +191,18 @@ class IntakeService:
                     await uow.commit()
                     return Reply(routed.messages, others=routed.others, state=stored.state,
                                  owed=owed, others_owed=others_owed, relayed=True)
+            engine, event, chosen = await self._organisation(uow, stored, conversation, event)
+            if chosen is not None:  # the list of organisations, or "you stay with ..."
+                stored.data[LAST_INBOUND] = now.isoformat()
+                await uow.conversations.save(stored)
+                owed, others_owed = await self._owe(uow, channel, chat_id, chosen, (),
+                                                    stored.state, now)
+                await uow.commit()
+                return Reply(chosen, state=stored.state, owed=owed)
+            conversation = Conversation(stored.state, stored.language, stored.data)
             later: list[OutMessage] = []
             others: list[Envelope] = []
-            result = self.engine.step(conversation, event, now)
+            result = engine.step(conversation, event, now)
             messages = list(result.messages)
             if isinstance(event, AttachmentRefused) and event.reason == "too_big":
                 messages = self._size_named(messages, result.conversation.language, event)
@@ -206,7 +225,7 @@ class IntakeService:
                     later.extend(started.messages)
                     others.extend(started.others)
                 if follow is not None:
-                    nxt = self.engine.step(conversation, follow, now)
+                    nxt = engine.step(conversation, follow, now)
                     conversation = nxt.conversation
                     messages.extend(nxt.messages)
                     pending.extend(nxt.effects)
@@ -225,6 +244,33 @@ class IntakeService:
             await uow.commit()
         return Reply(tuple(messages), others=tuple(others), state=conversation.state,
                      owed=owed, others_owed=others_owed)
+
+    async def _organisation(
+        self, uow: UnitOfWork, stored: StoredConversation, conversation: Conversation, event: Event,
+    ) -> tuple[Engine, Event, tuple[OutMessage, ...] | None]:
+        """The engine of the conversation's organisation, and the event it gets (issue 11).
+
+        In a deployment of one organisation: the one engine, the event unchanged. With several,
+        `flows.organisations.choose` decides; a reply (the list) ends the event here. Choosing
+        another organisation than before begins again: the draft and its files are dropped.
+        """
+        if self.organisations is None or not self.organisations.several:
+            return self.engine, event, None
+        decision = choose(stored.data, stored.language, event, self.options, self.engine.catalogs)
+        if decision.reply:
+            return self.engine, event, decision.reply
+        if decision.start is not None:
+            if decision.restart:
+                for item in stored.data.get("attachments") or []:
+                    if self.files is not None:
+                        await self.files.delete(str(item["ref"]))
+                kept = ("cases", "hint", ORG_KEY, LAST_INBOUND)
+                stored.data = {k: v for k, v in stored.data.items() if k in kept}
+                stored.state = "language"
+            hint = event.language_hint if isinstance(event, Start) else None
+            event = Start(language_hint=hint or stored.language or stored.data.get("hint"))
+        slug = stored.data.get(ORG_KEY)
+        return self.engines.get(str(slug), self.engine), event, None
 
     async def _owe(
         self, uow: UnitOfWork, channel: str, chat_id: str, messages: Sequence[OutMessage],
@@ -295,6 +341,7 @@ class IntakeService:
                 payload=doc,
                 created_at=now,
                 updated_at=now,
+                organisation=self._slug(stored),
             )
         )
         attachments = await self._attachments(submission.get("attachments") or [])
@@ -311,6 +358,12 @@ class IntakeService:
         await uow.audit.record(now, "client", "case_registered", reference, submission["kind"])
         log.info("registered %s (%s)", reference, submission["kind"])
         return CaseRegistered(reference, now)
+
+    def _slug(self, stored: StoredConversation) -> str:
+        """The organisation a new case belongs to: the conversation's choice, else the default."""
+        if self.organisations is None:
+            return "default"
+        return self.organisations.of(stored.data.get(ORG_KEY)).slug
 
     async def _attachments(self, items: Sequence[dict[str, Any]]) -> list[MailAttachment]:
         if self.files is None:

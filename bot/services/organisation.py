@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bot.mail.pgp import PublicKey, keys_by_address, load_mailbox_keys
 from flows.procedure import Procedure, load_procedure, procedure_path
@@ -124,14 +125,92 @@ class ConfigError(ValueError):
 
 
 def load_organisation(path: Path | None) -> Organisation:
-    """The organisation from its TOML file, or the default of leaflet `000` when there is none."""
+    """The organisation from its TOML file, or the default of leaflet `000` when there is none.
+
+    A file that lists several `[[organisations]]` gives its first; `load_deployment` gives all.
+    """
+    return load_deployment(path).default
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The organisations one deployment serves (issue 11); the first is the default.
+
+    A deployment of one organisation behaves as before: no picker, no slug in links needed.
+    """
+
+    organisations: tuple[Organisation, ...]
+
+    @property
+    def default(self) -> Organisation:
+        return self.organisations[0]
+
+    @property
+    def several(self) -> bool:
+        """More than one organisation: clients pick theirs, staff commands name theirs."""
+        return len(self.organisations) > 1
+
+    def get(self, slug: str | None) -> Organisation | None:
+        """The organisation with this slug, or None."""
+        return next((o for o in self.organisations if o.slug == slug), None)
+
+    def of(self, slug: str | None) -> Organisation:
+        """The organisation with this slug; the default for None or a slug no longer configured."""
+        return self.get(slug) or self.default
+
+    @property
+    def slugs(self) -> tuple[str, ...]:
+        return tuple(o.slug for o in self.organisations)
+
+
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
+
+
+def load_deployment(path: Path | None) -> Deployment:
+    """Every organisation of the config: one file as before, or `[[organisations]]` entries.
+
+    Each `[[organisations]]` entry is shaped like a one-organisation file, with a `slug` (the
+    name in links: lower-case letters, digits and dashes), or names such a file: `file = "x.toml"`
+    beside the config, plus its `slug`.
+    """
     if path is None:
         procedure = load_procedure()
-        return Organisation(DEFAULT_ORGANISATION_NAME, procedure, mailboxes=dict(procedure.mailboxes))
+        return Deployment((Organisation(DEFAULT_ORGANISATION_NAME, procedure,
+                                        mailboxes=dict(procedure.mailboxes)),))
+    raw = _read(path)
+    entries = raw.get("organisations")
+    if entries is None:
+        return Deployment((_organisation(path, raw, str(raw.get("slug", "default"))),))
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"{path}: organisations must be one or more [[organisations]] entries")
+    found: list[Organisation] = []
+    for entry in entries:
+        slug = entry.get("slug")
+        if not isinstance(slug, str) or not SLUG.fullmatch(slug):
+            raise ConfigError(f"{path}: each [[organisations]] entry needs a slug of lower-case "
+                              f"letters, digits and dashes (at most 32), got {slug!r}")
+        if "file" in entry:
+            source = path.parent / str(entry["file"])
+            found.append(_organisation(source, {**_read(source), **{k: v for k, v in entry.items()
+                                                                   if k != "file"}}, slug))
+        else:
+            found.append(_organisation(path, entry, slug))
+    slugs = [o.slug for o in found]
+    names = [o.name for o in found]
+    if len(set(slugs)) != len(slugs) or len(set(names)) != len(names):
+        raise ConfigError(f"{path}: two [[organisations]] entries have the same slug or name")
+    return Deployment(tuple(found))
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"KLACHTWIJZER_CONFIG {path}: {exc}") from exc
+
+
+def _organisation(path: Path, raw: dict[str, Any], slug: str) -> Organisation:
+    """One organisation from its table (a whole file, or one [[organisations]] entry)."""
     chosen = raw.get("procedure")  # a bundled procedure's name, or a file beside the config
     procedure = load_procedure(procedure_path(str(chosen), path.parent) if chosen else None)
     mailboxes = dict(procedure.mailboxes)
@@ -181,6 +260,7 @@ def load_organisation(path: Path | None) -> Organisation:
     return Organisation(
         name=str(raw.get("name", DEFAULT_ORGANISATION_NAME)),
         procedure=procedure,
+        slug=slug,
         retention_years=years,
         mailboxes=mailboxes,
         confidants=tuple(confidants),

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.services.delivery import Channels
-from bot.services.organisation import Organisation
+from bot.services.organisation import Deployment, Organisation
 from flows.i18n import Catalogs
 from storage import Database
 from storage.files import EncryptedFileStore
@@ -26,7 +26,11 @@ class ServiceHost(Protocol):
 
     @property
     def organisation(self) -> Organisation:
-        """The organisation served: procedure, mailboxes, staff, periods."""
+        """The default organisation (the only one, in a deployment of one)."""
+
+    @property
+    def deployment(self) -> Deployment:
+        """Every organisation served, each with its procedure, mailboxes, staff and periods."""
 
     @property
     def catalogs(self) -> Catalogs:

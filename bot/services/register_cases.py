@@ -20,6 +20,7 @@ from bot.services.register_common import (
     _deadlines,
     failed_mails,
     local_date,
+    scope,
 )
 from bot.services.register_notify import deliver_pending
 from flows import register as rules
@@ -28,6 +29,7 @@ from storage import CaseRecord
 from storage.register import NotificationRecord
 
 if TYPE_CHECKING:
+    from bot.services.organisation import Organisation
     from bot.services.ports import ServiceHost
 
 log = logging.getLogger("bot.services.register")  # one logger for the register's modules
@@ -48,8 +50,10 @@ async def add_case(
     status: str = "closed",
     note: str | None = None,
     actor: str = "cli",
+    organisation: Organisation | None = None,
 ) -> CaseRecord:
-    """Register a signal (003 §5: also what was solved on the spot); no personal data."""
+    """Register a signal (003 §5: also what was solved on the spot) for `organisation` (None:
+    the default); no personal data."""
     from flows.model import LANGUAGES
     from flows.procedure import CATEGORIES
 
@@ -57,10 +61,9 @@ async def add_case(
         raise RegisterError(f"onbekende soort '{kind}' (signal, {', '.join(CLIENT_KINDS)})")
     if category is not None and category not in CATEGORIES:
         raise RegisterError(f"onbekende categorie '{category}' ({', '.join(sorted(CATEGORIES))})")
-    if schema and schema not in app.organisation.procedure.schemas:
-        raise RegisterError(
-            f"onbekend schema '{schema}' ({', '.join(app.organisation.procedure.schemas)})"
-        )
+    org, _ = scope(app, organisation)
+    if schema and schema not in org.procedure.schemas:
+        raise RegisterError(f"onbekend schema '{schema}' ({', '.join(org.procedure.schemas)})")
     if language not in LANGUAGES:
         raise RegisterError(f"onbekende taal '{language}' ({', '.join(LANGUAGES)})")
     if status not in ("received", "closed"):
@@ -71,6 +74,7 @@ async def add_case(
         case = await uow.register.add_signal(
             reference=reference, kind=kind, schema=schema, category=category,
             language=language, channel=channel[:16], location=location, status=status, at=now,
+            organisation=org.slug,
         )
         await uow.register.add_event(reference, now, actor=actor, action="status", value=status,
                                      note=note)
@@ -89,18 +93,21 @@ class CaseLine:
 
 
 async def list_cases(
-    app: ServiceHost, *, due_only: bool = False, status: str | None = None, include_closed: bool = True
+    app: ServiceHost, *, due_only: bool = False, status: str | None = None, include_closed: bool = True,
+    organisation: Organisation | None = None,
 ) -> list[CaseLine]:
-    """The register, oldest first; `due_only`: cases with a deadline within 3 days or overdue."""
+    """The register of one organisation (None: the default), oldest first; `due_only`: cases
+    with a deadline within 3 days or overdue."""
     if status is not None and status not in rules.STATUSES:
         raise RegisterError(f"onbekende status '{status}' ({', '.join(rules.STATUSES)})")
     today = local_date(app.clock())
+    org, slug = scope(app, organisation)
     async with app.db.unit_of_work(read_only=True) as uow:
         statuses = (status,) if status else (None if include_closed else tuple(rules.OPEN))
-        found = await uow.register.cases(statuses=statuses)
+        found = await uow.register.cases(statuses=statuses, organisation=slug)
         histories = await uow.register.events_by_case([c.stored_id for c in found])
-        manual = await uow.register.notifications(open_manual=True)
-    refused = await failed_mails(app)
+        manual = await uow.register.notifications(open_manual=True, organisation=slug)
+    refused = await failed_mails(app, organisation=org)
     lines = []
     for case in found:
         deadlines = _deadlines(app, case, histories[case.stored_id])
@@ -124,14 +131,17 @@ class CaseView:
     failed: tuple[FailedMail, ...] = ()
 
 
-async def case_view(app: ServiceHost, reference: str) -> CaseView:
+async def case_view(app: ServiceHost, reference: str, *,
+                    organisation: Organisation | None = None) -> CaseView:
+    """One case of `organisation` (None: the default); another's is refused as unknown."""
+    org, slug = scope(app, organisation)
     async with app.db.unit_of_work(read_only=True) as uow:
-        case = await _case(uow, reference)
+        case = await _case(uow, reference, slug)
         events = await uow.register.events(case.reference)
         notes = await uow.register.notifications(case.reference)
         follow_up = await uow.register.follow_up(case.reference)
         payload = await uow.register.payload(case.reference)
-    refused = await failed_mails(app, reference=case.reference)
+    refused = await failed_mails(app, reference=case.reference, organisation=org)
     return CaseView(case, tuple(_deadlines(app, case, events)), tuple(events), tuple(notes),
                     follow_up, payload, tuple(refused))
 
@@ -155,11 +165,14 @@ async def set_status(
     note: str | None = None,
     actor: str = "cli",
     notify: bool = True,
+    organisation: Organisation | None = None,
 ) -> StatusChange:
-    """Change the status (checked, timestamped, audited) and tell the client on their channel."""
+    """Change the status (checked, timestamped, audited) and tell the client on their channel.
+    Only for a case of `organisation` (None: the default)."""
+    _, slug = scope(app, organisation)
     now = app.clock()
     async with app.db.unit_of_work() as uow:
-        case = await _case(uow, reference)
+        case = await _case(uow, reference, slug)
         try:
             rules.check_change(case.kind, case.status, status, outcome)
         except rules.StatusChangeError as exc:
@@ -182,7 +195,8 @@ async def set_status(
 
 
 async def send_message(
-    app: ServiceHost, reference: str, text: str, *, actor: str = "cli", asks_information: bool = False
+    app: ServiceHost, reference: str, text: str, *, actor: str = "cli", asks_information: bool = False,
+    organisation: Organisation | None = None,
 ) -> StatusChange:
     """Write to the client of a case in their chat, word for word; they can answer there and the
     answer is mailed to the case's mailbox. `asks_information` also records 001 art. 14.3 (the
@@ -194,9 +208,10 @@ async def send_message(
     if len(text) > rules.MAX_MESSAGE:
         raise RegisterError(f"het bericht is te lang: {len(text)} tekens, het maximum is "
                             f"{rules.MAX_MESSAGE}")
+    _, slug = scope(app, organisation)
     now = app.clock()
     async with app.db.unit_of_work() as uow:
-        case = await _case(uow, reference)
+        case = await _case(uow, reference, slug)
         if case.kind == "signal" or await uow.register.client_chat(case.reference) is None:
             raise RegisterError(f"{case.reference}: deze cliënt is niet via een chat bereikbaar "
                                 "(een signaal, of het dossier is vernietigd)")
@@ -226,8 +241,10 @@ async def add_note(
     info_requested: bool = False,
     attention_done: bool = False,
     follow_up: str | None = None,
+    organisation: Organisation | None = None,
 ) -> list[str]:
-    """A note (encrypted) and/or register facts; returns what was recorded, in Dutch."""
+    """A note (encrypted) and/or register facts on a case of `organisation` (None: the default);
+    returns what was recorded, in Dutch."""
     if text is not None and not text.strip():
         raise RegisterError("een lege notitie heeft geen zin")
     if met is not None and met not in rules.DEADLINE_NL:
@@ -236,10 +253,11 @@ async def add_note(
         raise RegisterError("het antwoord op de nazorgvraag is yes, partly of no")
     if not any((text, contacted, met, info_requested, attention_done, follow_up)):
         raise RegisterError("geef een notitie of een van de opties (zie --help)")
+    _, slug = scope(app, organisation)
     now = app.clock()
     done: list[str] = []
     async with app.db.unit_of_work() as uow:
-        case = await _case(uow, reference)
+        case = await _case(uow, reference, slug)
         ref = case.reference
         if text:
             await uow.register.add_event(ref, now, actor=actor, action="note", note=text)
@@ -281,17 +299,19 @@ def _last_inbound(data: dict[str, Any]) -> datetime | None:
         return None
 
 
-async def lapse_unreachable(app: ServiceHost) -> list[str]:
-    """002 §4.1: a case lapses when the client is unreachable for two months (`lapse_days`).
+async def lapse_unreachable(app: ServiceHost, organisation: Organisation | None = None) -> list[str]:
+    """002 §4.1: a case of `organisation` (None: the default) lapses when the client is
+    unreachable for two months (its `lapse_days`).
 
     Unreachable since: the oldest manual contact still open that the client did not answer by
     writing in the chat afterwards. Recording `--contacted` ends it.
     """
+    org, slug = scope(app, organisation)
     now = app.clock()
-    limit = timedelta(days=app.organisation.lapse_days)
+    limit = timedelta(days=org.lapse_days)
     candidates: list[str] = []
     async with app.db.unit_of_work(read_only=True) as uow:
-        manual = await uow.register.notifications(open_manual=True)
+        manual = await uow.register.notifications(open_manual=True, organisation=slug)
         since: dict[str, datetime] = {}
         for n in manual:
             since.setdefault(n.reference, n.created_at)
@@ -308,8 +328,8 @@ async def lapse_unreachable(app: ServiceHost) -> list[str]:
     lapsed = []
     for reference in candidates:
         try:
-            await set_status(app, reference, "lapsed", actor="system",
-                             note=None)
+            await set_status(app, reference, "lapsed", actor="system", note=None,
+                             organisation=org)
         except RegisterError as exc:  # pragma: no cover - changed meanwhile
             log.warning("register: lapse of %s refused: %s", reference, exc)
             continue

@@ -14,6 +14,7 @@ from flows import register as rules
 from storage import CaseRecord, UnitOfWork
 
 if TYPE_CHECKING:
+    from bot.services.organisation import Organisation
     from bot.services.ports import ServiceHost
 
 
@@ -53,9 +54,18 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ORG_TZ).astimezone(UTC)
 
 
-async def _case(uow: UnitOfWork, reference: str) -> CaseRecord:
+def scope(app: ServiceHost, organisation: Organisation | None) -> tuple[Organisation, str | None]:
+    """The organisation an operation is for (None: the default) and the slug its queries filter
+    on: None in a deployment of one organisation, where every case is its own (issue 11)."""
+    chosen = organisation or app.organisation
+    return chosen, (chosen.slug if app.deployment.several else None)
+
+
+async def _case(uow: UnitOfWork, reference: str, slug: str | None = None) -> CaseRecord:
+    """The case by reference; a case of another organisation than `slug` is refused exactly as
+    one that does not exist, so staff learn nothing about other organisations' cases."""
     case = await uow.register.get(reference.strip().upper())
-    if case is None:
+    if case is None or (slug is not None and case.organisation != slug):
         raise RegisterError(f"onbekende referentie '{reference}' (zie `klachtwijzer case list`)")
     return case
 
@@ -65,8 +75,9 @@ def _events(records: Sequence[Any]) -> list[rules.CaseEvent]:
 
 
 def _deadlines(app: ServiceHost, case: CaseRecord, events: Sequence[Any]) -> list[rules.Deadline]:
+    """The case's deadlines by its own organisation's procedure."""
     return rules.due_dates(case.kind, case.created_at, _events(events),
-                           app.organisation.procedure.deadlines)
+                           app.deployment.of(case.organisation).procedure.deadlines)
 
 
 def _open_due(deadlines: Sequence[rules.Deadline]) -> dict[str, date]:
@@ -91,20 +102,42 @@ FAILED_MAIL_DAYS = 7  # how long the digest repeats a refused mail
 
 
 async def failed_mails(app: ServiceHost, *, reference: str | None = None,
-                       since: datetime | None = None) -> list[FailedMail]:
-    """Mails marked 'failed' in the outbox, oldest first, dated by their 'mail_failed' audit entry."""
+                       since: datetime | None = None,
+                       organisation: Organisation | None = None) -> list[FailedMail]:
+    """Mails marked 'failed' in the outbox, oldest first, dated by their 'mail_failed' audit entry.
+
+    With several organisations, only one organisation's: mails of its cases, and mails without a
+    case (digests) to its mailboxes.
+    """
+    org, slug = scope(app, organisation)
     async with app.db.unit_of_work(read_only=True) as uow:
         failed = await uow.outbox.failed(reference)
+        owner: dict[str, str | None] = {}
+        if slug is not None:
+            for item, _ in failed:
+                ref = item.case_reference
+                if ref is not None and ref not in owner:
+                    case = await uow.register.get(ref)
+                    owner[ref] = None if case is None else case.organisation
+    mailboxes = {address.lower() for address in org.mailboxes.values()}
+
+    def ours(ref: str | None, recipient: str) -> bool:
+        if slug is None:
+            return True
+        return owner.get(ref) == slug if ref is not None else recipient.lower() in mailboxes
+
     return [FailedMail(item.case_reference, item.purpose, item.recipient, item.last_error or "",
                        failed_at)
-            for item, failed_at in failed if since is None or failed_at >= since]
+            for item, failed_at in failed
+            if (since is None or failed_at >= since) and ours(item.case_reference, item.recipient)]
 
 
 def mailbox_name(app: ServiceHost, address: str) -> str:
-    """`committee (klachten@example.nl)` for one of the organisation's mailboxes."""
-    for name, known in app.organisation.mailboxes.items():
-        if known.lower() == address.lower():
-            return f"{name} ({known})"
+    """`committee (klachten@example.nl)` for one of the organisations' mailboxes."""
+    for organisation in app.deployment.organisations:
+        for name, known in organisation.mailboxes.items():
+            if known.lower() == address.lower():
+                return f"{name} ({known})"
     return address
 
 

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.services.register_common import _deadlines, _open_due
+from bot.services.register_common import _deadlines, _open_due, scope
 from flows import register as rules
 from flows.model import OutMessage, RecordFollowUp
 from storage import CaseRecord, StoredConversation, UnitOfWork
 from storage.register import NotificationRecord
 
 if TYPE_CHECKING:
+    from bot.services.organisation import Organisation
     from bot.services.ports import ServiceHost
 
 log = logging.getLogger("bot.services.register")  # one logger for the register's modules
@@ -48,7 +49,7 @@ async def _message(app: ServiceHost, uow: UnitOfWork, n: NotificationRecord, cas
     return rules.status_message(
         t, kind=case.kind, status=n.status or case.status, reference=case.reference,
         outcome=case.outcome, due=_open_due(_deadlines(app, case, events)),
-        follow_up_days=app.organisation.follow_up_days,
+        follow_up_days=app.deployment.of(case.organisation).follow_up_days,
     )
 
 
@@ -125,14 +126,16 @@ async def news_shown(app: ServiceHost, notification_ids: Sequence[int]) -> None:
 # --- follow-up (003 §4) -------------------------------------------------------------------------
 
 
-async def send_follow_ups(app: ServiceHost) -> int:
-    """Ask clients of cases closed `follow_up_days` ago whether the problem is really solved."""
-    days = app.organisation.follow_up_days
+async def send_follow_ups(app: ServiceHost, organisation: Organisation | None = None) -> int:
+    """Ask clients of `organisation`'s cases (None: the default) closed its `follow_up_days` ago
+    whether the problem is really solved."""
+    org, slug = scope(app, organisation)
+    days = org.follow_up_days
     if days <= 0:
         return 0
     now = app.clock()
     async with app.db.unit_of_work() as uow:
-        due = await uow.register.follow_up_due(now - timedelta(days=days))
+        due = await uow.register.follow_up_due(now - timedelta(days=days), organisation=slug)
         for case in due:
             await uow.register.add_notification(case.reference, "follow_up", now)
         await uow.commit()

@@ -28,12 +28,15 @@ from bot.services.register_common import (
     failed_mail_line,
     failed_mails,
     local_date,
+    scope,
 )
 from flows import register as rules
+from flows.organisations import ORG_KEY
 from storage import CaseRecord, Database, OutboxItem, UnitOfWork
 from storage.register import NotificationRecord
 
 if TYPE_CHECKING:
+    from bot.services.organisation import Organisation
     from bot.services.ports import ServiceHost
 
 log = logging.getLogger("bot.services.register")  # one logger for the register's modules
@@ -81,8 +84,10 @@ async def anonymised_rows(
     organisation: str = "",
     deadlines: dict[str, int] | None = None,
     clock: Callable[[], datetime] | None = None,
+    slug: str | None = None,
 ) -> list[dict[str, object]]:
-    """One row per case registered on [start, end] (inclusive dates, Dutch time), oldest first.
+    """One row per case registered on [start, end] (inclusive dates, Dutch time), oldest first;
+    only the cases of the organisation `slug` when given (None: every case in the database).
 
     No names, no free text, no contact details or chat/account ids: only the fields of
     `EXPORT_FIELDS`. `deadlines` (the procedure's, in days) decide the on-time columns; without
@@ -96,6 +101,7 @@ async def anonymised_rows(
         found = await uow.register.cases(
             created_from=_start_of(start) if start else None,
             created_before=_start_of(end + timedelta(days=1)) if end else None,
+            organisation=slug,
         )
         answers = await uow.register.follow_up_answers()
         histories = await uow.register.events_by_case([c.stored_id for c in found])
@@ -127,11 +133,14 @@ async def anonymised_rows(
 
 
 async def app_rows(
-    app: ServiceHost, start: date | None = None, end: date | None = None
+    app: ServiceHost, start: date | None = None, end: date | None = None, *,
+    organisation: Organisation | None = None,
 ) -> list[dict[str, object]]:
-    """`anonymised_rows` with the app's organisation and procedure."""
-    return await anonymised_rows(app.db, start, end, organisation=app.organisation.name,
-                                 deadlines=app.organisation.procedure.deadlines, clock=app.clock)
+    """`anonymised_rows` of one organisation (None: the default), with its name and procedure;
+    with several organisations, only its own cases."""
+    org, slug = scope(app, organisation)
+    return await anonymised_rows(app.db, start, end, organisation=org.name,
+                                 deadlines=org.procedure.deadlines, clock=app.clock, slug=slug)
 
 
 ExportFormat = Literal["csv", "xlsx", "json"]
@@ -171,9 +180,11 @@ def _cell(value: object) -> object:
 
 
 async def export(
-    app: ServiceHost, fmt: ExportFormat, start: date | None = None, end: date | None = None
+    app: ServiceHost, fmt: ExportFormat, start: date | None = None, end: date | None = None, *,
+    organisation: Organisation | None = None,
 ) -> tuple[bytes, int]:
-    rows = await app_rows(app, start, end)
+    """The anonymised rows of one organisation (None: the default) as CSV, XLSX or JSON."""
+    rows = await app_rows(app, start, end, organisation=organisation)
     return export_bytes(rows, fmt), len(rows)
 
 # --- retention (001 art. 17.4) ------------------------------------------------------------------
@@ -194,17 +205,22 @@ def _retention_cutoff(now: datetime, years: int) -> datetime:
         return now.replace(year=now.year - years, day=28)
 
 
-async def purge(app: ServiceHost, *, dry_run: bool = False) -> PurgeResult:
-    """Destroy dossiers `retention_years` after closing, with attachments and outbox copies.
+async def purge(app: ServiceHost, *, dry_run: bool = False,
+                organisation: Organisation | None = None) -> PurgeResult:
+    """Destroy dossiers of `organisation` (None: the default) its `retention_years` after
+    closing, with attachments and outbox copies.
 
     Only the anonymised columns stay (for the statistics). Conversations untouched for as long
-    whose cases are all destroyed go too, with the files of their unsent drafts.
+    whose cases are all destroyed go too, with the files of their unsent drafts; with several
+    organisations, only the conversations that chose this one (or chose none, for the default).
     """
+    org, slug = scope(app, organisation)
     now = app.clock()
-    cutoff = _retention_cutoff(now, app.organisation.retention_years)
+    cutoff = _retention_cutoff(now, org.retention_years)
     async with app.db.unit_of_work() as uow:
-        due = await uow.register.retention_due(cutoff)
-        stale = await uow.register.stale_conversations(cutoff)
+        due = await uow.register.retention_due(cutoff, organisation=slug)
+        stale = [chat for chat in await uow.register.stale_conversations(cutoff)
+                 if slug is None or app.deployment.of(_chosen(chat.data)).slug == slug]
         file_refs: list[str] = []
         outbox_rows = 0
         for case in due:
@@ -218,7 +234,11 @@ async def purge(app: ServiceHost, *, dry_run: bool = False) -> PurgeResult:
             if not dry_run:
                 await uow.register.delete_conversation(chat.conversation_id)
         if not dry_run:
-            outbox_rows += await uow.register.delete_old_outbox(cutoff)
+            recipients = None
+            if slug is not None:  # digests to this organisation's mailboxes (and the fallback)
+                recipients = [*org.mailboxes.values(), *([app.fallback_mail]
+                                                         if app.fallback_mail else [])]
+            outbox_rows += await uow.register.delete_old_outbox(cutoff, recipients=recipients)
             await uow.commit()
     deleted = 0
     if not dry_run:
@@ -233,6 +253,12 @@ async def purge(app: ServiceHost, *, dry_run: bool = False) -> PurgeResult:
         log.info("retention: %d dossiers, %d conversations, %d files", len(due), len(stale), deleted)
     return PurgeResult(tuple(c.reference for c in due), deleted if not dry_run else len(file_refs),
                        outbox_rows, len(stale))
+
+
+def _chosen(data: dict[str, object]) -> str | None:
+    """The organisation slug a conversation chose (bot/services/intake.py keeps it), if any."""
+    chosen = data.get(ORG_KEY)
+    return chosen if isinstance(chosen, str) else None
 
 
 # --- the daily digest ----------------------------------------------------------------------------
@@ -267,15 +293,19 @@ def _manual_lines(manual: Sequence[NotificationRecord]) -> list[str]:
     return lines
 
 
-async def digest_sections(app: ServiceHost, *, lapsed: Sequence[str] = ()) -> dict[str, list[str]]:
+async def digest_sections(app: ServiceHost, *, lapsed: Sequence[str] = (),
+                          organisation: Organisation | None = None) -> dict[str, list[str]]:
+    """The digest's lines for one organisation (None: the default), by section."""
+    org, slug = scope(app, organisation)
     today = local_date(app.clock())
-    lines = await list_cases(app, due_only=True, include_closed=False)
+    lines = await list_cases(app, due_only=True, include_closed=False, organisation=org)
     async with app.db.unit_of_work(read_only=True) as uow:
-        manual = await uow.register.notifications(open_manual=True)
-        attention = await uow.register.needing_attention()
-        pending = await uow.register.notifications(pending=True)
+        manual = await uow.register.notifications(open_manual=True, organisation=slug)
+        attention = await uow.register.needing_attention(organisation=slug)
+        pending = await uow.register.notifications(pending=True, organisation=slug)
     stuck = [n for n in pending if app.clock() - n.created_at > timedelta(hours=1)]
-    refused = await failed_mails(app, since=app.clock() - timedelta(days=FAILED_MAIL_DAYS))
+    refused = await failed_mails(app, since=app.clock() - timedelta(days=FAILED_MAIL_DAYS),
+                                 organisation=org)
     return {
         "failed": [failed_mail_line(app, m) for m in refused],
         "deadlines": [_deadline_line(line.case, d, today) for line in lines for d in line.due],
@@ -288,29 +318,35 @@ async def digest_sections(app: ServiceHost, *, lapsed: Sequence[str] = ()) -> di
 
 
 async def queue_digest(
-    app: ServiceHost, *, lapsed: Sequence[str] = (), force: bool = False
+    app: ServiceHost, *, lapsed: Sequence[str] = (), force: bool = False,
+    organisation: Organisation | None = None,
 ) -> tuple[dict[str, list[str]], bool]:
-    """Put the Dutch digest for the committee mailbox in the outbox; skipped when there is nothing."""
-    sections = await digest_sections(app, lapsed=lapsed)
+    """Put the Dutch digest of one organisation (None: the default) for its committee mailbox in
+    the outbox; skipped when there is nothing."""
+    sections = await digest_sections(app, lapsed=lapsed, organisation=organisation)
     async with app.db.unit_of_work() as uow:
-        queued = await add_digest(app, uow, sections, force=force)
+        queued = await add_digest(app, uow, sections, force=force, organisation=organisation)
         await uow.commit()
     return sections, queued
 
 
 async def add_digest(
-    app: ServiceHost, uow: UnitOfWork, sections: dict[str, list[str]], *, force: bool = False
+    app: ServiceHost, uow: UnitOfWork, sections: dict[str, list[str]], *, force: bool = False,
+    organisation: Organisation | None = None,
 ) -> bool:
-    """Add the digest mail to the outbox in the caller's unit of work (the daily run commits it
-    together with marking the day done); False when there is nothing to report."""
+    """Add the digest mail to the outbox of the committee mailbox of `organisation` (None: the
+    default) in the caller's unit of work (the daily run commits it together with marking the
+    day done); False when there is nothing to report."""
     if not force and not any(sections.values()):
         return False
+    org, _ = scope(app, organisation)
     now = app.clock()
     sender = app.mail_from
-    recipient = app.organisation.procedure.mailboxes["committee"]
+    recipient = org.procedure.mailboxes["committee"]
     recipients = [recipient]
     if sections.get("failed"):
-        refused = await failed_mails(app, since=now - timedelta(days=FAILED_MAIL_DAYS))
+        refused = await failed_mails(app, since=now - timedelta(days=FAILED_MAIL_DAYS),
+                                     organisation=org)
         # The committee's own mailbox refuses mail: the digest would not reach anyone there.
         fallback = app.fallback_mail
         if fallback and any(m.recipient.lower() == recipient.lower() for m in refused):
@@ -329,6 +365,7 @@ async def add_digest(
                        raw=bytes(mail), next_attempt_at=now, created_at=now)
         )
     await uow.audit.record(now, "register", "digest_queued",
-                           detail=",".join(f"{k}={len(v)}" for k, v in sections.items())
+                           detail=(f"org={org.slug}," if app.deployment.several else "")
+                           + ",".join(f"{k}={len(v)}" for k, v in sections.items())
                            + (",fallback=1" if len(recipients) > 1 else ""))
     return True

@@ -1,9 +1,10 @@
 """The register's daily work, run by `klachtwijzer run` (issue 4).
 
 Every minute: deliver pending messages to clients (status updates the secretary made in the CLI,
-follow-up questions). Once a day, from 06:00 Dutch time: lapse cases of clients unreachable for
-two months (`002` §4.1), ask the follow-up question (`003` §4), destroy dossiers past retention
-(`001` art. 17.4) and send the digest to the committee mailbox. "Once a day" is claimed in the
+follow-up questions). Once a day, from 06:00 Dutch time, for each organisation of the deployment
+with its own periods: lapse cases of clients unreachable for two months (`002` §4.1), ask the
+follow-up question (`003` §4), destroy dossiers past retention (`001` art. 17.4) and send its
+digest to its own committee mailbox (issue 11). "Once a day" is claimed in the
 database, so a restart or a second process does not send a second digest; a run that died
 halfway is claimed again after an hour. Time comes from `app.clock`, so tests move it by hand.
 """
@@ -63,21 +64,30 @@ async def run_daily_once(app: ServiceHost) -> DailyResult | None:
         return None
     # The jobs may run again for the same day: a case lapses once, a follow-up is asked once, a
     # destroyed dossier is gone, and the digest commits with the day's "done" mark.
-    lapsed = await lapse_unreachable(app)
-    asked = await send_follow_ups(app)
-    purged = await purge(app)
+    lapsed: list[str] = []
+    asked = purged = 0
+    digests = []
+    for organisation in app.deployment.organisations:
+        its_lapsed = await lapse_unreachable(app, organisation)
+        lapsed += its_lapsed
+        asked += await send_follow_ups(app, organisation)
+        purged += len((await purge(app, organisation=organisation)).cases)
+        digests.append((organisation,
+                        await digest_sections(app, lapsed=its_lapsed, organisation=organisation)))
     async with app.db.unit_of_work() as uow:
         # Update ids only guard against redelivery (WhatsApp retries for up to 7 days).
         pruned = await uow.inbound.prune(now - INBOUND_KEPT)
         await uow.commit()
-    sections = await digest_sections(app, lapsed=lapsed)
-    async with app.db.unit_of_work() as uow:  # the digest and "done" commit together
-        sent = await add_digest(app, uow, sections)
+    async with app.db.unit_of_work() as uow:  # the digests and "done" commit together
+        sent = False
+        for organisation, sections in digests:
+            sent = await add_digest(app, uow, sections, organisation=organisation) or sent
         await uow.register.finish_daily_run(now, day_end)
         await uow.commit()
-    log.info("register daily run: %d lapsed, %d follow-ups, %d dossiers destroyed, digest %s",
-             len(lapsed), asked, len(purged.cases), "queued" if sent else "not needed")
-    return DailyResult(tuple(lapsed), asked, len(purged.cases), sent, pruned)
+    log.info("register daily run: %d organisations, %d lapsed, %d follow-ups, %d dossiers "
+             "destroyed, digest %s", len(digests), len(lapsed), asked, purged,
+             "queued" if sent else "not needed")
+    return DailyResult(tuple(lapsed), asked, purged, sent, pruned)
 
 
 async def run_daily(app: ServiceHost, stop: asyncio.Event, interval: float = 60.0) -> None:

@@ -3,9 +3,13 @@
 A channel recognises the command (`STAFF_COMMANDS`; `staff_command` reads a typed message) and
 calls `StaffCommands.answer` with the
 sender's address (channel, chat id); it sends back what comes out: a text, or the CSV as a document.
-Who may use them: the organisation's coordinators, by address (`coordinator_addresses`); anyone
+Who may use them: the organisations' coordinators, by address (`coordinator_addresses`); anyone
 else is refused politely. Each use (and each refusal) is audited once per update id; a redelivered
 update is answered with nothing.
+
+In a deployment of several organisations (issue 11) a coordinator sees only the cases of the
+organisation(s) that list their address: one answer per organisation, each labelled with its name
+(`StaffService.organisations_of`). A channel sends every document of `StaffReply.documents`.
 """
 
 from __future__ import annotations
@@ -40,13 +44,19 @@ class StaffFile:
 
 @dataclass(frozen=True)
 class StaffReply:
-    """What the channel sends back: messages and/or one document; nothing for a redelivery.
-    `refused`: the sender is not a coordinator (the message says so)."""
+    """What the channel sends back: messages and/or documents (one per organisation of the
+    coordinator); nothing for a redelivery. `refused`: the sender is not a coordinator (the
+    message says so)."""
 
     messages: tuple[OutMessage, ...] = ()
-    document: StaffFile | None = None
+    documents: tuple[StaffFile, ...] = ()
     duplicate: bool = False
     refused: bool = False
+
+    @property
+    def document(self) -> StaffFile | None:
+        """The first document (the only one for a coordinator of one organisation)."""
+        return self.documents[0] if self.documents else None
 
 
 class StaffCommands(Protocol):
@@ -84,10 +94,14 @@ class StaffService:
 
     def __init__(self, host: ServiceHost) -> None:
         self.host = host
-        self.coordinators = coordinator_addresses(host.organisation)
+
+    def organisations_of(self, address: Address) -> tuple[Organisation, ...]:
+        """The organisations whose coordinator this address is (none, one, or several)."""
+        return tuple(o for o in self.host.deployment.organisations
+                     if address in coordinator_addresses(o))
 
     def is_coordinator(self, address: Address) -> bool:
-        return address in self.coordinators
+        return bool(self.organisations_of(address))
 
     async def answer(self, address: Address, command: str, text: str, *, update_id: str,
                      language: str | None) -> StaffReply:
@@ -96,34 +110,51 @@ class StaffService:
         host = self.host
         channel, chat_id = address
         now = host.clock()
-        allowed = self.is_coordinator(address)
+        organisations = self.organisations_of(address)
+        allowed = bool(organisations)
+        several = host.deployment.several
         actor = f"{channel}:{chat_id}"  # the numeric id or number, audit log only
+        detail = command + (f":{','.join(o.slug for o in organisations)}" if several and allowed
+                            else "")
         async with host.db.unit_of_work() as uow:
             if await uow.inbound.seen(channel, update_id, now):
                 return StaffReply(duplicate=True)
             await uow.audit.record(now, actor, f"staff_{command}" if allowed
-                                   else "staff_command_refused", None, command)
+                                   else "staff_command_refused", None, detail)
             await uow.commit()
         if not allowed:
             t = host.catalogs.get(_language(language, "en"))
             return StaffReply((OutMessage(t._(
                 "This command is only for staff of the organisation."), rtl=t.rtl),), refused=True)
         st = host.catalogs.get(_language(language, "nl"))
-        rows = await self.signal_rows(text)
-        if command == "signals":
-            caption = st.ngettext("{count} signal, anonymised.", "{count} signals, anonymised.",
-                                  len(rows)).format(count=len(rows))
-            filename = f"signals-{host.clock().date().isoformat()}.csv"
-            return StaffReply(document=StaffFile(signals_csv(rows), filename, caption))
-        return StaffReply((OutMessage(stats_text(st, rows, host.clock().date())),))
+        today = host.clock().date()
+        documents: list[StaffFile] = []
+        messages: list[OutMessage] = []
+        for organisation in organisations:
+            rows = await self.signal_rows(text, organisation)
+            label = (st._("Organisation: {name}").format(name=organisation.name) + "\n"
+                     if several else "")
+            if command == "signals":
+                caption = st.ngettext("{count} signal, anonymised.", "{count} signals, anonymised.",
+                                      len(rows)).format(count=len(rows))
+                slug = f"{organisation.slug}-" if several else ""
+                documents.append(StaffFile(signals_csv(rows),
+                                           f"signals-{slug}{today.isoformat()}.csv",
+                                           label + caption))
+            else:
+                messages.append(OutMessage(label + stats_text(st, rows, today), rtl=st.rtl))
+        return StaffReply(tuple(messages), tuple(documents))
 
-    async def signal_rows(self, text: str) -> list[dict[str, object]]:
-        """The anonymised rows of the period the command names (everything when it names none)."""
+    async def signal_rows(self, text: str, organisation: Organisation | None = None
+                          ) -> list[dict[str, object]]:
+        """The anonymised rows of `organisation` (None: the default) for the period the command
+        names (everything when it names none); with several organisations only its own cases."""
         start, end = period(text)
-        organisation = self.host.organisation
+        chosen = organisation or self.host.organisation
         return await anonymised_rows(
-            self.host.db, start, end, organisation=organisation.name,
-            deadlines=organisation.procedure.deadlines,
+            self.host.db, start, end, organisation=chosen.name,
+            deadlines=chosen.procedure.deadlines,
+            slug=chosen.slug if self.host.deployment.several else None,
         )
 
 

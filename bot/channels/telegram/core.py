@@ -167,12 +167,15 @@ class TelegramCore:
         self.api = api
         self.options = options
         self.pacer = Pacer(options)
-        self.codec = CallbackCodec(token, sorted(app.engine.edges))
+        # Buttons carry the state they were shown in: the states of every organisation's procedure.
+        self.codec = CallbackCodec(token, sorted({state for engine in app.service.engines.values()
+                                                  for state in engine.edges}))
         self.flood = FloodLimit(options.flood_max, options.flood_window)
         # The process's one handoff desk (WhatsApp may have opened it already); `serve` joins it.
         self.desk: HandoffDesk = app.service.handoffs or HandoffDesk(
-            app.organisation, app.catalogs, app.db, app.clock, files=app.files)
-        self.coordinators = frozenset(app.organisation.coordinators)
+            app.deployment, app.catalogs, app.db, app.clock, files=app.files)
+        # Coordinators of every organisation; StaffCommands answers each for their own only.
+        self.coordinators = frozenset(c for o in app.deployment.organisations for c in o.coordinators)
         self.staff: StaffCommands = StaffService(app)  # /signals and /stats
         self._pending: set[asyncio.Future[Any]] = set()
         # Offers sent to confidants, by handoff id: (chat, message id, text), to close them when
@@ -211,7 +214,7 @@ class TelegramCore:
     def _staff_menus(self) -> dict[int, tuple[tuple[str, str], ...]]:
         """Each coordinator's and confidant's menu (both, for someone who is both)."""
         menus: dict[int, tuple[tuple[str, str], ...]] = {}
-        for confidant in self.app.organisation.confidants:
+        for confidant in self.desk.confidants.values():
             if confidant.telegram_id is not None:
                 menus[confidant.telegram_id] = CONFIDANT_MENU
         for coordinator in self.coordinators:
@@ -450,8 +453,8 @@ class TelegramCore:
                 "those."), rtl=t.rtl)], state=None)
             return None
         command = incoming.command
-        if command == "start":
-            return Start(incoming.language_code)
+        if command == "start":  # issue 11: a deep link t.me/<bot>?start=<slug> names the organisation
+            return Start(incoming.language_code, organisation=incoming.start_payload)
         if command is not None:
             return Command(command)
         return Text(incoming.text or "")

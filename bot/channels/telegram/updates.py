@@ -55,6 +55,14 @@ class Incoming:
         name = word.split("@", 1)[0].lower()
         return name if name.isascii() and name.replace("_", "").isalnum() else None
 
+    @property
+    def start_payload(self) -> str | None:
+        """`/start lentl` (a deep link t.me/<bot>?start=lentl) -> "lentl"; None without one."""
+        if self.command != "start" or not self.text:
+            return None
+        parts = self.text.split(maxsplit=1)
+        return parts[1].strip()[:64] if len(parts) == 2 and parts[1].strip() else None
+
 
 def _name(user: dict[str, Any]) -> str:
     parts = [str(user.get("first_name") or ""), str(user.get("last_name") or "")]

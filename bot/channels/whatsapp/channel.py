@@ -24,6 +24,7 @@ from bot.channels.whatsapp.inbound import (
     _sha256_matches,
     _text_event,
     signature_ok,
+    start_text,
 )
 from bot.channels.whatsapp.messages import (
     BODY_LIMIT,
@@ -229,8 +230,9 @@ class WhatsAppChannel(WhatsAppSender):
             return
         if stored is None:
             # A new chat (or one that was erased): any first message opens the conversation.
-            hint = _language_hint(str(_dict(message.get("text")).get("body", "")))
-            await self._run(item.wa_id, Start(hint), item.wamid)
+            first = str(_dict(message.get("text")).get("body", ""))
+            await self._run(item.wa_id, Start(_language_hint(first), organisation=start_text(first)),
+                            item.wamid)
             return
         if kind == "text":
             body = _dict(message.get("text")).get("body")

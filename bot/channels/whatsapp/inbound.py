@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from flows.model import Command, Event, Text
+from flows.model import Command, Event, Start, Text
 
 _ARABIC = re.compile("[\u0600-\u06ff]")
 _CYRILLIC = re.compile("[\u0400-\u04ff]")
@@ -46,8 +46,21 @@ def _language_hint(text: str) -> str | None:
     return None
 
 
+# Issue 11: the text a wa.me link fills in (`klachtwijzer links` prints it): "Klachtwijzer #<slug>".
+START_TEXT = re.compile(r"\s*klachtwijzer\s+#([a-z0-9][a-z0-9-]{0,31})\s*", re.IGNORECASE)
+
+
+def start_text(body: str) -> str | None:
+    """The organisation a prefilled start text names ("Klachtwijzer #lentl" -> "lentl"), or None."""
+    found = START_TEXT.fullmatch(body)
+    return found.group(1).lower() if found else None
+
+
 def _text_event(body: str) -> Event:
     stripped = body.strip()
+    slug = start_text(body)
+    if slug is not None:
+        return Start(organisation=slug)
     if stripped.startswith("/") and len(stripped) > 1 and " " not in stripped:
         return Command(stripped[1:].lower())
     return Text(body)
