@@ -17,7 +17,16 @@ from flows.forms import Forms
 from flows.handoff import file_marker
 from flows.i18n import Translator
 from flows.procedure import Procedure
-from flows.texts import CONTACT, FIELD, KIND, LANGUAGE_NAMES, PREFERENCE, STATUS, WHO
+from flows.texts import (
+    CONFIDANT_EXCEPTION,
+    CONTACT,
+    FIELD,
+    KIND,
+    LANGUAGE_NAMES,
+    PREFERENCE,
+    STATUS,
+    WHO,
+)
 from flows.turn import Turn
 
 
@@ -160,15 +169,14 @@ def receipt(t: Translator, procedure: Procedure, kind: str, reference: str, crea
             "• Not solved? Then you can take your complaint further."
         ).format(reference=ref)
     elif kind == "confidant_request" and receiver == "confidant":
-        # 004 step 2: one confidant; what is told stays between them, except danger.
+        # 004 step 2: one confidant; what they must pass on is the procedure's.
         text = t._(
             "Thank you. We sent your request to the confidant.\n"
             "Your reference number is {reference}.\n\n"
             "What happens now:\n"
-            "• The confidant contacts you in the way you chose.\n"
-            "• What you tell stays between you and the confidant. If you or someone else is in "
-            "danger, you talk together about what to do."
+            "• The confidant contacts you in the way you chose."
         ).format(reference=ref)
+        text += "".join("\n• " + line for line in confidant_exception(t, procedure))
     elif kind == "complaint":
         text = t._(
             "Thank you. We sent your complaint to the complaints committee.\n"
@@ -195,8 +203,10 @@ def receipt(t: Translator, procedure: Procedure, kind: str, reference: str, crea
             "Your reference number is {reference}.\n\n"
             "What happens now:\n"
             "• A confidant contacts you in the way you chose.\n"
-            "• The confidant is on your side and shares nothing without your consent."
+            "• The confidant is on your side."
         ).format(reference=ref, preference=t._(PREFERENCE[preference]))
+        # 001 art. 5.2: never "shares nothing" without the one exception the rules make.
+        text += "".join("\n• " + line for line in confidant_exception(t, procedure))
     else:
         text = t._(
             "Thank you. We registered your report.\n"
@@ -204,9 +214,35 @@ def receipt(t: Translator, procedure: Procedure, kind: str, reference: str, crea
             "A report is not handled as a complaint. The organisation uses it to improve "
             "its work."
         ).format(reference=ref)
+    if kind == "complaint" and procedure.lapse_days:
+        text += "\n" + lapse_line(t, procedure.lapse_days)
     text += "\n\n" + t._(
         # Issue 14.3: "withdraw it" after "your file" read as withdrawing the file.
         "You can always see your file (/dossier), withdraw your complaint or request "
         "(/withdraw) or erase your data (/erase)."
     )
     return text
+
+
+def lapse_line(t: Translator, days: int) -> str:
+    """002 §4.1: a complaint is not handled further when the client cannot be reached for this
+    long. Said in months when the days are whole months (61: two), else in days."""
+    months = round(days / 30.5)
+    if months and abs(days - months * 30.5) <= 1:
+        return "• " + t.ngettext(
+            "Can we not reach you for {count} month or longer? Then your complaint is not "
+            "handled further.",
+            "Can we not reach you for {count} months or longer? Then your complaint is not "
+            "handled further.", months).format(count=months)
+    return "• " + t.ngettext(
+        "Can we not reach you for {count} day or longer? Then your complaint is not handled "
+        "further.",
+        "Can we not reach you for {count} days or longer? Then your complaint is not handled "
+        "further.", days).format(count=days)
+
+
+def confidant_exception(t: Translator, procedure: Procedure) -> list[str]:
+    """What a confidant must pass on, from the procedure (001 art. 5.2: a possible crime, to the
+    board; 004 step 2: danger, talked about together); empty when it has no confidant."""
+    exception = procedure.handling.confidant_exception
+    return [t._(CONFIDANT_EXCEPTION[exception])] if exception else []

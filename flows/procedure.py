@@ -95,6 +95,18 @@ REFERRALS: frozenset[str] = frozenset(
     {"municipal_decision", "own_procedure", "handled_before", "court", "damages"}
 )
 NOTES: frozenset[str] = frozenset({"representative_limits"})
+# Who may read the client's answers: the welcome names them (`[handling] readers`, at most 3).
+READERS: frozenset[str] = frozenset({"committee", "confidants", "confidant", "coordinator",
+                                     "manager"})
+# Who decides whether an anonymous or old complaint is handled: the committee (001 art. 13) or
+# the organisation (002 §3.1). The out-of-time and anonymous texts say it.
+DECIDERS: frozenset[str] = frozenset({"committee", "organisation"})
+# What a confidant must pass on, said wherever a confidant is promised: a possible crime to the
+# board (001 art. 5.2), or danger, talked about together (004 step 2).
+CONFIDANT_EXCEPTIONS: frozenset[str] = frozenset({"crime_to_board", "danger_together"})
+# Host names that are placeholders (RFC 2606, RFC 6761): a config must replace them.
+_PLACEHOLDER_HOSTS = ("example.org", "example.com", "example.net")
+_PLACEHOLDER_TLDS = (".example", ".invalid", ".test", ".localhost")
 
 _HEAD_KEYS = frozenset({"id", "name", "sources", "lapse_days"})
 _STEP_KEYS = frozenset(
@@ -105,6 +117,8 @@ _FORM_KEYS = frozenset({"mailbox", "fields", "who", "receiver", "notes"})
 _SCHEMA_KEYS = frozenset({"categories", "ask_danger", "face_person", "steps"})
 _ADM_KEYS = frozenset({"limit_months", "no_limit_categories", "category_limits"})
 _EXCLUSION_KEYS = frozenset({"id", "referral", "link"})
+_HANDLING_KEYS = frozenset({"readers", "decides", "heard_by_person", "records_consulted",
+                            "confidant_exception"})
 
 
 class ProcedureError(ValueError):
@@ -173,6 +187,21 @@ class TriageOption:
 
 
 @dataclass(frozen=True)
+class Handling:
+    """Who reads what the client sends and the rules they keep: the welcome, the consent and the
+    admissibility texts are built from this, so each procedure's texts say what is true for it.
+
+    The defaults are those of the default procedure (000 + 001).
+    """
+
+    readers: tuple[str, ...] = ("committee", "confidants", "coordinator")
+    decides: str = "committee"  # 001 art. 13; 002 §3.1: "organisation"
+    heard_by_person: bool = True  # 001 art. 14.4 and 14.9; 002 §4.1 and §4.2
+    records_consulted: bool = False  # 002 §4.1: staff may look things up in their systems
+    confidant_exception: str | None = "crime_to_board"  # 001 art. 5.2; 004: "danger_together"
+
+
+@dataclass(frozen=True)
 class Procedure:
     id: str
     name: str
@@ -186,8 +215,9 @@ class Procedure:
     steps: dict[str, Step] = field(default_factory=dict)
     category_limits: dict[str, int] = field(default_factory=dict)
     exclusions: tuple[Exclusion, ...] = ()
-    # 002 §4.1: a complaint lapses after this many days unreachable; None: the register's default.
+    # 002 §4.1: a complaint lapses after this many days unreachable; None: the source gives none.
     lapse_days: int | None = None
+    handling: Handling = field(default_factory=Handling)
 
     def step(self, step_id: str) -> Step:
         """A step by id; a bare kind (the default procedure's style) is that kind's default step."""
@@ -204,7 +234,32 @@ class Procedure:
         """The admissibility limit in months for a category; None: no limit (002 §3.1)."""
         if category in self.no_limit_categories:
             return None
-        return self.category_limits.get(str(category), self.limit_months)
+        months = self.category_limits.get(str(category), self.limit_months)
+        return months if months > 0 else None  # 0: no limit (004 names none)
+
+    def placeholders(self) -> list[str]:
+        """Addresses and links that are placeholders (example.org, .invalid, ...): a source named
+        none (002 §4.2, §4.3), so the organisation's config must set the real ones. Each as
+        one line for `klachtwijzer check-config`."""
+        found = [f"mailbox '{name}' = {value}" for name, value in self.mailboxes.items()
+                 if is_placeholder(value)]
+        for step_id, step in self.steps.items():
+            for key in ("link", "email"):
+                value = getattr(step, key)
+                if value and is_placeholder(value):
+                    found.append(f"step '{step_id}' {key} = {value}")
+        found += [f"exclusion '{e.id}' link = {e.link}" for e in self.exclusions
+                  if e.link and is_placeholder(e.link)]
+        return found
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether an address or link points at a reserved example or test domain (RFC 2606, 6761)."""
+    host = value.rpartition("@")[2] if "@" in value and "://" not in value else \
+        re.sub(r"^[a-z][a-z0-9+.-]*://", "", value.strip().lower()).split("/")[0]
+    host = host.strip().lower().rstrip(".").split(":")[0]
+    return (host in _PLACEHOLDER_HOSTS or host.endswith(tuple("." + h for h in _PLACEHOLDER_HOSTS))
+            or host.endswith(_PLACEHOLDER_TLDS) or host in {t[1:] for t in _PLACEHOLDER_TLDS})
 
 
 def default_procedure_path() -> Path:
@@ -462,6 +517,9 @@ def parse_procedure(raw: dict[str, Any], origin: str = "<procedure>",
         triage.append(choice)
 
     lapse = head.get("lapse_days")
+    if lapse is not None and (not isinstance(lapse, int) or isinstance(lapse, bool) or lapse < 1):
+        raise where.fail("lapse_days must be a whole number of days, at least 1", "procedure",
+                         "lapse_days")
     return Procedure(
         id=str(_require(head, "id", where, "procedure")),
         name=str(head.get("name", head["id"])),
@@ -476,4 +534,40 @@ def parse_procedure(raw: dict[str, Any], origin: str = "<procedure>",
         category_limits=category_limits,
         exclusions=tuple(exclusions),
         lapse_days=int(lapse) if lapse is not None else None,
+        handling=_parse_handling(raw.get("handling"), forms, where),
+    )
+
+
+def _parse_handling(table: dict[str, Any] | None, forms: dict[str, Form],
+                    where: _Where) -> Handling:
+    """The `[handling]` table: who reads, who decides, and what a confidant must pass on.
+
+    Without the table, the default procedure's handling; with it, a confidant exception only
+    where the table names one.
+    """
+    name = "handling"
+    default = Handling() if table is None else Handling(confidant_exception=None)
+    table = table or {}
+    _unknown_keys(table, _HANDLING_KEYS, where, name)
+    readers = tuple(str(r) for r in table.get("readers", default.readers))
+    for reader in readers:
+        _known(reader, READERS, "reader", where, name, "readers")
+    if not 1 <= len(readers) <= 3:
+        raise where.fail("readers must name 1 to 3 readers", name, "readers")
+    decides = _known(table.get("decides", default.decides), DECIDERS, "decider", where, name,
+                     "decides")
+    exception = table.get("confidant_exception", default.confidant_exception)
+    if exception is not None:
+        exception = _known(exception, CONFIDANT_EXCEPTIONS, "confidant exception", where, name,
+                           "confidant_exception")
+    if exception is None and any(f.receiver in ("confidants", "confidant")
+                                 for f in forms.values()):
+        # A confidant is never promised without the one thing they must pass on.
+        raise where.fail("a procedure with a confidant needs confidant_exception (what the "
+                         "confidant must pass on)", name, None)
+    return Handling(
+        readers=readers, decides=decides,
+        heard_by_person=bool(table.get("heard_by_person", default.heard_by_person)),
+        records_consulted=bool(table.get("records_consulted", default.records_consulted)),
+        confidant_exception=exception,
     )

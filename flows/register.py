@@ -305,12 +305,25 @@ def status_text(
     outcome: str | None = None,
     due: Mapping[str, date] | None = None,
     follow_up_days: int = 0,
+    receiver: str = "committee",
 ) -> str:
-    """What happened and what comes next, in plain words (B1), for one status change."""
+    """What happened and what comes next, in plain words (B1), for one status change.
+
+    `receiver`: who received the case, as its form says (`Form.receiver`): a complaint to the
+    manager (002 §4.2) or a request to the one confidant (004 step 2) is acknowledged as such.
+    """
     due = due or {}
     ref = t.ltr(reference)
     head = t._("News about {reference}:").format(reference=ref)
-    if status == "acknowledged":
+    if status == "acknowledged" and kind == "complaint" and receiver == "manager":
+        # 002 §4.2: the manager of the employee contacts the client to talk about it.
+        body = t._("The organisation confirms that it got your complaint. The manager of the "
+                   "employee will contact you to talk about it.")
+    elif status == "acknowledged" and kind == "confidant_request" and receiver == "confidant":
+        # 004 step 2: one confidant.
+        body = t._("The confidant got your request. The confidant will contact you soon, in the "
+                   "way you chose.")
+    elif status == "acknowledged":
         if kind == "complaint":
             body = t._(
                 "The complaints committee confirms that it got your complaint. The committee "

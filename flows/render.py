@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flows.dossier import answer_lines
+from flows.dossier import answer_lines, confidant_exception
 from flows.forms import PARTS_DONE, Forms, applies, submission
 from flows.graph import END_STATES, asks_danger, triage_choices
 from flows.i18n import Catalogs, Translator
@@ -29,9 +29,12 @@ from flows.texts import (
     LANGUAGE_NAMES,
     NOTE,
     PREFERENCE,
+    READER,
+    READER_LIST,
     SUMMARY,
     TRIAGE,
     TRIAGE_CATEGORY,
+    TRIAGE_HINT,
     WHO,
 )
 from flows.turn import Turn
@@ -98,26 +101,50 @@ class Renderer:
         return text, rows(Button("yes", yes), Button("no", no), per_row=2)
 
     def privacy(self, t: Translator) -> str:
-        """The welcome and privacy notice, shown with the first question (000, 001 art. 5.2)."""
-        return t._(
-            "Welcome. This is the complaints chat of {organisation}.\n"
-            "Here you can tell us if you are not happy with the help you get, or if "
-            "someone treated you badly.\n\n"
-            "Your privacy:\n"
-            "• We keep your answers in your own file. Only the people who handle "
-            "complaints can read them: the complaints committee, a confidant or a "
-            "coordinator.\n"
-            # 001 art. 14.4 and 14.9: the staff member hears the complaint, sees the documents.
-            "• A formal complaint is also shown to the person it is about, so that they "
-            "can answer.\n"
-            # 001 art. 5.2: secrecy, with one exception the client must know beforehand.
-            "• A confidant keeps what you say secret. There is one exception: a possible "
-            "crime. The confidant must report that to the board of the organisation.\n"
-            "• We share nothing else without your consent.\n"
-            "• You can always see your file, withdraw your complaint or erase your "
-            "data.\n\n"
-            "Type /help at any moment for help."
-        ).format(organisation=self.organisation)
+        """The welcome and privacy notice, shown with the first question (000 "Belangrijke regels").
+
+        Who reads the answers and the rules they keep are the procedure's `[handling]`: each line
+        is said only where it is true (001 art. 5.2, 14.4, 14.9; 002 §4.1, §4.2; 004 step 2).
+        """
+        handling = self.procedure.handling
+        lines = [
+            t._("Welcome. This is the complaints chat of {organisation}.\n"
+                "Here you can tell us if you are not happy with the help you get, or if "
+                "someone treated you badly.").format(organisation=self.organisation),
+            "",
+            t._("Your privacy:"),
+            "• " + t._("We keep your answers in your own file. Only the people who handle "
+                       "complaints can read them: {readers}.").format(readers=self.readers(t)),
+        ]
+        if handling.heard_by_person:
+            # 001 art. 14.4 and 14.9, 002 §4.1 and §4.2: the person concerned hears it.
+            lines.append("• " + t._("A formal complaint is also shown to the person it is "
+                                    "about, so that they can answer."))
+        if handling.records_consulted:
+            # 002 §4.1: the employee or manager may look up information in their systems.
+            lines.append("• " + t._("To talk about your complaint, the employee or the manager "
+                                    "may look up your information in the systems of the "
+                                    "organisation."))
+        if handling.confidant_exception:
+            # 001 art. 5.2 (a possible crime, to the board); 004 step 2 (danger, together).
+            lines += ["• " + line for line in self.confidant_exception(t)]
+        lines += [
+            "• " + t._("We share nothing else without your consent."),
+            "• " + t._("You can always see your file, withdraw your complaint or erase your "
+                       "data."),
+            "",
+            t._("Type /help at any moment for help."),
+        ]
+        return "\n".join(lines)
+
+    def readers(self, t: Translator) -> str:
+        """Who may read the client's answers, as a list: "the complaints committee, a confidant
+        or a coordinator" (the procedure's `[handling] readers`)."""
+        names = [t._(READER[r]) for r in self.procedure.handling.readers]
+        if len(names) == 1:
+            return names[0]
+        keys = ("first", "second", "third")
+        return t._(READER_LIST[len(names)]).format(**dict(zip(keys, names, strict=False)))
 
     @staticmethod
     def _case_label(t: Translator, case: dict[str, Any]) -> str:
@@ -139,13 +166,11 @@ class Renderer:
         if state == "privacy":
             return self.privacy(t), rows(Button("ok", t._("Continue")))
         if state == "triage":
-            text = t._(
-                "What is it about? Choose what fits best.\n"
-                "• The help was not good, or you disagree with your volunteer.\n"
-                "• Unwanted behaviour: discrimination, bullying, aggression, sexual harassment "
-                "or something else.\n"
-                "• Not sure? Then we take you to a confidant. A confidant is on your side."
-            )
+            lines = [t._("What is it about? Choose what fits best.")]
+            if len(self.procedure.triage) > 1:
+                # Several routes: say what each is for. One route shows its categories only.
+                lines += ["• " + t._(TRIAGE_HINT[option.id]) for option in self.procedure.triage]
+            text = "\n".join(lines)
             buttons = [
                 Button(button, t._(TRIAGE[option.id]) if category in (None, option.category)
                        else t._(TRIAGE_CATEGORY.get(str(category), CATEGORY[str(category)])))
@@ -223,32 +248,68 @@ class Renderer:
         return self._render_field(turn)
 
     def _render_admissibility(self, turn: Turn) -> tuple[str, Rows]:
+        """Anonymous or possibly out of time: who decides (001 art. 13: the committee; 002 §3.1:
+        the organisation) and the limits of the procedure (002 §3.1: 12, 36 or none)."""
         t = turn.t
+        by_committee = self.procedure.handling.decides == "committee"
         if turn.data.get("admissibility", {}).get("status") == "anonymous":
             return (
                 t._(
                     "You want to stay anonymous. The committee cannot handle a complaint "
                     "without a name. We can register it as a report. The organisation uses "
                     "reports to improve its work."
+                ) if by_committee else t._(
+                    # 002 §3.1: passed on, but not handled.
+                    "You want to stay anonymous. The organisation does not handle a complaint "
+                    "without a name. You can still pass it on: we register it as a report. Then "
+                    "the organisation knows about it."
                 ),
                 rows(Button("adm_register", t._("Yes, register it")),
                      Button("adm_give_name", t._("I will give my name"))),
             )
-        months = self.procedure.limit_for(turn.data.get("category")) or 0
+        category = turn.data.get("category")
+        months = self.procedure.limit_for(category) or 0
+        text = t.ngettext(
+            "This happened more than {count} month ago. The committee may not handle "
+            "complaints that old. You can still send it, and the committee decides. "
+            "Or we only register it as a report.",
+            "This happened more than {count} months ago. The committee may not handle "
+            "complaints that old. You can still send it, and the committee decides. "
+            "Or we only register it as a report.",
+            months,
+        ) if by_committee else t.ngettext(
+            "This happened more than {count} month ago. The organisation may not handle "
+            "complaints that old. You can still send it, and the organisation decides. "
+            "Or we only register it as a report.",
+            "This happened more than {count} months ago. The organisation may not handle "
+            "complaints that old. You can still send it, and the organisation decides. "
+            "Or we only register it as a report.",
+            months,
+        )
+        lines = [text.format(count=months), *self._other_limits(turn, category, months)]
         return (
-            t.ngettext(
-                "This happened more than {count} month ago. The committee may not handle "
-                "complaints that old. You can still send it, and the committee decides. "
-                "Or we only register it as a report.",
-                "This happened more than {count} months ago. The committee may not handle "
-                "complaints that old. You can still send it, and the committee decides. "
-                "Or we only register it as a report.",
-                months,
-            ).format(count=months),
+            "\n".join(lines),
             rows(Button("adm_send", t._("Send it anyway")),
                  Button("adm_register", t._("Only register it")),
                  Button("adm_stop", t._("Stop here"))),
         )
+
+    def _other_limits(self, turn: Turn, category: str | None, months: int) -> list[str]:
+        """Longer limits of the schema's other categories (002 §3.1: 36 months for youth care,
+        none for sexual harassment), so a client who chose the wrong one knows."""
+        t = turn.t
+        lines = []
+        for other in self._schema(turn).categories:
+            limit = self.procedure.limit_for(other)
+            if other == category or (limit is not None and limit <= months):
+                continue
+            label = t.quote(t._(CATEGORY[other]))
+            lines.append(t._("Is it about “{category}”? Then there is no time limit.")
+                         .format(category=label) if limit is None else
+                         t.ngettext("Is it about “{category}”? Then the limit is {count} month.",
+                                    "Is it about “{category}”? Then the limit is {count} months.",
+                                    limit).format(category=label, count=limit))
+        return lines
 
     def _render_field(self, turn: Turn) -> tuple[str, Rows]:
         t = turn.t
@@ -346,22 +407,12 @@ class Renderer:
                 else t._("How can the confidant contact you?")
             )
             return question, rows(*(Button(f"contact_{k}", t._(v)) for k, v in CONTACT.items()))
-        # consent: 000 "only shared with others if you give consent"
-        question = (
-            # 001 art. 14.4 and 14.9: the person concerned hears what the complaint says.
-            t._(
-                "May we send this to the complaints committee? Only the committee reads it. "
-                "The person it is about will hear what it says, so that they can answer. "
-                "Without your consent we send nothing."
-            )
-            if committee
-            # 001 art. 5.2: confidants keep it secret, except a possible crime (to the board).
-            else t._(
-                "May we send this to the confidants? Only the confidants read it. They keep it "
-                "secret, with one exception: they must report a possible crime to the board of "
-                "the organisation. Without your consent we send nothing."
-            )
-        )
+        # consent: 000 "only shared with others if you give consent". Who receives it and the
+        # rules they keep, as on the summary (001 art. 5.2, 14.4, 14.9; 002 §4.2; 004 step 2).
+        question = "\n".join([
+            self._receivers(t, form.receiver, submission(turn, form)["kind"]),
+            t._("Do you give your consent? Without your consent we send nothing."),
+        ])
         return question, rows(Button("consent_yes", t._("Yes, send it")),
                               Button("consent_no", t._("No")), per_row=2)
 
@@ -394,9 +445,8 @@ class Renderer:
             Button("cancel", t._("Cancel")),
         )
 
-    @staticmethod
-    def _receivers(t: Translator, receiver: str, kind: str) -> str:
-        """Who receives what the client sends, said on the summary before they press Send."""
+    def _receivers(self, t: Translator, receiver: str, kind: str) -> str:
+        """Who receives what the client sends, and the rule they keep, said before Send."""
         if kind == "report" and receiver == "committee":
             # 001 art. 13.3 and 17.5: registered only, not handled.
             return t._("We only register this as a report. Only the complaints committee "
@@ -404,16 +454,12 @@ class Renderer:
         if kind == "report":
             return t._("We only register this as a report. Only the people who handle "
                        "complaints read it.")
-        if receiver == "confidants":
-            # 001 art. 5.2: confidants keep it secret, except a possible crime (to the board).
-            return t._("We send this to the confidants. Only the confidants read it. They keep it "
-                       "secret, with one exception: they must report a possible crime to the "
-                       "board of the organisation.")
-        if receiver == "confidant":
-            # 004 step 2: what is told stays between them, except when someone is in danger.
-            return t._("We send this to the confidant. Only the confidant reads it. What you tell "
-                       "stays between you and the confidant. If you or someone else is in "
-                       "danger, you talk together about what to do.")
+        if receiver in ("confidants", "confidant"):
+            # What a confidant must pass on is the procedure's (001 art. 5.2; 004 step 2).
+            who = (t._("We send this to the confidants. Only the confidants read it.")
+                   if receiver == "confidants"
+                   else t._("We send this to the confidant. Only the confidant reads it."))
+            return " ".join([who, *self.confidant_exception(t)])
         if receiver == "chair":
             # 000 Schema A step 2: the chair of the committee helps to find a solution.
             return t._("We send this to the chair of the complaints committee. The chair "
@@ -425,6 +471,10 @@ class Renderer:
         # 001 art. 14.4 and 14.9: the person concerned hears what the complaint says.
         return t._("We send this to the complaints committee. Only the committee reads it. The "
                    "person it is about will hear what it says, so that they can answer.")
+
+    def confidant_exception(self, t: Translator) -> list[str]:
+        """What a confidant must pass on (the procedure's `[handling] confidant_exception`)."""
+        return confidant_exception(t, self.procedure)
 
     def help(self, t: Translator) -> tuple[str, Rows]:
         """The help text (/help), with buttons for the commands."""

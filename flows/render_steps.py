@@ -9,6 +9,7 @@ locales/: keep them byte for byte.
 
 from __future__ import annotations
 
+from flows.dossier import confidant_exception
 from flows.graph import next_kind, step_at, step_number
 from flows.i18n import Translator
 from flows.model import Button
@@ -52,16 +53,18 @@ class StepRenderer:
         if step.kind == "confidant" and step.name:
             return self._render_named_confidant(turn, step)
         if step.kind == "confidant":
-            # 001 art. 5.2: secrecy, except a possible crime, which the confidant reports to the board.
+            # 001 art. 5.2: what the confidant must pass on is the procedure's, said before
+            # the client chooses.
             return (
-                t._(
-                    "Step {step} of {total}: a confidant.\n"
-                    "A confidant listens to you and helps you to find a solution. The confidant "
-                    "is on your side and keeps what you say secret. One exception: a possible "
-                    "crime must be reported to the board of the organisation. "
-                    "You do not have to give your name.\n"
-                    "Do you want a confidant? You may choose a woman or a man."
-                ).format(**self._step_number(turn, "confidant")),
+                "\n".join([
+                    t._(
+                        "Step {step} of {total}: a confidant.\n"
+                        "A confidant listens to you and helps you to find a solution. The "
+                        "confidant is on your side. You do not have to give your name."
+                    ).format(**self._step_number(turn, "confidant")),
+                    *confidant_exception(t, self.procedure),
+                    t._("Do you want a confidant? You may choose a woman or a man."),
+                ]),
                 rows(
                     Button("pref_female", t._("A woman")),
                     Button("pref_male", t._("A man")),
@@ -151,10 +154,11 @@ class StepRenderer:
                 "Step {step} of {total}: the confidant.\n"
                 "You can tell the confidant about your complaint, also without your name. The "
                 "confidant listens and looks with you for a solution, and only acts together "
-                "with you. What you tell stays between you. If you or someone else is in danger, "
-                "you talk together about what to do.\n"
-                "The confidant:"
+                "with you."
             ).format(**self._step_number(turn, step.id)),
+            # 004 step 2: what the confidant must pass on is the procedure's.
+            *confidant_exception(t, self.procedure),
+            t._("The confidant:"),
             *self._contact_lines(t, step),
             t._("You can contact the confidant yourself. Or we send your request now. You do "
                 "not have to give your name."),

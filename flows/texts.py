@@ -188,6 +188,42 @@ NOTE = {
     ),
 }
 
+# Who may read the client's answers, in a list after a colon ("... can read them: {readers}").
+READER = {
+    "committee": N_("the complaints committee"),
+    "confidants": N_("a confidant"),
+    "confidant": N_("the confidant"),
+    "coordinator": N_("a coordinator"),
+    "manager": N_("the manager of the employee"),
+}
+# The readers joined, by how many there are (a procedure names 1 to 3).
+READER_LIST = {
+    2: N_("{first} or {second}"),
+    3: N_("{first}, {second} or {third}"),
+}
+
+# What a confidant must pass on, said wherever a confidant is promised (001 art. 5.2, 004 step 2).
+CONFIDANT_EXCEPTION = {
+    "crime_to_board": N_(
+        "A confidant keeps what you say secret. There is one exception: a possible crime. The "
+        "confidant must report that to the board of the organisation."
+    ),
+    "danger_together": N_(
+        "The confidant keeps what you tell between the two of you. If you or someone else is in "
+        "danger, the confidant talks with you about what to do."
+    ),
+}
+
+# On the first question, what each route is for; shown when there is more than one route.
+TRIAGE_HINT = {
+    "dissatisfied": N_("The help was not good, or you disagree with your volunteer."),
+    "behaviour": N_(
+        "Unwanted behaviour: discrimination, bullying, aggression, sexual harassment or "
+        "something else."
+    ),
+    "unsure": N_("Not sure? Then we take you to a confidant. A confidant is on your side."),
+}
+
 # Buttons that work at every moment, on top of the procedure.
 GLOBAL_ACTIONS = {
     "help": N_("Help"),

@@ -79,7 +79,7 @@ async def test_lentl_dissatisfaction_solved_in_the_talk_is_a_signal(
 
     [mail] = mails(smtp_server)
     doc = complaint_json(mail)
-    assert mail["To"] == "klachten@lentl.nl"
+    assert mail["To"] == "klachten@lentl.example.org"
     assert doc["kind"] == "signal" and doc["steps_taken"]["talked"] == "helped"
     assert doc["complainant"]["name"] is None and doc["description"] is None
     assert (doc["category"], doc["language"]) == ("help", lang)
@@ -108,7 +108,7 @@ async def test_lentl_complaint_to_the_manager_then_the_committee(
         in client.text()
     await client.press("continue")  # later: the talk with the manager did not solve it
     okc = client.text()
-    assert "Onafhankelijke Klachtencommissie (OKC)" in okc and "https://www.lentl.nl" in okc
+    assert "Onafhankelijke Klachtencommissie (OKC)" in okc and "https://okc.example.org" in okc
     assert app.catalogs.get(lang)._(
         "The committee has its own rules. You find them on the same website.") in okc
     await client.press("external_done")
@@ -116,7 +116,7 @@ async def test_lentl_complaint_to_the_manager_then_the_committee(
 
     [mail] = mails(smtp_server)  # nothing is sent to the OKC: the client goes there
     doc = complaint_json(mail)
-    assert mail["To"] == "klachten@lentl.nl"
+    assert mail["To"] == "klachten@lentl.example.org"
     assert (doc["kind"], doc["schema"], doc["complainant_type"]) == ("complaint", "main", "self")
     assert doc["staff_involved"] == "Jan de Vries"
 
@@ -194,13 +194,17 @@ async def test_lentl_youth_care_has_36_months(app_with: MakeApp, smtp_server: An
         await client.type("The youth worker did not come.")
         await client.type(when)
         if when == "22-07-2023":
+            # 002 §3.1: the organisation decides, not a committee; sexual harassment has no limit.
             assert t.ngettext(
-                "This happened more than {count} month ago. The committee may not handle "
-                "complaints that old. You can still send it, and the committee decides. "
+                "This happened more than {count} month ago. The organisation may not handle "
+                "complaints that old. You can still send it, and the organisation decides. "
                 "Or we only register it as a report.",
-                "This happened more than {count} months ago. The committee may not handle "
-                "complaints that old. You can still send it, and the committee decides. "
+                "This happened more than {count} months ago. The organisation may not handle "
+                "complaints that old. You can still send it, and the organisation decides. "
                 "Or we only register it as a report.", 36).format(count=36) in client.text()
+            assert t._("Is it about “{category}”? Then there is no time limit.").format(
+                category=t.quote(t._("Sexual harassment"))) in client.text()
+            assert {"nl": "commissie", "en": "committee"}[lang] not in client.text()
             await client.press("adm_register")
         await client.press("tried_nothing")
         await client.press("contact_chat")
@@ -233,9 +237,11 @@ async def test_coaching_confidant_is_named_and_can_be_contacted_anonymously(
     await client.press("contact_chat")
     await client.press("skip")
     # 004 step 2: the promise names its one exception (danger) where the client consents.
-    assert said(app, lang, "We send this to the confidant. Only the confidant reads it. What "
-                "you tell stays between you and the confidant. If you or someone else is in "
-                "danger, you talk together about what to do.") in client.text()
+    t = app.catalogs.get(lang)
+    assert " ".join([
+        t._("We send this to the confidant. Only the confidant reads it."),
+        t._("The confidant keeps what you tell between the two of you. If you or someone else "
+            "is in danger, the confidant talks with you about what to do.")]) in client.text()
     await client.press("confirm")
     await app.worker.run_once()
 

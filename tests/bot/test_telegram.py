@@ -298,13 +298,14 @@ async def test_schema_b_arabic_female_confidant_relays_both_ways(
     t, nl = ar(app), app.catalogs.get("nl")
 
     reply = await arabic_confidant_request(client)
-    assert any(t._("Step {step} of {total}: a confidant.\n"
-                   "A confidant listens to you and helps you to find a solution. The confidant "
-                   "is on your side and keeps what you say secret. One exception: a possible "
-                   "crime must be reported to the board of the organisation. You do not have to "
-                   "give your name.\n"
-                   "Do you want a confidant? You may choose a woman or a man.").format(
-        step=2, total=4) in (s.text or "") for s in client.inbox())
+    assert any("\n".join([
+        t._("Step {step} of {total}: a confidant.\n"
+            "A confidant listens to you and helps you to find a solution. The confidant is on "
+            "your side. You do not have to give your name.").format(step=2, total=4),
+        t._("A confidant keeps what you say secret. There is one exception: a possible crime. "
+            "The confidant must report that to the board of the organisation."),
+        t._("Do you want a confidant? You may choose a woman or a man.")]) in (s.text or "")
+        for s in client.inbox())
     assert any(t.ngettext(
         "We are now looking for a confidant ({preference}) who can chat with you here. Please "
         "wait. This can take up to {minutes} minute.",

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from flows.procedure import ProcedureError, default_procedure_path, load_procedure, parse_procedure
+from flows.procedure import (
+    ProcedureError,
+    default_procedure_path,
+    is_placeholder,
+    load_procedure,
+    parse_procedure,
+)
 
 
 def raw_default() -> dict[str, Any]:
@@ -138,3 +144,76 @@ def test_small_definition_without_a_complaint_committee_loads(tmp_path: Any) -> 
     path = tmp_path / "ok.toml"
     path.write_text(LENTL, encoding="utf-8")
     assert load_procedure(path).kinds(load_procedure(path).schemas["main"]) == ("talk", "external")
+
+
+# --- [handling]: who reads, who decides, what a confidant must pass on ------------------------
+
+
+def test_each_bundled_procedure_says_who_reads_and_the_rules() -> None:
+    """001: committee, confidants (crime to the board); 002: manager, organisation decides, no
+    confidant; 004: the one confidant (danger, together), nobody else reads a complaint."""
+    regional, lentl, coaching = (load_procedure(PROCEDURES / f"{name}.toml").handling
+                                 for name in ("regioverband", "lentl", "coaching"))
+    assert (regional.readers, regional.decides, regional.confidant_exception) == (
+        ("committee", "confidants", "coordinator"), "committee", "crime_to_board")
+    assert (lentl.readers, lentl.decides, lentl.confidant_exception) == (
+        ("manager", "coordinator"), "organisation", None)
+    assert lentl.heard_by_person and lentl.records_consulted
+    assert (coaching.readers, coaching.confidant_exception, coaching.heard_by_person) == (
+        ("confidant",), "danger_together", False)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("[forms.complaint]", '[handling]\nreaders = ["neighbours"]\n\n[forms.complaint]',
+         "unknown reader 'neighbours'"),
+        ("[forms.complaint]", '[handling]\nreaders = []\n\n[forms.complaint]',
+         "readers must name 1 to 3"),
+        ("[forms.complaint]", '[handling]\ndecides = "chair"\n\n[forms.complaint]',
+         "unknown decider 'chair'"),
+        ("[forms.complaint]", '[handling]\nconfidant_exception = "never"\n\n[forms.complaint]',
+         "unknown confidant exception 'never'"),
+        ('fields = ["who", "name", "consent"]',
+         'fields = ["who", "name", "consent"]\nreceiver = "confidant"\n\n[handling]\nreaders = '
+         '["confidant"]', "needs confidant_exception"),
+        ('id = "x"', 'id = "x"\nlapse_days = 0', "lapse_days must be a whole number"),
+    ],
+)
+def test_handling_mistakes_are_refused(tmp_path: Any, old: str, new: str, message: str) -> None:
+    """A [handling] the texts cannot say truly (unknown reader, a confidant without the exception
+    they must pass on) or a lapse of no days is refused with the file and line."""
+    path = tmp_path / "broken.toml"
+    assert old in LENTL
+    path.write_text(LENTL.replace(old, new), encoding="utf-8")
+    with pytest.raises(ProcedureError, match=message) as caught:
+        load_procedure(path)
+    assert str(caught.value).startswith(f"{path}, line ")
+
+
+def test_placeholders_are_listed_for_check_config() -> None:
+    """002 names no complaints address nor OKC page: Lentl's are example.org placeholders, listed
+    so `check-config` can report them; the default and 004 carry none."""
+    assert load_procedure(PROCEDURES / "lentl.toml").placeholders() == [
+        "mailbox 'complaints' = klachten@lentl.example.org",
+        "step 'okc' link = https://okc.example.org",
+    ]
+    assert load_procedure().placeholders() == []
+    assert load_procedure(PROCEDURES / "coaching.toml").placeholders() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "placeholder"),
+    [("k@example.org", True), ("https://okc.example.org/page", True), ("x@mail.example.com", True),
+     ("https://klachten.test", True), ("a@b.invalid", True), ("klachten@lentl.nl", False),
+     ("https://www.erisietsmisgegaan.nl", False), ("info@notexample.org", False)],
+)
+def test_is_placeholder(value: str, placeholder: bool) -> None:
+    """Reserved example and test domains (RFC 2606, 6761) are placeholders; real ones are not."""
+    assert is_placeholder(value) is placeholder
+
+
+def test_no_limit_when_the_source_names_none() -> None:
+    """004 names no time limit: limit_months = 0 means none, for every category."""
+    coaching = load_procedure(PROCEDURES / "coaching.toml")
+    assert [coaching.limit_for(c) for c in ("help", "conflict", "other")] == [None, None, None]

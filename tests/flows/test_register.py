@@ -119,6 +119,26 @@ def test_decided_message_names_outcome_and_board_date() -> None:
         "3 May 2026.")
 
 
+@pytest.mark.parametrize("language", ["nl", "uk"])
+def test_acknowledgement_names_who_received_it(language: str) -> None:
+    """002 §4.2: a complaint to the manager is confirmed by the organisation, not a committee;
+    004 step 2: a request to the one confidant is confirmed by that confidant."""
+    t = catalogs.get(language)
+    committee = {"nl": "commissie", "uk": "коміс"}[language]
+    manager = rules.status_text(t, kind="complaint", status="acknowledged",
+                                reference="KW-2026-000002", receiver="manager")
+    assert t._("The organisation confirms that it got your complaint. The manager of the "
+               "employee will contact you to talk about it.") in manager
+    assert committee not in manager
+    confidant = rules.status_text(t, kind="confidant_request", status="acknowledged",
+                                  reference="KW-2026-000003", receiver="confidant")
+    assert t._("The confidant got your request. The confidant will contact you soon, in the way "
+               "you chose.") in confidant
+    default = rules.status_text(t, kind="complaint", status="acknowledged",
+                                reference="KW-2026-000004")
+    assert committee in default
+
+
 def test_follow_up_buttons_round_trip_and_refuse_forgeries() -> None:
     """Button ids carry answer and reference; anything else is not a follow-up button."""
     assert rules.parse_follow_up_button(rules.follow_up_button("partly", "KW-2026-000001")) == (
