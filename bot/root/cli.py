@@ -70,6 +70,14 @@ def problem_lines(exc: BaseException) -> list[str] | None:
     return None
 
 
+def placeholder_lines(config: Path | None, deployment: Deployment) -> list[str]:
+    """A placeholder address or link the config must replace (002 names no mailbox or OKC page),
+    one line each; the default procedure of a deployment without config has none."""
+    return [f"KLACHTWIJZER_CONFIG {config}: organisation '{each.slug}': {found} is a placeholder; "
+            "set the real one (docs/procedures.md)"
+            for each in deployment.organisations for found in each.procedure.placeholders()]
+
+
 class OperatorErrors(TyperGroup):
     """Maps configuration and user errors of every command to lines on stderr and exit code 1;
     `--debug` shows the traceback instead. Anything else is a bug and keeps its traceback."""
@@ -156,6 +164,10 @@ def run() -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         app = await build_app(settings)
+        placeholders = placeholder_lines(settings.config, app.deployment)
+        if placeholders:  # complaints would go to an address nobody reads: refuse to start
+            await app.close()
+            raise ConfigError("\n".join(placeholders))
         try:
             for level, line in app.describe():
                 log.log(level, "%s", line)
@@ -186,6 +198,7 @@ def check_config(
         catalogs = load_catalogs()
         for each in deployment.organisations:
             Engine(each.procedure, catalogs, organisation=each.name)
+        problems += placeholder_lines(settings.config, deployment)
     except (ConfigError, ProcedureError) as exc:
         problems.append(str(exc) if settings.config is None or "KLACHTWIJZER_CONFIG" in str(exc)
                         else f"KLACHTWIJZER_CONFIG {exc}")

@@ -60,7 +60,7 @@ class Organisation:
     coordinator_numbers: tuple[str, ...] = ()  # WhatsApp numbers (wa_id: digits only)
     handoff_timeout_minutes: int = 30
     follow_up_days: int = 14  # 003 §4: ask whether the problem was really solved
-    lapse_days: int = 61  # 002 §4.1: unreachable for two months
+    lapse_days: int | None = None  # 002 §4.1 (Lentl: 61): unreachable this long; None: never
     whatsapp_template: str | None = None  # used outside WhatsApp's 24-hour window
     # OpenPGP public keys by lower-cased mailbox address: mail to it is sent encrypted (PGP/MIME).
     mailbox_keys: dict[str, PublicKey] = field(default_factory=dict)
@@ -79,6 +79,14 @@ def _whatsapp_number(path: Path, section: str, value: object) -> str:
         raise ConfigError(f"{path}: [[{section}]] whatsapp must be a phone number in "
                           "international form, digits only (e.g. \"31612345678\")")
     return number
+
+
+def _lapse_days(path: Path, value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{path}: register.lapse_days must be a whole number of days, at least 1")
+    return value
 
 
 def _telegram_id(value: object) -> bool:
@@ -268,7 +276,8 @@ def _organisation(path: Path, raw: dict[str, Any], slug: str) -> Organisation:
         coordinator_numbers=tuple(numbers),
         handoff_timeout_minutes=int(raw.get("handoff", {}).get("timeout_minutes", 30)),
         follow_up_days=int(register.get("follow_up_days", 14)),
-        lapse_days=int(register.get("lapse_days", 61)),
+        # The procedure's rule (002 §4.1: two months), unless the config sets its own.
+        lapse_days=_lapse_days(path, register.get("lapse_days", procedure.lapse_days)),
         whatsapp_template=raw.get("whatsapp", {}).get("template"),
         mailbox_keys=mailbox_keys,
     )

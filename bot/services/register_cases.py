@@ -308,6 +308,8 @@ async def lapse_unreachable(app: ServiceHost, organisation: Organisation | None 
     """
     org, slug = scope(app, organisation)
     now = app.clock()
+    if org.lapse_days is None:
+        return []  # the procedure has no such rule (only 002 §4.1 has)
     limit = timedelta(days=org.lapse_days)
     candidates: list[str] = []
     async with app.db.unit_of_work(read_only=True) as uow:

@@ -175,3 +175,23 @@ def test_a_real_bug_keeps_its_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "ZeroDivisionError" in result.stderr
 
+
+
+def test_placeholder_addresses_are_reported_and_run_refuses_to_start(tmp_path: Path) -> None:
+    """Lentl's definition names no real mailbox or OKC page (002): check-config names each
+    placeholder, and `run` will not start sending complaints to an address nobody reads."""
+    config = tmp_path / "lentl.toml"
+    config.write_text('name = "Lentl"\nprocedure = "lentl"\n', encoding="utf-8")
+    checked = klachtwijzer(tmp_path, "check-config", KLACHTWIJZER_CONFIG=str(config))
+    assert checked.returncode == 1
+    lines = error_lines(checked)
+    assert any("mailbox 'complaints' = klachten@lentl.example.org is a placeholder" in line
+               for line in lines), lines
+    assert any("https://okc.example.org" in line for line in lines), lines
+    ran = klachtwijzer(tmp_path, "run", KLACHTWIJZER_CONFIG=str(config))
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert "is a placeholder; set the real one" in ran.stderr
+    config.write_text('name = "Lentl"\nprocedure = "lentl"\n[mailboxes]\n'
+                      'complaints = "klachten@lentl.nl"\n', encoding="utf-8")
+    lines = error_lines(klachtwijzer(tmp_path, "check-config", KLACHTWIJZER_CONFIG=str(config)))
+    assert not any("mailbox 'complaints'" in line for line in lines)

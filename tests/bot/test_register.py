@@ -3,6 +3,7 @@ channel port and SMTP server (issue 4)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -109,6 +110,7 @@ async def test_unreachable_client_needs_manual_contact_by_phone(
 async def test_lapse_after_two_months_unreachable(app: App, clock: Clock) -> None:
     """002 §4.1: a client unreachable for lapse_days (61) loses the case; one day less does not,
     and a client who writes again is reachable."""
+    app.organisation = dataclasses.replace(app.organisation, lapse_days=61)
     _c1, lost = await file_complaint(app, "c-lost")
     c2, back = await file_complaint(app, "c-back")
     await register.set_status(app, lost, "acknowledged")  # no channel runs: manual contact
@@ -121,6 +123,16 @@ async def test_lapse_after_two_months_unreachable(app: App, clock: Clock) -> Non
     lapsed = (await register.case_view(app, lost)).case
     assert (lapsed.status, lapsed.closed_at) == ("lapsed", clock.now)
     assert (await register.case_view(app, back)).case.status == "acknowledged"
+
+
+async def test_no_lapse_where_the_procedure_has_no_such_rule(app: App, clock: Clock) -> None:
+    """001 has no lapse for an unreachable client: the default organisation's cases never lapse."""
+    assert app.organisation.lapse_days is None
+    _client, ref = await file_complaint(app, "c-stays")
+    await register.set_status(app, ref, "acknowledged")
+    clock.advance(days=400)
+    assert await register.lapse_unreachable(app) == []
+    assert (await register.case_view(app, ref)).case.status == "acknowledged"
 
 
 async def test_digest_once_a_day_lists_due_and_overdue(
