@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -21,9 +22,13 @@ def test_one_year_limit_001_art_13_1() -> None:
     assert rules.is_out_of_time(date(2026, 6, 1), "help", PROCEDURE, today) is False
 
 
-def test_no_limit_for_sexual_harassment_002_par_3_1() -> None:
-    """002 §3.1: a complaint about sexual harassment has no time limit."""
-    assert rules.is_out_of_time(date(2015, 1, 1), "sexual_harassment", PROCEDURE, NOW.date()) is False
+def test_no_limit_for_sexual_harassment_002_par_3_1_but_one_year_in_001() -> None:
+    """002 §3.1: sexual harassment has no time limit at Lentl; 001 art. 13.1 makes no exception."""
+    from flows.procedure import load_procedure, procedure_path
+
+    lentl = load_procedure(procedure_path("lentl", Path.cwd()))
+    assert rules.is_out_of_time(date(2015, 1, 1), "sexual_harassment", lentl, NOW.date()) is False
+    assert rules.is_out_of_time(date(2015, 1, 1), "sexual_harassment", PROCEDURE, NOW.date()) is True
 
 
 def test_unknown_date_is_never_held_against_the_client() -> None:
