@@ -33,6 +33,7 @@ from bot.root.checks import (
     probe_writable,
     setting_lines,
     settings_without_errors,
+    unconfigured_organisations,
 )
 from bot.root.cli_register import add_register_commands
 from bot.root.settings import Settings
@@ -265,6 +266,8 @@ def check_config(
     else:
         typer.echo(f"mail:         .eml files in {settings.outbox_dir}")
     typer.echo(f"secret key:   {'set' if settings.secret_key else 'development key in data dir'}")
+    for line in asyncio.run(unconfigured_organisations(settings, deployment)):
+        typer.echo(f"warning: {line}", err=True)
     typer.echo("ok")
 
 

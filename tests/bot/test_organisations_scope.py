@@ -287,6 +287,9 @@ async def test_telegram_coordinators_see_only_their_organisations_cases(
         [stats] = await person.say("/stats")
         assert counts in (stats.text or "") and "Signals on" in (stats.text or "")
         assert ("report" in (stats.text or "")) == (coordinator == BETA)
+    both = await h.person(BOTH, "en", "Dana").say("/signals")  # one CSV per organisation
+    files = [d.data.decode("utf-8-sig") for d in both if d.kind == "document"]
+    assert len(files) == 2 and any(a1 in f for f in files) and any(b1 in f for f in files)
     [refused] = await h.person(STRANGER, "en", "X").say("/stats")
     assert refused.text == "This command is only for staff of the organisation."
 

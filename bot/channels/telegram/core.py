@@ -560,10 +560,10 @@ class TelegramCore:
             return
         if reply.refused:
             log.info("refused a staff command from someone who is not a coordinator")
-        document = reply.document
-        if document is not None:
-            self.pacer.submit(incoming.chat_id, lambda: self.api.send_file(
-                incoming.chat_id, "document", document.data, document.filename, document.caption))
+        for document in reply.documents:  # one CSV per organisation the coordinator serves
+            self.pacer.submit(incoming.chat_id, partial(
+                self.api.send_file, incoming.chat_id, "document", document.data, document.filename,
+                document.caption))
         if reply.messages:
             self.queue(incoming.chat_id, reply.messages, state=None)
 

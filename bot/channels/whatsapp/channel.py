@@ -347,8 +347,7 @@ class WhatsAppChannel(WhatsAppSender):
 
     async def _send_staff(self, wa_id: str, reply: StaffReply,
                           stored: StoredConversation | None) -> None:
-        document = reply.document
-        if document is not None:
+        for document in reply.documents:  # one CSV per organisation the coordinator serves
             media_id = await self.graph.upload(document.data, CSV_MIME, document.filename)
             await self.graph.send(wa_id, {"type": "document", "document": {
                 "id": media_id, "filename": document.filename,
