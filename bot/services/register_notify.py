@@ -46,10 +46,13 @@ async def _message(app: ServiceHost, uow: UnitOfWork, n: NotificationRecord, cas
         text = await uow.register.event_note(n.event_id) if n.event_id is not None else None
         return rules.staff_message(t, case.reference, text)
     events = await uow.register.events(case.reference)
+    organisation = app.deployment.of(case.organisation)
+    form = organisation.procedure.forms.get(case.kind)  # who received it: the form says
     return rules.status_message(
         t, kind=case.kind, status=n.status or case.status, reference=case.reference,
         outcome=case.outcome, due=_open_due(_deadlines(app, case, events)),
-        follow_up_days=app.deployment.of(case.organisation).follow_up_days,
+        follow_up_days=organisation.follow_up_days,
+        receiver=form.receiver if form is not None else "committee",
     )
 
 

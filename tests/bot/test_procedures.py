@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from bot.root.app import App
+from bot.services import register
 from tests.bot.client import Client
 from tests.bot.mailbox import complaint_json, mails
+from tests.bot.register_helpers import RecordingChannel
 
 PROCEDURES = Path(__file__).resolve().parents[2] / "flows" / "procedures"
 
@@ -119,6 +121,18 @@ async def test_lentl_complaint_to_the_manager_then_the_committee(
     assert mail["To"] == "klachten@lentl.example.org"
     assert (doc["kind"], doc["schema"], doc["complainant_type"]) == ("complaint", "main", "self")
     assert doc["staff_involved"] == "Jan de Vries"
+
+    # 002 §4.2: the client hears that the organisation got it and the manager will call, not the
+    # regional committee's words.
+    channel = RecordingChannel("terminal")
+    app.channels.register(channel)
+    await register.set_status(app, doc["reference"], "acknowledged")
+    [news] = channel.texts()
+    t = app.catalogs.get(lang)
+    assert t._("The organisation confirms that it got your complaint. The manager of the "
+               "employee will contact you to talk about it.") in news
+    assert t._("The complaints committee confirms that it got your complaint.").split(".")[0] \
+        not in news
 
 
 @pytest.mark.parametrize("lang", ["uk", "nl"])
