@@ -501,7 +501,7 @@ class Engine:
 
     def submission(self, turn: Turn, form: Form) -> dict[str, Any]:
         """The structured request, in the shape of `complaint.json` (see flows/complaint.py)."""
-        return submission(turn, form)
+        return submission(turn, form, self.procedure.admissibility_rules)
 
     @staticmethod
     def _emergency(turn: Turn) -> str:

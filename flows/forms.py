@@ -7,11 +7,12 @@ to it, so this module knows nothing of the machine. Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flows import rules
 from flows.model import SubmitCase
-from flows.procedure import Form, Procedure
+from flows.procedure import ADMISSIBILITY_RULES, Form, Procedure
 from flows.turn import Turn
 
 TEXT_FIELDS = {
@@ -81,10 +82,12 @@ def clear_draft(data: dict[str, Any]) -> None:
         data.pop(key, None)
 
 
-def submission(turn: Turn, form: Form) -> dict[str, Any]:
-    """The structured request, in the shape of `complaint.json` (see flows/complaint.py)."""
+def submission(turn: Turn, form: Form,
+               cites: Mapping[str, str] = ADMISSIBILITY_RULES) -> dict[str, Any]:
+    """The structured request, in the shape of `complaint.json` (see flows/complaint.py);
+    `cites`: the articles its admissibility cites (the procedure's `admissibility_rules`)."""
     a, data = turn.answers, turn.data
-    adm = data.get("admissibility", {"status": "admissible", "rule": "001 art. 13"})
+    adm = data.get("admissibility", {"status": "admissible", "rule": cites["admissible"]})
     kind = form.id
     if adm.get("status") in ("anonymous", "report_only"):
         kind = "report"  # 001 art. 13.3 and 17.5: registered only
@@ -127,7 +130,7 @@ def submission(turn: Turn, form: Form) -> dict[str, Any]:
         else None,
         "steps_taken": {"talked": talked, "text": a.get("tried")},
         "admissibility": {"status": adm.get("status", "admissible"),
-                          "rule": adm.get("rule", "001 art. 13")},
+                          "rule": adm.get("rule", cites["admissible"])},
         "consent": {"given": bool(a.get("consent")),
                     "share_with": form.mailbox, "at": turn.now.isoformat()},
         "attachments": list(data.get("attachments", [])),
@@ -188,7 +191,8 @@ class Forms:
             answers["who"] = button.removeprefix("who_")
             if answers["who"] == "anonymous":
                 # 001 art. 13.3: anonymous complaints are registered, not handled.
-                turn.data["admissibility"] = {"status": "anonymous", "rule": "001 art. 13.3"}
+                turn.data["admissibility"] = {
+                    "status": "anonymous", "rule": self.procedure.admissibility_rules["anonymous"]}
                 return "admissibility"
             if turn.data.get("admissibility", {}).get("status") == "anonymous":
                 turn.data.pop("admissibility")
@@ -223,7 +227,8 @@ class Forms:
             )
             if out_of_time and adm.get("status") not in ("anonymous", "report_only"):
                 turn.data["admissibility"] = {
-                    "status": "possibly_out_of_time", "rule": "001 art. 13.1", "decided": False,
+                    "status": "possibly_out_of_time", "decided": False,
+                    "rule": self.procedure.admissibility_rules["out_of_time"],
                 }
                 turn.data["adm_return"] = field_id
                 return "admissibility"
@@ -267,7 +272,7 @@ class Forms:
             return field_state(self.current(turn), "who")
         if button == "adm_register" and adm.get("status") == "possibly_out_of_time":
             adm["status"] = "report_only"
-            adm["rule"] = "001 art. 17.5"
+            adm["rule"] = self.procedure.admissibility_rules["registered_only"]
         adm["decided"] = True
         after = turn.data.pop("adm_return", "who")
         return self.next_field(turn, after)
@@ -284,7 +289,7 @@ class Forms:
         # The summary says who receives it and that pressing Send is the consent (000).
         turn.answers["consent"] = True
         form = self.current(turn)
-        request = submission(turn, form)
+        request = submission(turn, form, self.procedure.admissibility_rules)
         turn.data["pending"] = {"kind": request["kind"], "form": form.id,
                                "preference": turn.data.get("preference"),
                                "contact": turn.answers.get("contact")}

@@ -115,7 +115,11 @@ _STEP_KEYS = frozenset(
 )
 _FORM_KEYS = frozenset({"mailbox", "fields", "who", "receiver", "notes"})
 _SCHEMA_KEYS = frozenset({"categories", "ask_danger", "face_person", "steps"})
-_ADM_KEYS = frozenset({"limit_months", "no_limit_categories", "category_limits"})
+_ADM_KEYS = frozenset({"limit_months", "no_limit_categories", "category_limits", "rules"})
+# The articles `complaint.json` cites for its admissibility (the default: regulation 001).
+ADMISSIBILITY_RULES: dict[str, str] = {
+    "admissible": "001 art. 13", "out_of_time": "001 art. 13.1", "anonymous": "001 art. 13.3",
+    "registered_only": "001 art. 17.5"}
 _EXCLUSION_KEYS = frozenset({"id", "referral", "link"})
 _HANDLING_KEYS = frozenset({"readers", "decides", "heard_by_person", "records_consulted",
                             "confidant_exception"})
@@ -218,6 +222,8 @@ class Procedure:
     # 002 §4.1: a complaint lapses after this many days unreachable; None: the source gives none.
     lapse_days: int | None = None
     handling: Handling = field(default_factory=Handling)
+    # Which article each admissibility finding cites in complaint.json ([admissibility.rules]).
+    admissibility_rules: dict[str, str] = field(default_factory=lambda: dict(ADMISSIBILITY_RULES))
 
     def step(self, step_id: str) -> Step:
         """A step by id; a bare kind (the default procedure's style) is that kind's default step."""
@@ -426,6 +432,10 @@ def parse_procedure(raw: dict[str, Any], origin: str = "<procedure>",
         else:
             category_limits[category] = int(months)
 
+    cited = adm.get("rules", {})
+    _unknown_keys(cited, frozenset(ADMISSIBILITY_RULES), where, "admissibility.rules")
+    admissibility_rules = {**ADMISSIBILITY_RULES, **{str(k): str(v) for k, v in cited.items()}}
+
     forms: dict[str, Form] = {}
     for form_id, table in _require(raw, "forms", where).items():
         name = f"forms.{form_id}"
@@ -535,6 +545,7 @@ def parse_procedure(raw: dict[str, Any], origin: str = "<procedure>",
         exclusions=tuple(exclusions),
         lapse_days=int(lapse) if lapse is not None else None,
         handling=_parse_handling(raw.get("handling"), forms, where),
+        admissibility_rules=admissibility_rules,
     )
 
 

@@ -17,7 +17,7 @@ from flows.forms import PARTS_DONE, Forms, applies, submission
 from flows.graph import END_STATES, asks_danger, triage_choices
 from flows.i18n import Catalogs, Translator
 from flows.model import LANGUAGES, Button, OutMessage
-from flows.procedure import DEFAULT_WHO, Procedure, Schema
+from flows.procedure import DEFAULT_WHO, Form, Procedure, Schema
 from flows.render_steps import Rows, StepRenderer, rows
 from flows.texts import (
     CATEGORY,
@@ -49,6 +49,10 @@ class Renderer:
         self.organisation = organisation
         self.forms = Forms(procedure)
         self.steps = StepRenderer(procedure)
+
+    def _kind(self, turn: Turn, form: Form) -> str:
+        """What the submission will be registered as (a complaint, or a report only)."""
+        return str(submission(turn, form, self.procedure.admissibility_rules)["kind"])
 
     def render(self, turn: Turn) -> OutMessage:
         """The question of the current state (or open overlay), with its buttons."""
@@ -410,7 +414,7 @@ class Renderer:
         # consent: 000 "only shared with others if you give consent". Who receives it and the
         # rules they keep, as on the summary (001 art. 5.2, 14.4, 14.9; 002 §4.2; 004 step 2).
         question = "\n".join([
-            self._receivers(t, form.receiver, submission(turn, form)["kind"]),
+            self._receivers(t, form.receiver, self._kind(turn, form)),
             t._("Do you give your consent? Without your consent we send nothing."),
         ])
         return question, rows(Button("consent_yes", t._("Yes, send it")),
@@ -420,7 +424,7 @@ class Renderer:
         t = turn.t
         form = self.forms.current(turn)
         lines = [t._("Please check your answers:")]
-        kind = submission(turn, form)["kind"]
+        kind = self._kind(turn, form)
         lines.append(f"• {t._(SUMMARY['kind'])}: {t._(KIND[kind])}")
         if form.receiver == "confidants" and turn.data.get("preference"):
             lines.append(

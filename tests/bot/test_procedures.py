@@ -121,6 +121,7 @@ async def test_lentl_complaint_to_the_manager_then_the_committee(
     assert mail["To"] == "klachten@lentl.example.org"
     assert (doc["kind"], doc["schema"], doc["complainant_type"]) == ("complaint", "main", "self")
     assert doc["staff_involved"] == "Jan de Vries"
+    assert doc["admissibility"]["rule"] == "002 §3.1"  # not the regional 001 art. 13
 
     # 002 §4.2: the client hears that the organisation got it and the manager will call, not the
     # regional committee's words.

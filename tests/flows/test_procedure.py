@@ -217,3 +217,11 @@ def test_no_limit_when_the_source_names_none() -> None:
     """004 names no time limit: limit_months = 0 means none, for every category."""
     coaching = load_procedure(PROCEDURES / "coaching.toml")
     assert [coaching.limit_for(c) for c in ("help", "conflict", "other")] == [None, None, None]
+
+
+def test_admissibility_cites_the_procedures_own_articles() -> None:
+    """complaint.json cites 001 art. 13 for the regional procedure, 002 §3.1 for Lentl."""
+    regional = load_procedure()
+    lentl = load_procedure(PROCEDURES / "lentl.toml")
+    assert regional.admissibility_rules["out_of_time"] == "001 art. 13.1"
+    assert set(lentl.admissibility_rules.values()) == {"002 §3.1"}
