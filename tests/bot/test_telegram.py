@@ -98,7 +98,8 @@ class Harness:
         self.task = asyncio.create_task(
             run_telegram(self.app, self.stop_event, options=self.options, started=started))
         waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({waiter, self.task}, timeout=30,
+        # Generous: the first aiogram start imports the library (about 5 s, more on a busy machine).
+        done, _ = await asyncio.wait({waiter, self.task}, timeout=120,
                                      return_when=asyncio.FIRST_COMPLETED)
         if self.task in done:
             self.task.result()  # raises what went wrong
