@@ -412,8 +412,9 @@ class Rules:
         """Nobody accepted in time: the mail to the confidants' mailbox stands."""
         t = self.client(h)
         text = t._(
-            "No confidant was free to chat with you now. Your request was already sent to the "
-            "confidants by e-mail. A confidant will contact you."
+            # Said the same for one confidant (004 step 2) or several (000): "by e-mail".
+            "No confidant was free to chat with you now. Your request was already sent by "
+            "e-mail. A confidant will contact you."
         )
         if h.reference:
             text += "\n" + t._("Your reference number is {reference}.").format(
@@ -463,7 +464,7 @@ class Rules:
     def nobody_free(self, h: Handoff) -> OutMessage:
         t = self.client(h)
         return self._msg(t, t._("No confidant can chat here at the moment. Your request was sent "
-                                "to the confidants by e-mail. A confidant will contact you."))
+                                "by e-mail. A confidant will contact you."))
 
 
 def _cid(h: Handoff) -> Address:

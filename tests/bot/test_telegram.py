@@ -683,8 +683,8 @@ async def test_handoff_timeout_tells_the_client(running: Any, library: str, smtp
     await h.c.idle()
     t = ar(h.a)
     text = client.inbox()[-1].text or ""
-    assert t._("No confidant was free to chat with you now. Your request was already sent to the "
-               "confidants by e-mail. A confidant will contact you.") in text
+    assert t._("No confidant was free to chat with you now. Your request was already sent by "
+               "e-mail. A confidant will contact you.") in text
     assert "ho:retry" in client.inbox()[-1].button_ids()[0]
     nl = h.a.catalogs.get("nl")
     for chat in (FEMALE_1, FEMALE_2):
