@@ -134,7 +134,8 @@ class Renderer:
             lines += ["• " + line for line in self.confidant_exception(t)]
         lines += [
             "• " + t._("We share nothing else without your consent."),
-            "• " + t._("You can always see your file, withdraw your complaint or erase your "
+            # "What you sent": a complaint, a request or a report, whatever the procedure sends.
+            "• " + t._("You can always see your file, withdraw what you sent, or erase your "
                        "data."),
             "",
             t._("Type /help at any moment for help."),
