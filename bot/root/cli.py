@@ -35,6 +35,7 @@ from bot.root.checks import (
     settings_without_errors,
 )
 from bot.root.cli_register import add_register_commands
+from bot.root.cli_staff import add_staff_commands  # the staff desk (issue 12)
 from bot.root.settings import Settings
 from bot.services.organisation import ConfigError, Organisation, load_organisation
 from flows.engine import Engine
@@ -282,6 +283,7 @@ def diagram(
 
 
 add_register_commands(cli)
+add_staff_commands(cli)  # the staff desk (issue 12)
 
 
 def main() -> None:

@@ -1,0 +1,55 @@
+"""Words for the register's machine values in the staff member's language (through the catalogs)."""
+
+from __future__ import annotations
+
+from flows.i18n import N_
+
+ROLES = {
+    "secretary": N_("Secretary of the committee"),
+    "confidant": N_("Confidant"),
+    "coordinator": N_("Coordinator"),
+    "administrator": N_("Administrator"),
+}
+STATUSES = {
+    "received": N_("received"),
+    "acknowledged": N_("receipt confirmed"),
+    "in_mediation": N_("in mediation"),
+    "with_committee": N_("with the complaints committee"),
+    "decided": N_("decided"),
+    "board_responded": N_("board has responded"),
+    "closed": N_("closed"),
+    "withdrawn": N_("withdrawn"),
+    "lapsed": N_("lapsed (unreachable)"),
+}
+OUTCOMES = {
+    "founded": N_("founded"),
+    "partly_founded": N_("partly founded"),
+    "unfounded": N_("unfounded"),
+}
+KINDS = {
+    "complaint": N_("complaint"),
+    "mediation_request": N_("request for mediation"),
+    "confidant_request": N_("request for a confidant"),
+    "report": N_("report"),
+    "signal": N_("signal"),
+}
+DEADLINES = {
+    "acknowledge": N_("confirm receipt (001 art. 14.1)"),
+    "missing_information": N_("missing information from the client (001 art. 14.3)"),
+    "inform_staff": N_("staff member informed (001 art. 14.4)"),
+    "mediation_report": N_("mediation report (001 art. 4.4)"),
+    "decision_preferred": N_("decision, preferably (001 art. 15.1)"),
+    "decision_latest": N_("decision, at the latest (001 art. 15.1)"),
+    "board_response": N_("board response (001 art. 16.1)"),
+}
+DEADLINE_STATES = {
+    "met": N_("met"),
+    "late": N_("late"),
+    "overdue": N_("overdue"),
+    "open": N_("open"),
+    "cancelled": N_("cancelled"),
+}
+LANGUAGES = {"nl": "Nederlands", "en": "English", "uk": "Українська", "ar": "العربية"}
+
+ALL = {"role": ROLES, "status": STATUSES, "outcome": OUTCOMES, "kind": KINDS,
+       "deadline": DEADLINES, "state": DEADLINE_STATES}

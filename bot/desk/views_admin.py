@@ -1,0 +1,153 @@
+"""The administrator's pages (accounts of their organisation, the audit log) and the
+coordinator's anonymised figures; the confidant's page."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp_session import get_session
+
+from bot.desk import accounts
+from bot.desk.views_auth import _field
+from bot.desk.web import account_of, allow, desk_of, refuse, render, translator
+from bot.services import register
+from flows import register as rules
+from storage.schema import STAFF_ROLES
+
+# --- administrator ---------------------------------------------------------------------------------
+
+
+@allow("administrator")
+async def accounts_page(request: web.Request) -> web.Response:
+    desk = desk_of(request)
+    admin = account_of(request)
+    async with desk.host.db.unit_of_work(read_only=True) as uow:
+        people = await uow.staff.accounts(admin.organisation)
+    session = await get_session(request)
+    link = session.pop("link", None)
+    error = session.pop("error", None)
+    return await render(request, "accounts.html", {"people": people, "roles": STAFF_ROLES,
+                                                   "link": link, "error": error})
+
+
+@allow("administrator")
+async def invite(request: web.Request) -> web.Response:
+    desk = desk_of(request)
+    admin = account_of(request)
+    form = await request.post()
+    session = await get_session(request)
+    try:
+        session["link"] = await accounts.invite_account(
+            desk.host, desk.config, _field(form, "email", 300), _field(form, "role", 20),
+            admin.organisation, actor=admin.actor)
+    except accounts.DeskError as exc:
+        session["error"] = exc.message
+    raise web.HTTPSeeOther("/accounts")
+
+
+@allow("administrator")
+async def account_action(request: web.Request) -> web.Response:
+    desk = desk_of(request)
+    admin = account_of(request)
+    action = request.match_info["action"]
+    try:
+        account_id = int(request.match_info["account"])
+    except ValueError as exc:
+        raise web.HTTPNotFound() from exc
+    form = await request.post()
+    session = await get_session(request)
+    async with desk.host.db.unit_of_work(read_only=True) as uow:
+        targets = {a.id for a in await uow.staff.accounts(admin.organisation)}
+    if account_id not in targets:
+        return await refuse(request, 403, translator(request)._("You may not do that."),
+                            action="desk_forbidden")
+    try:
+        if action == "reset":
+            session["link"] = await accounts.reset_second_factor(desk.host, desk.config, account_id,
+                                                                 actor=admin.actor)
+        elif action in ("disable", "enable", "unlock", "role"):
+            await accounts.administer(desk.host, admin, account_id, action,
+                                      _field(form, "role", 20) if action == "role" else None)
+        else:
+            raise web.HTTPNotFound()
+    except accounts.DeskError as exc:
+        session["error"] = exc.message
+    raise web.HTTPSeeOther("/accounts")
+
+
+@allow("administrator")
+async def audit_page(request: web.Request) -> web.Response:
+    desk = desk_of(request)
+    admin = account_of(request)
+    async with desk.host.db.unit_of_work(read_only=True) as uow:
+        entries = await uow.staff.audit(organisation=admin.organisation, limit=300)
+        people = {a.actor: a.email for a in await uow.staff.accounts(admin.organisation)}
+    return await render(request, "audit.html", {
+        "entries": entries, "people": people,
+        "local": lambda moment: moment.astimezone(register.ORG_TZ).strftime("%d-%m-%Y %H:%M")})
+
+
+# --- coordinator -------------------------------------------------------------------------------------
+
+DIMENSIONS = ("month", "kind", "category", "location", "channel", "language")
+
+
+@dataclass(frozen=True)
+class Bar:
+    key: str
+    shown: str  # the published count ("<5", "≥5" or the number)
+    width: int  # bar length in the chart, 0 for a hidden count
+
+
+async def _figures(request: web.Request) -> dict[str, list[Bar]]:
+    from bot.desk.views_register import _own_rows
+
+    rows = await _own_rows(request)
+    figures: dict[str, list[Bar]] = {}
+    for dimension in DIMENSIONS:
+        counts = Counter(str(row[dimension] or "-") for row in rows)
+        ordered = dict(sorted(counts.items()))
+        shown = rules.suppress_breakdown(ordered)
+        top = max((c for k, c in ordered.items() if shown[k].isdigit()), default=1)
+        figures[dimension] = [Bar(k, shown[k], round(300 * ordered[k] / top) if shown[k].isdigit()
+                                  else 0) for k in ordered]
+    return figures
+
+
+@allow("coordinator")
+async def figures_page(request: web.Request) -> web.Response:
+    desk = desk_of(request)
+    figures = await _figures(request)
+    return await render(request, "figures.html", {
+        "figures": figures, "year": register.local_date(desk.host.clock()).year})
+
+
+@allow("coordinator")
+async def figures_csv(request: web.Request) -> web.Response:
+    desk = desk_of(request)
+    figures = await _figures(request)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(("dimension", "value", "count"))
+    for dimension, bars in figures.items():
+        for bar in bars:
+            writer.writerow((dimension, bar.key, bar.shown))
+    async with desk.host.db.unit_of_work() as uow:
+        await uow.audit.record(desk.host.clock(), account_of(request).actor, "desk_download", None,
+                               "figures csv")
+        await uow.commit()
+    return web.Response(body=("\ufeff" + buffer.getvalue()).encode(), headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": 'attachment; filename="figures.csv"'})
+
+
+# --- confidant ---------------------------------------------------------------------------------------
+
+
+@allow("confidant")
+async def requests_page(request: web.Request) -> web.Response:
+    return await render(request, "requests.html", {})
