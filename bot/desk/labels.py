@@ -53,3 +53,20 @@ LANGUAGES = {"nl": "Nederlands", "en": "English", "uk": "Українська", 
 
 ALL = {"role": ROLES, "status": STATUSES, "outcome": OUTCOMES, "kind": KINDS,
        "deadline": DEADLINES, "state": DEADLINE_STATES}
+
+EVENTS = {
+    "status": N_("status"),
+    "note": N_("note"),
+    "deadline_met": N_("deadline met"),
+    "info_requested": N_("information asked (2 weeks, 001 art. 14.3)"),
+    "contacted": N_("contacted by phone or e-mail"),
+    "attention_done": N_("follow-up dealt with"),
+    "follow_up": N_("answer to the follow-up question"),
+    "message": N_("message to the client"),
+    "client_reply": N_("answer of the client"),
+}
+METHODS = {"phone": N_("by phone"), "email": N_("by e-mail"), "chat": N_("in the chat"),
+           "none": N_("no phone or e-mail known")}
+ANSWERS = {"yes": N_("yes, solved"), "partly": N_("partly"), "no": N_("no, not solved")}
+
+ALL.update({"event": EVENTS, "method": METHODS, "answer": ANSWERS})

@@ -16,8 +16,14 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 # Argon2id with argon2-cffi's defaults (RFC 9106, second recommended option: 64 MiB, t=3, p=4).
 _HASHER = PasswordHasher()
-# A hash to check against when the account does not exist, so that the answer takes as long.
-_DUMMY = _HASHER.hash(secrets.token_hex(16))
+_DUMMY: list[str] = []  # a hash to check when the account does not exist (made at first use)
+
+
+def _dummy() -> str:
+    """A hash to check against when there is no account, so that the answer takes as long."""
+    if not _DUMMY:
+        _DUMMY.append(_HASHER.hash(secrets.token_hex(16)))
+    return _DUMMY[0]
 
 PASSWORD_MIN = 12
 PASSWORD_MAX = 256
@@ -32,7 +38,7 @@ def hash_password(password: str) -> str:
 def check_password(stored: str | None, password: str) -> bool:
     """Whether `password` matches; an account without a password never matches (same time taken)."""
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

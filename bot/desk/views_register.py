@@ -17,11 +17,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp_session import get_session
 
+from bot.desk import labels
 from bot.desk.web import account_of, allow, desk_of, refuse, render, translator
 from bot.services import register
 from bot.services.register import CaseLine, FailedMail, RegisterError
 from flows import register as rules
-from flows.i18n import N_
+from flows.i18n import N_, Translator
 from storage import CaseRecord
 from storage.staff_accounts import StaffAccount
 
@@ -131,14 +132,14 @@ async def case_page(request: web.Request) -> web.Response:
     flash = session.pop("flash", None)
     today = register.local_date(now)
     return await render(request, "case.html", {
-        "case": view.case, "view": view, "fields": _fields(view.payload), "today": today,
+        "case": view.case, "view": view, "fields": _fields(view.payload, translator(request)), "today": today,
         "next": rules.allowed_next(view.case.kind, view.case.status), "outcomes": rules.OUTCOMES,
         "trail": trail, "people": people, "flash": flash,
         "failed": own_failed(desk.host, account, list(view.failed), {case.reference}),
         "local": lambda moment: moment.astimezone(register.ORG_TZ).strftime("%d-%m-%Y %H:%M")})
 
 
-def _fields(payload: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _fields(payload: dict[str, Any] | None, t: Translator) -> list[tuple[str, str]]:
     """The complaint's personal fields, in reading order, as (label id, text)."""
     if not payload:
         return []
@@ -150,7 +151,8 @@ def _fields(payload: dict[str, Any] | None) -> list[tuple[str, str]]:
     method = contact.get("method")
     if method:
         value = contact.get("value")
-        out.append((N_("Contact"), f"{method}: {value}" if value else str(method)))
+        how = t._(labels.METHODS[method]) if method in labels.METHODS else str(method)
+        out.append((N_("Contact"), f"{how}: {value}" if value else how))
     for key, title in (("representative", N_("Representative")),
                        ("staff_involved", N_("Staff member involved"))):
         value = payload.get(key)
@@ -197,6 +199,54 @@ async def change_status(request: web.Request) -> web.Response:
         return await refuse(request, 409, t._("This change is not possible for this case."))
     session = await get_session(request)
     session["flash"] = DELIVERY.get(change.delivery, DELIVERY["none"])
+    raise web.HTTPSeeOther(f"/cases/{case.reference}")
+
+
+@allow("secretary")
+async def message(request: web.Request) -> web.Response:
+    """Write to the client in their chat (001 art. 14.3 when it asks for information)."""
+    desk = desk_of(request)
+    case = await _own_case(request)
+    if isinstance(case, web.Response):
+        return case
+    form = await request.post()
+    text = form.get("text")
+    t = translator(request)
+    if not isinstance(text, str) or not text.strip() or len(text) > rules.MAX_MESSAGE:
+        return await refuse(request, 400, t._("Write a message of at most 2000 characters."))
+    try:
+        change = await register.send_message(desk.host, case.reference, text,
+                                             actor=account_of(request).actor,
+                                             asks_information=form.get("asks") == "yes")
+    except RegisterError:
+        return await refuse(request, 409, t._("This client cannot be reached in a chat."))
+    session = await get_session(request)
+    session["flash"] = DELIVERY.get(change.delivery, DELIVERY["none"])
+    raise web.HTTPSeeOther(f"/cases/{case.reference}")
+
+
+@allow("secretary")
+async def note(request: web.Request) -> web.Response:
+    """A note (encrypted) and/or a fact: the client was contacted, a deadline was met."""
+    desk = desk_of(request)
+    case = await _own_case(request)
+    if isinstance(case, web.Response):
+        return case
+    form = await request.post()
+    text = form.get("text")
+    text = text.strip() if isinstance(text, str) and text.strip() else None
+    met = form.get("met") or None
+    contacted = form.get("contacted") == "yes"
+    t = translator(request)
+    if (text is not None and len(text) > rules.MAX_MESSAGE) or (met is not None and met not in
+                                                                 rules.DEADLINE_NL):
+        return await refuse(request, 400, t._("This change is not possible for this case."))
+    if text is None and met is None and not contacted:
+        return await refuse(request, 400, t._("Write a note or choose what happened."))
+    await register.add_note(desk.host, case.reference, text, actor=account_of(request).actor,
+                            contacted=contacted, met=str(met) if met else None)
+    session = await get_session(request)
+    session["flash"] = N_("Saved.")
     raise web.HTTPSeeOther(f"/cases/{case.reference}")
 
 
@@ -263,4 +313,4 @@ async def report(request: web.Request) -> web.Response:
         "Content-Disposition": f'attachment; filename="jaarverslag-{year}.pdf"'})
 
 
-__all__ = ["RegisterError", "case_list", "case_page", "change_status", "export", "report"]
+__all__ = ["RegisterError", "case_list", "case_page", "change_status", "export", "message", "note", "report"]
