@@ -50,6 +50,8 @@ def build_desk(host: ServiceHost, config: DeskConfig, throttle: Throttle | None 
     r.add_get("/cases", views_register.case_list, name="cases")
     r.add_get("/cases/{reference}", views_register.case_page, name="case")
     r.add_post("/cases/{reference}/status", views_register.change_status, name="case_status")
+    r.add_get("/cases/{reference}/attachments/{number}", views_register.attachment,
+              name="case_attachment")
     r.add_post("/cases/{reference}/message", views_register.message, name="case_message")
     r.add_post("/cases/{reference}/note", views_register.note, name="case_note")
     r.add_get("/export", views_register.export, name="export")

@@ -143,7 +143,7 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def _secure(request: web.Request, response: web.StreamResponse) -> None:
     h = response.headers
-    h["Content-Security-Policy"] = CSP
+    h.setdefault("Content-Security-Policy", CSP)
     h["X-Content-Type-Options"] = "nosniff"
     h["Referrer-Policy"] = "no-referrer"
     h["X-Frame-Options"] = "DENY"

@@ -13,7 +13,7 @@ from tests.bot.register_helpers import RecordingChannel, file_complaint
 # Who may call what; everything else must be refused.
 EXPECTED = {
     "cases": {"secretary"}, "case": {"secretary"}, "case_status": {"secretary"},
-    "case_message": {"secretary"}, "case_note": {"secretary"},
+    "case_message": {"secretary"}, "case_note": {"secretary"}, "case_attachment": {"secretary"},
     "export": {"secretary"}, "report": {"secretary", "coordinator"},
     "figures": {"coordinator"}, "figures_csv": {"coordinator"},
     "accounts": {"administrator"}, "invite": {"administrator"},
@@ -40,6 +40,7 @@ async def test_every_route_as_every_role(app: App, desk: Desk, web: Any,
     people = {role: await desk.person(f"{role}@desk.test", role) for role in ROLES}
     paths = {"case": f"/cases/{ref}", "case_status": f"/cases/{ref}/status",
              "case_message": f"/cases/{ref}/message", "case_note": f"/cases/{ref}/note",
+             "case_attachment": f"/cases/{ref}/attachments/1",
              "account_action": "/accounts/2/unlock", "report": "/report?year=1999",
              "export": "/export?format=csv", "figures_csv": "/figures.csv"}
     for who in (*ROLES, None):

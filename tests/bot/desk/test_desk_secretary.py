@@ -18,8 +18,10 @@ ANSWER = "Het was op dinsdag 3 november."
 async def test_secretary_asks_for_information_and_reads_the_answer(
         app: App, desk: Desk, web: Any, chat: RecordingChannel) -> None:
     """The question reaches the client's chat word for word and starts 001 art. 14.3; the client's
-    answer shows in the case's history; a note, a met deadline and a contact are recorded."""
-    client, ref = await file_complaint(app, "c-ask")
+    answer shows in the case's history; a note, a met deadline and a contact are recorded; the
+    client's photo downloads as it was sent, and that is audited."""
+    photo = b"\xff\xd8\xff\xe0 a photo"
+    client, ref = await file_complaint(app, "c-ask", attachment=await app.files.save(photo))
     secretary = await desk.person("s@desk.test", "secretary")
     web_client = web()
     await web_client.login(secretary)
@@ -38,6 +40,13 @@ async def test_secretary_asks_for_information_and_reads_the_answer(
         303, f"/cases/{ref}")
     _status, page = await web_client.get(f"/cases/{ref}")
     assert "Opgeslagen." in page and "Gebeld met de medewerker." in page
+    async with web_client.session.get(desk.url(f"/cases/{ref}/attachments/1")) as response:
+        assert await response.read() == photo
+        assert response.headers["Content-Disposition"] == f'attachment; filename="{ref}-1.jpg"'
+    assert (await web_client.get(f"/cases/{ref}/attachments/2"))[0] == 404
+    async with app.db.unit_of_work(read_only=True) as uow:
+        assert [(a.reference, a.detail) for a in await uow.audit.list(50)
+                if a.action == "desk_download"] == [(ref, "attachment 1")]
     status, refused = await web_client.post(f"/cases/{ref}/message", {"text": "  "})
     assert status == 400 and "hoogstens 2000 tekens" in refused
     status, refused = await web_client.post(f"/cases/{ref}/note", {"met": "no_such_deadline"})
