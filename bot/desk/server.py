@@ -62,6 +62,7 @@ def build_desk(host: ServiceHost, config: DeskConfig, throttle: Throttle | None 
     r.add_post("/accounts", views_admin.invite, name="invite")
     r.add_post("/accounts/{account}/{action}", views_admin.account_action, name="account_action")
     r.add_get("/audit", views_admin.audit_page, name="audit")
+    r.add_get("/settings", views_admin.settings_page, name="settings")
     r.add_get("/requests", views_admin.requests_page, name="requests")
     return app
 

@@ -91,6 +91,19 @@ async def audit_page(request: web.Request) -> web.Response:
         "local": lambda moment: moment.astimezone(register.ORG_TZ).strftime("%d-%m-%Y %H:%M")})
 
 
+@allow("administrator")
+async def settings_page(request: web.Request) -> web.Response:
+    """The organisation's settings as the bot runs them (read only; they live in its config)."""
+    desk = desk_of(request)
+    organisation = desk.host.organisation
+    own = organisation.slug == account_of(request).organisation
+    keys = organisation.mailbox_keys
+    mailboxes = [(name, address, key.fingerprint if (key := keys.get(address.lower())) else None)
+                 for name, address in organisation.mailboxes.items()] if own else []
+    return await render(request, "settings.html", {"organisation": organisation if own else None,
+                                                   "mailboxes": mailboxes})
+
+
 # --- coordinator -------------------------------------------------------------------------------------
 
 DIMENSIONS = ("month", "kind", "category", "location", "channel", "language")

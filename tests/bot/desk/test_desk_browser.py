@@ -112,7 +112,7 @@ async def test_every_other_page_is_accessible_in_dutch_and_arabic(
     await file_complaint(app, "client-figures")
     people = [await desk.person(f"{role}@desk.test", role)
               for role in ("coordinator", "administrator", "confidant")]
-    pages = {"coordinator": ["/figures", "/cases"], "administrator": ["/accounts", "/audit"],
+    pages = {"coordinator": ["/figures", "/cases"], "administrator": ["/accounts", "/audit", "/settings"],
              "confidant": ["/requests"]}
     for person in people:
         page = await browser.new_page()

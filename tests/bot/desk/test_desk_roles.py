@@ -18,6 +18,7 @@ EXPECTED = {
     "figures": {"coordinator"}, "figures_csv": {"coordinator"},
     "accounts": {"administrator"}, "invite": {"administrator"},
     "account_action": {"administrator"}, "audit": {"administrator"},
+    "settings": {"administrator"},
     "requests": {"confidant"},
     "logout": {"secretary", "confidant", "coordinator", "administrator"},
     "logout_everywhere": {"secretary", "confidant", "coordinator", "administrator"},
