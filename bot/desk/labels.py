@@ -70,3 +70,30 @@ METHODS = {"phone": N_("by phone"), "email": N_("by e-mail"), "chat": N_("in the
 ANSWERS = {"yes": N_("yes, solved"), "partly": N_("partly"), "no": N_("no, not solved")}
 
 ALL.update({"event": EVENTS, "method": METHODS, "answer": ANSWERS})
+
+# The audit log's actions as the desk shows them; others show as their code.
+AUDIT = {
+    "case_registered": N_("case received"),
+    "case_added": N_("signal registered"),
+    "case_noted": N_("note or fact recorded"),
+    "case_withdrawn": N_("withdrawn by the client"),
+    "client_replied": N_("the client answered"),
+    "message_to_client": N_("message to the client"),
+    "status_changed": N_("status changed"),
+    "status_notified": N_("client told about the status"),
+    "mail_sent": N_("mail sent"),
+    "mail_failed": N_("mail refused"),
+    "desk_case_opened": N_("case opened in the desk"),
+    "desk_download": N_("downloaded"),
+    "desk_forbidden": N_("refused: not allowed"),
+    "desk_csrf_refused": N_("refused: expired form"),
+    "desk_login": N_("logged in"),
+    "desk_login_failed": N_("login failed"),
+    "desk_login_throttled": N_("login refused: too many attempts"),
+    "desk_locked": N_("account locked"),
+    "desk_invited": N_("invited"),
+    "desk_enrolled": N_("account set up"),
+    "desk_second_factor_reset": N_("second factor reset"),
+    "desk_sessions_ended": N_("logged out on every device"),
+}
+ALL["audit"] = AUDIT

@@ -57,7 +57,7 @@ def build_desk(host: ServiceHost, config: DeskConfig, throttle: Throttle | None 
     r.add_get("/export", views_register.export, name="export")
     r.add_get("/report", views_register.report, name="report")
     r.add_get("/figures", views_admin.figures_page, name="figures")
-    r.add_get("/figures.csv", views_admin.figures_csv, name="figures_csv")
+    r.add_get(r"/figures.{format:csv|xlsx}", views_admin.figures_file, name="figures_file")
     r.add_get("/accounts", views_admin.accounts_page, name="accounts")
     r.add_post("/accounts", views_admin.invite, name="invite")
     r.add_post("/accounts/{account}/{action}", views_admin.account_action, name="account_action")

@@ -139,23 +139,43 @@ async def figures_page(request: web.Request) -> web.Response:
         "figures": figures, "year": register.local_date(desk.host.clock()).year})
 
 
+FIGURE_HEADER = ("dimension", "value", "count")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _xlsx(rows: list[tuple[str, str, str]]) -> bytes:
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+
+    book = Workbook()
+    sheet = book.active or book.create_sheet()
+    sheet.title = "figures"
+    for row in (FIGURE_HEADER, *rows):
+        sheet.append(list(row))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 @allow("coordinator")
-async def figures_csv(request: web.Request) -> web.Response:
+async def figures_file(request: web.Request) -> web.Response:
+    """The figures as CSV or XLSX: the suppressed counts only, never a case or a reference."""
     desk = desk_of(request)
+    fmt = request.match_info["format"]
     figures = await _figures(request)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(("dimension", "value", "count"))
-    for dimension, bars in figures.items():
-        for bar in bars:
-            writer.writerow((dimension, bar.key, bar.shown))
+    rows = [(dimension, bar.key, bar.shown) for dimension, bars in figures.items() for bar in bars]
+    if fmt == "xlsx":
+        body, kind = _xlsx(rows), XLSX
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerows((FIGURE_HEADER, *rows))
+        body, kind = ("\ufeff" + buffer.getvalue()).encode(), "text/csv; charset=utf-8"
     async with desk.host.db.unit_of_work() as uow:
         await uow.audit.record(desk.host.clock(), account_of(request).actor, "desk_download", None,
-                               "figures csv")
+                               f"figures {fmt}")
         await uow.commit()
-    return web.Response(body=("\ufeff" + buffer.getvalue()).encode(), headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": 'attachment; filename="figures.csv"'})
+    return web.Response(body=body, headers={
+        "Content-Type": kind, "Content-Disposition": f'attachment; filename="figures.{fmt}"'})
 
 
 # --- confidant ---------------------------------------------------------------------------------------

@@ -99,7 +99,8 @@ async def language(request: web.Request) -> web.Response:
                 await uow.staff.change(account_of(request).id, language=lang)
                 await uow.commit()
     back = _field(form, "back", 200)
-    raise web.HTTPSeeOther(back if back.startswith("/") and not back.startswith("//") else "/")
+    local = back.startswith("/") and not back.startswith(("//", "/\\")) and back.isprintable()
+    raise web.HTTPSeeOther(back if local else "/")
 
 
 @public

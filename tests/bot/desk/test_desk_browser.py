@@ -87,7 +87,7 @@ async def test_secretary_enrols_logs_in_and_closes_a_case(
         assert len(chat.texts("client-desk")) == number
     assert "Dit is een eindstatus." in await page.inner_text("main")
     trail = await page.inner_text("section[aria-labelledby=h-trail]")
-    assert trail.count("desk_case_opened") == 6 and "secretaris@desk.test" in trail
+    assert trail.count("zaak geopend in de balie") == 6 and "secretaris@desk.test" in trail
 
     await _language(page, "ar")
     assert await page.evaluate("document.documentElement.dir") == "rtl"

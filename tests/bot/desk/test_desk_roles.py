@@ -15,7 +15,7 @@ EXPECTED = {
     "cases": {"secretary"}, "case": {"secretary"}, "case_status": {"secretary"},
     "case_message": {"secretary"}, "case_note": {"secretary"}, "case_attachment": {"secretary"},
     "export": {"secretary"}, "report": {"secretary", "coordinator"},
-    "figures": {"coordinator"}, "figures_csv": {"coordinator"},
+    "figures": {"coordinator"}, "figures_file": {"coordinator"},
     "accounts": {"administrator"}, "invite": {"administrator"},
     "account_action": {"administrator"}, "audit": {"administrator"},
     "settings": {"administrator"},
@@ -43,7 +43,7 @@ async def test_every_route_as_every_role(app: App, desk: Desk, web: Any,
              "case_message": f"/cases/{ref}/message", "case_note": f"/cases/{ref}/note",
              "case_attachment": f"/cases/{ref}/attachments/1",
              "account_action": "/accounts/2/unlock", "report": "/report?year=1999",
-             "export": "/export?format=csv", "figures_csv": "/figures.csv"}
+             "export": "/export?format=csv", "figures_file": "/figures.xlsx"}
     for who in (*ROLES, None):
         client = web()
         if who is None:
