@@ -54,7 +54,8 @@ async def invite_account(host: ServiceHost, config: DeskConfig, email: str, role
     now = host.clock()
     async with host.db.unit_of_work() as uow:
         account = await uow.staff.by_email(email)
-        if account is not None and account.enrolled_at is not None:
+        if account is not None and (account.enrolled_at is not None
+                                    or account.organisation != organisation):
             raise DeskError(N_("This person already has an account."))
         if account is None:
             account = await uow.staff.add(email, role, organisation, now)

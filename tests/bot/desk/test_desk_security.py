@@ -165,3 +165,41 @@ async def test_headers_titles_and_urls_carry_no_personal_data(
     assert "style=" not in page and "<script" not in page
     _status, listing = await client.get("/cases")
     assert all("Sara" not in href for href in re.findall(r'href="([^"]*)"', listing))
+
+
+async def test_a_recovery_code_works_once_instead_of_the_app(app: App, desk: Desk, web: Any) -> None:
+    """A recovery code (any case, with or without dashes) logs in once; the same code again is
+    refused, and the login is audited as one made with a recovery code."""
+    person = await desk.person("rc@desk.test", "coordinator")
+    code = person.codes[0]
+    assert (await web().login(person, code=code.upper().replace("-", " ")))[0] == 303
+    status, page = await web().login(person, code=code)
+    assert status == 401 and "klopt niet" in page
+    logins = [a.detail for a in await _audit(app, "desk_login")]
+    assert logins == ["recovery code"]
+
+
+async def test_an_invitation_cannot_move_an_account_to_another_organisation(
+        app: App, desk: Desk, web: Any) -> None:
+    """An administrator of one organisation cannot take over another organisation's pending
+    invitation by inviting the same address; a new address works and shows a one-time link."""
+    from bot.desk import DeskError, invite_account
+
+    await invite_account(app, desk.config, "pending@desk.test", "secretary", "other-org")
+    admin = await desk.person("boss@desk.test", "administrator")
+    client = web()
+    await client.login(admin)
+    await client.get("/accounts")
+    assert await client.post("/accounts", {"email": "pending@desk.test", "role": "secretary"}) == (
+        303, "/accounts")
+    _status, page = await client.get("/accounts")
+    assert "Deze persoon heeft al een account." in page and "pending@desk.test" not in page
+    await client.post("/accounts", {"email": "new@desk.test", "role": "coordinator"})
+    _status, page = await client.get("/accounts")
+    assert "new@desk.test" in page and re.search(r"/enrol/[\w-]{43}", page)
+    try:
+        await invite_account(app, desk.config, "pending@desk.test", "secretary", "default")
+    except DeskError as exc:
+        assert exc.message == "This person already has an account."
+    else:
+        raise AssertionError("the invitation moved the account")
