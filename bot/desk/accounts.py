@@ -217,7 +217,8 @@ async def _audit(host: ServiceHost, now: datetime, account: StaffAccount | None,
 
 async def administer(host: ServiceHost, admin: StaffAccount, account_id: int, action: str,
                      role: str | None = None) -> None:
-    """disable, enable, unlock, or role (with `role`), on an account of the admin's organisation."""
+    """disable, enable, unlock, sessions (end them), or role (with `role`), on an account of the
+    admin's organisation."""
     now = host.clock()
     async with host.db.unit_of_work() as uow:
         target = await uow.staff.get(account_id)
@@ -230,6 +231,8 @@ async def administer(host: ServiceHost, admin: StaffAccount, account_id: int, ac
             await uow.staff.end_sessions(account_id)
         elif action == "enable":
             await uow.staff.change(account_id, disabled_at=None)
+        elif action == "sessions":
+            await uow.staff.end_sessions(account_id)
         elif action == "unlock":
             await uow.staff.change(account_id, locked_at=None, failed_logins=0, wait_until=None)
         elif action == "role" and role in STAFF_ROLES:

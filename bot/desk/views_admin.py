@@ -69,7 +69,7 @@ async def account_action(request: web.Request) -> web.Response:
         if action == "reset":
             session["link"] = await accounts.reset_second_factor(desk.host, desk.config, account_id,
                                                                  actor=admin.actor)
-        elif action in ("disable", "enable", "unlock", "role"):
+        elif action in ("disable", "enable", "unlock", "role", "sessions"):
             await accounts.administer(desk.host, admin, account_id, action,
                                       _field(form, "role", 20) if action == "role" else None)
         else:

@@ -70,6 +70,9 @@ async def test_secretary_enrols_logs_in_and_closes_a_case(
     assert await row.count() == 1 and ref in await row.first.inner_text()
     await _clean(page, csp, "register")
     await page.screenshot(path=str(DOCS / "desk-register.png"), full_page=True)
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await page.screenshot(path=str(DOCS / "desk-register-phone.png"), full_page=True)
+    await page.set_viewport_size({"width": 1200, "height": 900})
     await page.click(f"text={ref}")
     assert page.url.endswith(f"/cases/{ref}") and "Sara Haddad" not in await page.title()
     assert "Sara Haddad" in await page.inner_text("dl.fields")

@@ -112,7 +112,8 @@ async def test_many_failures_from_one_address_are_throttled(app: App, desk: Desk
 
 async def test_sessions_expire_rotate_and_end(app: App, desk: Desk, web: Any) -> None:
     """The cookie changes at login; 31 idle minutes or 12 hours end a session; logging out ends it
-    on the server, so the old cookie no longer works; 'everywhere' ends the other devices too."""
+    on the server, so the old cookie no longer works; 'everywhere' ends the other devices too, and
+    an administrator can end a colleague's sessions."""
     person = await desk.person("r@desk.test", "administrator")
     client = web()
     await client.get("/login")
@@ -137,6 +138,14 @@ async def test_sessions_expire_rotate_and_end(app: App, desk: Desk, web: Any) ->
     await laptop.get("/accounts")
     assert await laptop.post("/logout/everywhere") == (303, "/login")
     assert await phone.get("/accounts") == (303, "/login")
+    other = await desk.person("o@desk.test", "coordinator")
+    colleague = web()
+    await colleague.login(other)
+    assert (await colleague.get("/figures"))[0] == 200
+    await laptop.login(person)
+    await laptop.get("/accounts")
+    assert await laptop.post("/accounts/2/sessions") == (303, "/accounts")
+    assert await colleague.get("/figures") == (303, "/login")
 
 
 async def test_headers_titles_and_urls_carry_no_personal_data(
