@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -78,8 +79,9 @@ def totp_qr_svg(uri: str, title: str) -> str:
 def totp_step(secret: str, code: str, now: datetime, last_step: int | None) -> int | None:
     """The time step `code` belongs to (now, or one step either side), if it was not used before."""
     code = "".join(code.split())
-    if not (code.isdigit() and len(code) == 6):
+    if not (code.isdecimal() and len(code) == 6):
         return None
+    code = "".join(str(unicodedata.decimal(c)) for c in code)  # e.g. Arabic-Indic digits
     totp = pyotp.TOTP(secret)
     for offset in (0, -1, 1):
         moment = now + timedelta(seconds=30 * offset)

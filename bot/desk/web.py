@@ -174,6 +174,16 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         else:
             request[ACCOUNT] = account
             request[LANG] = account.language if account.language in LANGUAGES else "nl"
+    try:
+        return await _checked(request, handler)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        return await refuse(request, 404, translator(request)._("This page does not exist."))
+    except web.HTTPRequestEntityTooLarge:
+        return await refuse(request, 413, translator(request)._(
+            "This is too much for one form. Nothing was saved."))
+
+
+async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = request.match_info.route
     roles = getattr(route.handler, ROLES_ATTR, None) if route.resource is not None else PUBLIC
     t = translator(request)

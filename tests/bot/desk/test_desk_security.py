@@ -212,3 +212,24 @@ async def test_an_invitation_cannot_move_an_account_to_another_organisation(
         assert exc.message == "This person already has an account."
     else:
         raise AssertionError("the invitation moved the account")
+
+
+async def test_bad_input_gets_one_translated_line(app: App, desk: Desk, web: Any) -> None:
+    """A form of 100 kB, an unknown page, binary junk and control characters in the login fields,
+    and a forged account number each get a translated page, never a traceback; a code typed in
+    Arabic-Indic digits works."""
+    admin = await desk.person("bad@desk.test", "administrator")
+    client = web()
+    await client.get("/login")
+    status, page = await client.post("/login", {"email": "x" * 100_000, "password": "p", "code": "1"})
+    assert status == 413 and "Dit is te veel voor één formulier." in page
+    status, page = await client.get("/no/such/page")
+    assert status == 404 and "Deze pagina bestaat niet." in page
+    status, page = await client.post("/login", {"email": "\x00\u202e@\x01", "password": "\ufffd\x00",
+                                                "code": "\u0661\u0662\u0663\u0664\u0665\u0666"})
+    assert status == 401 and "klopt niet" in page
+    digits = "".join(chr(0x0660 + int(d)) for d in admin.code(desk.clock))  # Arabic-Indic
+    assert (await client.login(admin, code=digits))[0] == 303
+    await client.get("/accounts")
+    status, page = await client.post("/accounts/abc/disable")
+    assert status == 404 and "Traceback" not in page
