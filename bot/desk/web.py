@@ -9,6 +9,7 @@ refused (fail closed). `tests/bot/desk/test_desk_roles.py` walks every route as 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ PUBLIC = frozenset({"public"})
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+REFERENCE = re.compile(r"[A-Z]{2,8}-\d{4}-\d{6}")
 HOME = {"secretary": "/cases", "coordinator": "/figures", "administrator": "/accounts",
         "confidant": "/requests"}
 
@@ -190,7 +192,7 @@ async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse
     if request.method in CHANGING and not await _csrf_ok(request):
         return await refuse(request, 403, t._("This form has expired. Open the page again and "
                                               "repeat what you did."), action="desk_csrf_refused",
-                            reference=request.match_info.get("reference"))
+                            reference=url_reference(request))
     if roles is None:
         return await refuse(request, 403, t._(N_("You may not do that.")))
     if roles == PUBLIC:
@@ -201,8 +203,15 @@ async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse
         return await refuse(request, 403, t._("Log in first."))
     if account_of(request).role not in roles:
         return await refuse(request, 403, t._("You may not do that."), action="desk_forbidden",
-                            reference=request.match_info.get("reference"))
+                            reference=url_reference(request))
     return await handler(request)
+
+
+def url_reference(request: web.Request) -> str | None:
+    """The case reference in the URL, for the audit log, if it looks like one (a forged URL
+    can hold anything)."""
+    value = request.match_info.get("reference", "").strip().upper()
+    return value if REFERENCE.fullmatch(value) else None
 
 
 async def _csrf_ok(request: web.Request) -> bool:

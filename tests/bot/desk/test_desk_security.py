@@ -216,7 +216,8 @@ async def test_an_invitation_cannot_move_an_account_to_another_organisation(
 
 async def test_bad_input_gets_one_translated_line(app: App, desk: Desk, web: Any) -> None:
     """A form of 100 kB, an unknown page, binary junk and control characters in the login fields,
-    and a forged account number each get a translated page, never a traceback; a code typed in
+    a forged account number and a forged reference of 240 characters each get a translated page,
+    never a traceback (the audit keeps no forged reference); a code typed in
     Arabic-Indic digits works."""
     admin = await desk.person("bad@desk.test", "administrator")
     client = web()
@@ -233,3 +234,7 @@ async def test_bad_input_gets_one_translated_line(app: App, desk: Desk, web: Any
     await client.get("/accounts")
     status, page = await client.post("/accounts/abc/disable")
     assert status == 404 and "Traceback" not in page
+    long_url = "/cases/" + "KW-" * 80 + "/status"
+    assert (await client.post(long_url, {"status": "closed"}))[0] == 403  # wrong role
+    assert (await client.post(long_url, {}, csrf="forged"))[0] == 403
+    assert {a.reference for a in await _audit(app, "desk_forbidden")} == {None}
