@@ -44,6 +44,7 @@ from storage.repositories import (
     OutboxRepository,
     OwedRepository,
 )
+from storage.staff_accounts import StaffRepository
 from storage.writer import SqliteWriter, WriterUnit
 
 __all__ = ["Database", "UnitOfWork", "alembic_config", "create_engine", "migrate"]
@@ -184,6 +185,7 @@ class _Repositories:
     register: RegisterRepository
     handoffs: HandoffRepository
     owed: OwedRepository
+    staff: StaffRepository  # issue 12: the staff desk
 
 
 class UnitOfWork:
@@ -215,6 +217,7 @@ class UnitOfWork:
             register=RegisterRepository(*args, lock=lock),
             handoffs=HandoffRepository(*args, lock=lock),
             owed=OwedRepository(*args, lock=lock),
+            staff=StaffRepository(*args, lock=lock),
         )
 
     async def __aenter__(self) -> UnitOfWork:
@@ -310,6 +313,11 @@ class UnitOfWork:
     @property
     def owed(self) -> OwedRepository:
         return self._repositories().owed
+
+    @property
+    def staff(self) -> StaffRepository:
+        """Issue 12: the staff desk's accounts, sessions and throttling."""
+        return self._repositories().staff
 
 
 class Database:

@@ -338,3 +338,77 @@ owed_messages = Table(
     Index("ix_owed_messages_unsent_chat", "channel", "chat_id", "seq",
           sqlite_where=text("sent_at IS NULL"), postgresql_where=text("sent_at IS NULL")),
 )
+
+
+# --- issue 12: the staff desk (accounts, second factor, sessions, login throttling) --------------
+
+STAFF_ROLES: tuple[str, ...] = ("secretary", "confidant", "coordinator", "administrator")
+
+# One person of the organisation's staff. Secrets are stored only as hashes (Argon2id for the
+# password, SHA-256 for random tokens) or encrypted (the TOTP secret, which the server must read).
+staff_accounts = Table(
+    "staff_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("organisation", String(64), nullable=False, index=True),
+    Column("language", String(8), nullable=False, server_default="nl"),
+    Column("password_hash", String(255), nullable=True),
+    Column("totp_secret", LargeBinary, nullable=True),  # encrypted
+    Column("totp_last_step", Integer, nullable=True),  # the last code used (no replay)
+    Column("enrolled_at", UTCDateTime, nullable=True),
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("wait_until", UTCDateTime, nullable=True),  # backoff after failed logins
+    Column("locked_at", UTCDateTime, nullable=True),  # locked; an administrator lifts it
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime, nullable=True),
+    CheckConstraint(_in("role", STAFF_ROLES), name="role"),
+)
+
+# A one-time link to set a password and enrol the second factor (an invitation, or a reset).
+staff_invites = Table(
+    "staff_invites",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("staff_accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+staff_recovery_codes = Table(
+    "staff_recovery_codes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("staff_accounts.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+# Server-side sessions: the cookie holds a random key, the table its SHA-256 and the data
+# (encrypted); ending a session deletes its row.
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("account_id", Integer, ForeignKey("staff_accounts.id", ondelete="CASCADE"),
+           nullable=True, index=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False, index=True),
+)
+
+# Failed logins per address (its SHA-256, never the address itself), for throttling.
+staff_login_failures = Table(
+    "staff_login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("address_hash", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_staff_login_failures_address", "address_hash", "at"),
+)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.desk.config import DeskConfig
 from bot.mail.outbox import FileTransport, MailTransport, OutboxWorker, SmtpTransport
 from bot.root.settings import Settings
 from bot.services.delivery import Channels
@@ -130,6 +131,13 @@ class App:
         if not lines:
             lines.append((logging.WARNING, "no chat channel configured (set TELEGRAM_BOT_TOKEN or the "
                                            "WHATSAPP_* settings); only the outbox and the daily jobs run"))
+        # the staff desk (issue 12)
+        desk = self.desk_config
+        if desk.listen_port:
+            lines.append((logging.INFO, f"staff desk: listening on {desk.listen_host}:"
+                                        f"{desk.listen_port}, open {desk.base_url}"))
+        else:
+            lines.append((logging.INFO, "staff desk: off in this process (DESK_LISTEN_PORT=0)"))
         if settings.smtp_host:
             lines.append((logging.INFO, f"mail: SMTP {settings.smtp_host}:{settings.smtp_effective_port} "
                                         f"({settings.smtp_tls}), from {settings.mail_from}"))
@@ -141,6 +149,15 @@ class App:
         kind = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}.get(dialect, dialect)
         lines.append((logging.INFO, f"database: {kind}, {safe_db_url(settings.db_url)}"))
         return lines
+
+    # --- the staff desk (issue 12) ---
+    @property
+    def desk_config(self) -> DeskConfig:
+        """Where the staff desk listens and the address staff open (DESK_* settings)."""
+        s = self.settings
+        return DeskConfig(listen_host=s.desk_listen_host, listen_port=s.desk_listen_port,
+                          public_url=s.desk_public_url)
+    # --- end of the staff desk ---
 
     @property
     def configured_channels(self) -> frozenset[str]:
@@ -165,6 +182,11 @@ class App:
             from bot.channels.whatsapp import run_whatsapp
 
             tasks.append(run_whatsapp(self, stop))
+        # the staff desk (issue 12), unless DESK_LISTEN_PORT=0
+        if self.desk_config.listen_port:
+            from bot.desk import run_desk
+
+            tasks.append(run_desk(self, self.desk_config, stop))
         return tasks
 
     async def run(self, stop: asyncio.Event) -> None:

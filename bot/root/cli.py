@@ -36,6 +36,7 @@ from bot.root.checks import (
     unconfigured_organisations,
 )
 from bot.root.cli_register import add_register_commands
+from bot.root.cli_staff import add_staff_commands  # the staff desk (issue 12)
 from bot.root.settings import Settings
 from bot.services.organisation import ConfigError, Deployment, load_deployment, load_organisation
 from flows.engine import Engine
@@ -342,6 +343,7 @@ def diagram(
 
 
 add_register_commands(cli)
+add_staff_commands(cli)  # the staff desk (issue 12)
 
 
 def main() -> None:

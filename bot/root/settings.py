@@ -91,6 +91,23 @@ class Settings(BaseSettings):
         8444, validation_alias=AliasChoices("WHATSAPP_LISTEN_PORT"), ge=1, le=65535
     )
 
+    # --- the staff desk (issue 12): served by `klachtwijzer run`, on loopback by default; 0 turns
+    # it off in this process (a second process on the same database: one desk is enough) ---
+    desk_listen_host: str = Field("127.0.0.1", validation_alias=AliasChoices("DESK_LISTEN_HOST"))
+    desk_listen_port: int = Field(8446, validation_alias=AliasChoices("DESK_LISTEN_PORT"), ge=0,
+                                  le=65535)
+    # The address staff open, e.g. https://desk.example.nl behind a TLS proxy: the links that
+    # `klachtwijzer staff invite` prints use it, and with https:// the cookies are Secure.
+    desk_public_url: str | None = Field(None, validation_alias=AliasChoices("DESK_PUBLIC_URL"))
+
+    @field_validator("desk_public_url")
+    @classmethod
+    def _desk_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("DESK_PUBLIC_URL must start with https:// (or http:// on loopback)")
+        return value
+    # --- end of the staff desk's settings ---
+
     @property
     def whatsapp_enabled(self) -> bool:
         return all((self.whatsapp_token, self.whatsapp_phone_number_id, self.whatsapp_app_secret,
