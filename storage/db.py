@@ -44,6 +44,7 @@ from storage.repositories import (
     OutboxRepository,
     OwedRepository,
 )
+from storage.web import WebRepository
 from storage.writer import SqliteWriter, WriterUnit
 
 __all__ = ["Database", "UnitOfWork", "alembic_config", "create_engine", "migrate"]
@@ -184,6 +185,7 @@ class _Repositories:
     register: RegisterRepository
     handoffs: HandoffRepository
     owed: OwedRepository
+    web: WebRepository  # issue 13: the web chat's devices and return codes
 
 
 class UnitOfWork:
@@ -215,6 +217,7 @@ class UnitOfWork:
             register=RegisterRepository(*args, lock=lock),
             handoffs=HandoffRepository(*args, lock=lock),
             owed=OwedRepository(*args, lock=lock),
+            web=WebRepository(*args, lock=lock),
         )
 
     async def __aenter__(self) -> UnitOfWork:
@@ -310,6 +313,10 @@ class UnitOfWork:
     @property
     def owed(self) -> OwedRepository:
         return self._repositories().owed
+
+    @property
+    def web(self) -> WebRepository:
+        return self._repositories().web
 
 
 class Database:

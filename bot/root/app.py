@@ -118,8 +118,13 @@ class App:
             lines.append((logging.INFO, f"channel whatsapp: webhook listening on "
                                         f"{settings.whatsapp_listen_host}:{settings.whatsapp_listen_port}"))
         if not lines:
-            lines.append((logging.WARNING, "no chat channel configured (set TELEGRAM_BOT_TOKEN or the "
-                                           "WHATSAPP_* settings); only the outbox and the daily jobs run"))
+            lines.append((logging.WARNING, "no messenger channel configured (set TELEGRAM_BOT_TOKEN or "
+                                           "the WHATSAPP_* settings); only the web chat, the outbox "
+                                           "and the daily jobs run"))
+        # --- issue 13: the web chat (always on) ---
+        lines.append((logging.INFO, f"channel web: open http://{settings.web_listen_host}:"
+                                    f"{settings.web_listen_port}/chat in a browser"))
+        # --- end web chat ---
         if settings.smtp_host:
             lines.append((logging.INFO, f"mail: SMTP {settings.smtp_host}:{settings.smtp_effective_port} "
                                         f"({settings.smtp_tls}), from {settings.mail_from}"))
@@ -136,7 +141,8 @@ class App:
     def configured_channels(self) -> frozenset[str]:
         """Client channels with settings, whether or not they run in this process."""
         configured = {"telegram": self.settings.telegram_bot_token is not None,
-                      "whatsapp": self.settings.whatsapp_enabled}
+                      "whatsapp": self.settings.whatsapp_enabled,
+                      "web": True}  # issue 13: the web chat is always served
         return frozenset(name for name, on in configured.items() if on)
 
     async def close(self) -> None:
@@ -155,6 +161,11 @@ class App:
             from bot.channels.whatsapp import run_whatsapp
 
             tasks.append(run_whatsapp(self, stop))
+        # --- issue 13: the web chat (always on) ---
+        from bot.channels.web import run_web
+
+        tasks.append(run_web(self, stop))
+        # --- end web chat ---
         return tasks
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -91,6 +91,15 @@ class Settings(BaseSettings):
         8444, validation_alias=AliasChoices("WHATSAPP_LISTEN_PORT"), ge=1, le=65535
     )
 
+    # --- issue 13: the web chat (always on; loopback by default) ---
+    web_listen_host: str = Field("127.0.0.1", validation_alias=AliasChoices("WEB_LISTEN_HOST"))
+    web_listen_port: int = Field(
+        8445, validation_alias=AliasChoices("WEB_LISTEN_PORT"), ge=1, le=65535
+    )
+    # Sites that may embed the widget, e.g. "https://www.example.nl,https://example.nl".
+    web_allowed_origins: str = Field("", validation_alias=AliasChoices("WEB_ALLOWED_ORIGINS"))
+    # --- end web chat ---
+
     @property
     def whatsapp_enabled(self) -> bool:
         return all((self.whatsapp_token, self.whatsapp_phone_number_id, self.whatsapp_app_secret,

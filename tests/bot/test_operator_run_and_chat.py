@@ -38,7 +38,8 @@ def test_run_logs_each_part_and_warns_about_eml_only(tmp_path: Path) -> None:
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "WARNING bot.root.run: mail: no SMTP_HOST set" in err and ".eml files" in err
-    assert "WARNING bot.root.run: no chat channel configured" in err
+    assert "WARNING bot.root.run: no messenger channel configured" in err
+    assert "INFO bot.root.run: channel web: open http://127.0.0.1:8445/chat in a browser" in err
     assert f"INFO bot.root.run: data dir: {(tmp_path / 'data').resolve()}" in err
     assert "INFO bot.root.run: database: SQLite, sqlite+aiosqlite:///" in err
 

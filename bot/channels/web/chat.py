@@ -1,0 +1,473 @@
+"""The web chat's channel: one WebSocket per open browser tab, the `ChannelSender` and
+`ItemSender` named "web", and the client messages through the intake service.
+
+Exactly once, both ways:
+
+* in: each client message carries a random id from the browser, which becomes the service's
+  `update_id` (scoped to the chat); the browser keeps a message until its "ack" and sends it again
+  after a reconnect, so a repeat is a no-op for the service and is acknowledged again;
+* out: replies, relays and staff news are owed rows (bot/services/delivery.py), stored with the
+  state change that caused them, each with a per-chat `seq`. They go to every open socket of the
+  chat and are marked sent only when the browser acknowledges the `seq`; a reconnecting browser
+  gets every row not yet acknowledged, and shows a `seq` it has seen only once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from aiohttp import WSMsgType, web
+
+from bot.channels.web import codes, protocol
+from bot.channels.web.texts import (
+    CODE_GIVEN,
+    CODE_OK,
+    CODE_THROTTLED,
+    CODE_WRONG,
+    FAILED,
+    FILE_TYPE,
+    NO_CODE_YET,
+    TOO_FAST,
+    TOO_LONG,
+)
+from bot.services.delivery import Delivery, OwedMarker, item_from_json, item_to_json
+from bot.services.handoffs import Reply as DeskReply
+from bot.services.intake import Reply
+from flows.handoff import FileOut, Item
+from flows.model import (
+    Attachment,
+    AttachmentRefused,
+    Choice,
+    Command,
+    Event,
+    OutMessage,
+    Start,
+    Text,
+    supported_language,
+)
+
+if TYPE_CHECKING:
+    from bot.channels.ports import ChannelHost
+
+log = logging.getLogger(__name__)
+
+CHANNEL: Final = "web"
+RATE: Final = (12, 10.0)  # at most 12 client messages in 10 seconds per socket
+MAX_BAD_FRAMES: Final = 5  # then the socket is closed
+HANDLE_RETRY_DELAYS: Final = (0.2, 1.0, 3.0)
+_DUMMY_HASH: list[str] = []  # verified against when a locator is unknown (same time either way)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open WebSocket: the chat it is bound to, what it was sent, its rate."""
+
+    ws: web.WebSocketResponse
+    address: str
+    chat_id: str | None = None
+    token: str | None = None
+    language: str | None = None
+    organisation: str | None = None
+    sent_seq: int = 0
+    rows: dict[int, tuple[int, str | None]] = field(default_factory=dict)  # seq -> (id, file)
+    times: deque[float] = field(default_factory=deque)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class WebChat:
+    """The channel "web": sockets by chat, owed rows pushed and acknowledged."""
+
+    name = CHANNEL
+
+    def __init__(self, app: ChannelHost, throttle: codes.Throttle | None = None) -> None:
+        self.app = app
+        self.marker = OwedMarker(app.db, app.clock)
+        self.throttle = throttle or codes.Throttle()
+        self._live: dict[str, set[Connection]] = {}
+        self._open: set[Connection] = set()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
+
+    # --- the socket -------------------------------------------------------------------------
+
+    async def serve(self, ws: web.WebSocketResponse, address: str) -> None:
+        """Read one socket's frames until it closes; one frame at a time, in order."""
+        conn = Connection(ws, address)
+        self._open.add(conn)
+        bad = 0
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    bad += 1
+                    await self._notice(conn, None)
+                else:
+                    try:
+                        parsed = protocol.parse(msg.data, self.app.settings.max_attachment_bytes)
+                    except protocol.BadFrame as exc:
+                        log.info("web chat: refused a frame (%s)", exc)
+                        bad += 1
+                    else:
+                        await self._frame(conn, parsed)
+                if bad >= MAX_BAD_FRAMES:
+                    await ws.close(code=1008, message=b"protocol")
+                    break
+        finally:
+            self._unbind(conn)
+            self._open.discard(conn)
+
+    async def close_all(self) -> None:
+        """At shutdown: close every socket (browsers reconnect and get what they are owed)."""
+        for conn in list(self._open):
+            await conn.ws.close(code=1001, message=b"restart")
+
+    def _bind(self, conn: Connection, chat_id: str, token: str) -> None:
+        self._unbind(conn)
+        conn.chat_id, conn.token = chat_id, token
+        conn.sent_seq, conn.rows = 0, {}
+        self._live.setdefault(chat_id, set()).add(conn)
+
+    def _unbind(self, conn: Connection) -> None:
+        if conn.chat_id is not None:
+            live = self._live.get(conn.chat_id)
+            if live is not None:
+                live.discard(conn)
+                if not live:
+                    del self._live[conn.chat_id]
+        conn.chat_id = None
+
+    async def _send(self, conn: Connection, data: str) -> None:
+        if not conn.ws.closed:
+            try:
+                await conn.ws.send_str(data)
+            except (ConnectionError, RuntimeError) as exc:
+                log.info("web chat: a socket went away while sending (%s)", type(exc).__name__)
+
+    async def _frame(self, conn: Connection, frame: protocol.Frame) -> None:
+        if isinstance(frame, protocol.Hello):
+            await self._hello(conn, frame)
+        elif conn.chat_id is None:
+            log.info("web chat: a frame before hello refused")
+        elif isinstance(frame, protocol.Ack):
+            self._ack(conn, frame.seq)
+        elif isinstance(frame, protocol.Redeem):
+            await self._redeem(conn, frame.code)
+        elif isinstance(frame, protocol.Forget):
+            await self._forget(conn)
+        elif isinstance(frame, protocol.NewCode):
+            await self._new_code(conn, conn.chat_id)
+        else:
+            await self._client(conn, conn.chat_id, frame)
+
+    async def _hello(self, conn: Connection, hello: protocol.Hello) -> None:
+        now = self.app.clock()
+        conn.language = supported_language(hello.language)
+        conn.organisation = hello.organisation
+        async with self.app.db.unit_of_work() as uow:
+            known = (await uow.web.chat_of(token_hash(hello.token), now)
+                     if hello.token is not None else None)
+            fresh = known is None
+            if hello.token is not None and known is not None:
+                token, chat_id = hello.token, known
+            else:
+                token, chat_id = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+                await uow.web.add_device(token_hash(token), chat_id, now)
+            stored = await uow.conversations.get(CHANNEL, chat_id)
+            await uow.commit()
+        if stored is not None and stored.language:
+            conn.language = stored.language
+        self._bind(conn, chat_id, token)
+        await self._send(conn, protocol.frame("ready", token=token, fresh=fresh,
+                                              lang=conn.language))
+        await self._push(chat_id)
+
+    # --- out: owed rows to every socket of a chat, marked sent on ack --------------------------
+
+    def _chat_lock(self, chat_id: str) -> asyncio.Lock:
+        lock = self._locks.get(chat_id)
+        if lock is None:
+            lock = self._locks[chat_id] = asyncio.Lock()
+        return lock
+
+    async def _push(self, chat_id: str) -> bool:
+        """Send what the chat is owed to each of its sockets (what each has not had yet)."""
+        live = list(self._live.get(chat_id, ()))
+        if not live:
+            return False
+        async with self._chat_lock(chat_id):
+            rows = await self.marker.owed_to(CHANNEL, chat_id)
+            for conn in live:
+                for row in rows:
+                    if row.seq <= conn.sent_seq:
+                        continue
+                    item, state = item_from_json(row.body)
+                    if isinstance(item, FileOut):
+                        try:
+                            data = await self.app.files.read(item.ref)
+                        except (OSError, ValueError) as exc:  # gone: say so in its place
+                            log.warning("web chat: a relayed file is gone (%s)", type(exc).__name__)
+                            data = b""
+                        text = protocol.file_frame(row.seq, item, data)
+                        conn.rows[row.seq] = (row.id, item.ref)
+                    else:
+                        text = protocol.message_frame(row.seq, item, state)
+                        conn.rows[row.seq] = (row.id, None)
+                    conn.sent_seq = row.seq
+                    await self._send(conn, text)
+        return True
+
+    def _ack(self, conn: Connection, seq: int) -> None:
+        entry = conn.rows.pop(seq, None)
+        if entry is None:
+            return
+        owed_id, ref = entry
+        if not self.marker.done(owed_id):
+            self.marker.mark(owed_id)
+            if ref is not None:  # a relayed file is not kept once shown
+                asyncio.get_running_loop().create_task(self.app.files.delete(ref))
+
+    async def _keep(self, chat_id: str, items: Sequence[Item], state: str | None = None) -> None:
+        async with self.app.db.unit_of_work() as uow:
+            await uow.owed.add(CHANNEL, chat_id, [item_to_json(i, state) for i in items],
+                               self.app.clock())
+            await uow.commit()
+
+    async def send(self, chat_id: str, messages: Sequence[OutMessage]) -> Delivery:
+        """`ChannelSender`: kept as owed rows, shown at once in an open browser of the chat, else
+        as soon as the client is back (with the token or the return code): "sent" either way,
+        as the chat is the only way to reach an anonymous web client."""
+        try:
+            await self._keep(chat_id, messages)
+            await self._push(chat_id)
+            return "sent"
+        except Exception as exc:
+            log.error("web chat message not kept (%s)", type(exc).__name__)
+            return "unavailable"
+
+    async def deliver(self, chat_id: str, items: Sequence[Item],
+                      owed: Sequence[int] = ()) -> Delivery:
+        """`ItemSender` (the confidant chat): stored rows pushed; rows not stored yet kept first.
+        "sent": the client sees them now, or as soon as they are back."""
+        try:
+            missing = [item for index, item in enumerate(items) if index >= len(owed)]
+            if missing:
+                await self._keep(chat_id, missing)
+            await self._push(chat_id)
+            return "sent"
+        except Exception as exc:
+            log.error("web chat relay not kept (%s)", type(exc).__name__)
+            return "unavailable"
+
+    # --- in: client messages ------------------------------------------------------------------
+
+    def _too_fast(self, conn: Connection) -> bool:
+        now = time.monotonic()
+        while conn.times and conn.times[0] <= now - RATE[1]:
+            conn.times.popleft()
+        if len(conn.times) >= RATE[0]:
+            return True
+        conn.times.append(now)
+        return False
+
+    async def _notice(self, conn: Connection, text: str | None, **extra: object) -> None:
+        t = self.app.catalogs.get(conn.language)
+        await self._send(conn, protocol.frame("notice", text=text or t._(FILE_TYPE), **extra))
+
+    async def _client(self, conn: Connection, chat_id: str,
+                      message: protocol.ClientMessage) -> None:
+        t = self.app.catalogs.get(conn.language)
+        if self._too_fast(conn):
+            await self._notice(conn, t._(TOO_FAST), retry=message.id)
+            return
+        event = await self._event(conn, message)
+        if event is None:
+            await self._send(conn, protocol.frame("ack", id=message.id))
+            return
+        try:
+            reply = await self._handle(chat_id, event, f"{chat_id}:{message.id}")
+        except Exception as exc:
+            log.error("web chat message could not be handled (%s)", type(exc).__name__)
+            log.debug("details", exc_info=True)
+            if isinstance(event, Attachment):
+                await self.app.files.delete(event.ref)
+            await self._notice(conn, t._(FAILED), retry=message.id)
+            return
+        await self._after(conn, chat_id, event, reply)
+        await self._send(conn, protocol.frame("ack", id=message.id))
+
+    async def _event(self, conn: Connection, message: protocol.ClientMessage) -> Event | None:
+        """The flows event of a client message; None when it was refused here (with a notice)."""
+        t = self.app.catalogs.get(conn.language)
+        if message.kind == "start":
+            return Start(language_hint=conn.language, organisation=conn.organisation)
+        if message.kind == "text":
+            if len(message.text) > protocol.MAX_TEXT:
+                await self._notice(conn, t._(TOO_LONG).format(length=len(message.text),
+                                                             limit=protocol.MAX_TEXT))
+                return None
+            return Text(message.text)
+        if message.kind == "choice":
+            return Choice(message.button, message.state)
+        if message.kind == "command":
+            return Command(message.text)
+        limit = self.app.settings.max_attachment_bytes
+        if message.too_big:
+            return AttachmentRefused("too_big", limit)
+        kind = protocol.FILE_TYPES.get(message.content_type)
+        if kind is None:
+            await self._notice(conn, t._(FILE_TYPE))
+            return None
+        if not message.data:
+            return AttachmentRefused("unreadable")
+        ref = await self.app.files.save(message.data)
+        return Attachment(kind, ref, len(message.data), message.content_type)  # type: ignore[arg-type]
+
+    async def _handle(self, chat_id: str, event: Event, update_id: str) -> Reply:
+        """The service's unit of work, tried again when it fails (it rolled back, so that is safe)."""
+        for delay in (*HANDLE_RETRY_DELAYS, None):
+            try:
+                return await self.app.service.handle(CHANNEL, chat_id, event, update_id=update_id)
+            except Exception as exc:
+                if delay is None:
+                    raise
+                log.warning("web chat event failed (%s), retrying in %.1f s",
+                            type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _after(self, conn: Connection, chat_id: str, event: Event, reply: Reply) -> None:
+        """After the commit: the reply to the chat's sockets, a return code with the first
+        receipt, the language the page follows, and the messages for other chats."""
+        async with self.app.db.unit_of_work(read_only=True) as uow:
+            stored = await uow.conversations.get(CHANNEL, chat_id)
+            has_case = stored is not None and stored.id is not None and bool(
+                await uow.cases.for_conversation(stored.id))
+            has_code = await uow.web.has_code(chat_id)
+        if isinstance(event, Attachment) and not reply.relayed and not any(
+                item.get("ref") == event.ref for item in
+                (stored.data.get("attachments") or [] if stored is not None else [])):
+            await self.app.files.delete(event.ref)  # redelivered or not taken here: keep nothing
+        if reply.duplicate:
+            await self._push(chat_id)
+            return
+        language = stored.language if stored is not None else None
+        if language and language != conn.language:
+            for other in self._live.get(chat_id, ()):
+                other.language = language
+                await self._send(other, protocol.frame("lang", lang=language))
+        await self._push(chat_id)
+        if has_case and not has_code:
+            await self.give_code(conn, chat_id)
+        elif stored is None and has_code:  # erased: the code opens nothing any more
+            async with self.app.db.unit_of_work() as uow:
+                await uow.web.drop_code(chat_id)
+                await uow.commit()
+        await self._pass_on(reply)
+
+    async def _pass_on(self, reply: Reply | DeskReply) -> None:
+        for index, envelope in enumerate(reply.others):
+            owed = reply.others_owed[index] if index < len(reply.others_owed) else ()
+            if await self.app.channels.deliver(envelope.channel, envelope.chat_id, envelope.items,
+                                               owed) == "unavailable":
+                log.warning("a message for another %s chat could not be delivered",
+                            envelope.channel)
+
+    # --- return codes and devices ---------------------------------------------------------------
+
+    async def give_code(self, conn: Connection, chat_id: str) -> None:
+        """A new return code for the chat (replacing an older one), shown once on this socket."""
+        code = codes.new_code()
+        code_hash = await codes.hashed(code)
+        async with self.app.db.unit_of_work() as uow:
+            for _ in range(20):
+                if not await uow.web.locator_taken(codes.locator(code)):
+                    break
+                code = codes.new_code()
+                code_hash = await codes.hashed(code)
+            await uow.web.set_code(chat_id, codes.locator(code), code_hash, self.app.clock())
+            await uow.commit()
+        t = self.app.catalogs.get(conn.language)
+        await self._send(conn, protocol.frame(
+            "code", code=codes.shown(code),
+            text=t._(CODE_GIVEN).format(code=codes.shown(code)), rtl=t.rtl))
+
+    async def _new_code(self, conn: Connection, chat_id: str) -> None:
+        """A new code on request, once the chat has a case (before, there is nothing to read)."""
+        async with self.app.db.unit_of_work(read_only=True) as uow:
+            stored = await uow.conversations.get(CHANNEL, chat_id)
+            has_case = stored is not None and stored.id is not None and bool(
+                await uow.cases.for_conversation(stored.id))
+        if has_case:
+            await self.give_code(conn, chat_id)
+        else:
+            t = self.app.catalogs.get(conn.language)
+            await self._send(conn, protocol.frame("notice", text=t._(NO_CODE_YET)))
+
+    async def _redeem(self, conn: Connection, typed: str) -> None:
+        t = self.app.catalogs.get(conn.language)
+        if not self.throttle.allowed(conn.address):
+            log.warning("web chat: return code guessing throttled")
+            await self._send(conn, protocol.frame("refused", text=t._(CODE_THROTTLED)))
+            return
+        code = codes.normalised(typed)
+        found = None
+        if code is not None:
+            async with self.app.db.unit_of_work(read_only=True) as uow:
+                found = await uow.web.code_at(codes.locator(code))
+        if not _DUMMY_HASH:
+            _DUMMY_HASH.append(await codes.hashed(codes.new_code()))
+        ok = await codes.matches(found.code_hash if found else _DUMMY_HASH[0], code or "")
+        if found is None or not ok:
+            self.throttle.failed(conn.address)
+            await self._send(conn, protocol.frame("refused", text=t._(CODE_WRONG)))
+            return
+        now = self.app.clock()
+        token = secrets.token_urlsafe(32)
+        async with self.app.db.unit_of_work() as uow:
+            await uow.web.add_device(token_hash(token), found.chat_id, now)
+            stored = await uow.conversations.get(CHANNEL, found.chat_id)
+            await uow.audit.record(now, "client", "web_return_code_used")
+            await uow.commit()
+        if stored is not None and stored.language:
+            conn.language = stored.language
+        t = self.app.catalogs.get(conn.language)
+        self._bind(conn, found.chat_id, token)
+        await self._send(conn, protocol.frame("ready", token=token, fresh=False,
+                                              lang=conn.language, restored=True))
+        await self._send(conn, protocol.frame("notice", text=t._(CODE_OK)))
+        await self._push(found.chat_id)
+
+    async def _forget(self, conn: Connection) -> None:
+        if conn.token is not None:
+            async with self.app.db.unit_of_work() as uow:
+                await uow.web.forget_device(token_hash(conn.token))
+                await uow.commit()
+        self._unbind(conn)
+        conn.token = None
+        await self._send(conn, protocol.frame("forgotten"))
+
+    async def expiry_loop(self, stop: asyncio.Event, every: float = 30.0) -> None:
+        """Handoff offers nobody accepted in time (when no other channel checks them)."""
+        while not stop.is_set():
+            desk = self.app.service.handoffs
+            try:
+                if desk is not None:
+                    await self._pass_on(await desk.expire_owed())
+            except Exception as exc:
+                log.error("checking handoff timeouts failed (%s)", type(exc).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+            except TimeoutError:
+                pass
