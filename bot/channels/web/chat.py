@@ -317,6 +317,9 @@ class WebChat:
                 await self._notice(conn, t._(TOO_LONG).format(length=len(message.text),
                                                              limit=protocol.MAX_TEXT))
                 return None
+            typed = message.text.strip()
+            if typed.startswith("/") and len(typed) > 1 and " " not in typed:
+                return Command(typed[1:].lower())  # the help text names /help, /end, ...
             return Text(message.text)
         if message.kind == "choice":
             return Choice(message.button, message.state)

@@ -15,7 +15,7 @@ UI: Final = {
     "log": N_("Conversation"),
     "input": N_("Your message"),
     "send": N_("Send"),
-    "attach": N_("Add a photo or file"),
+    "attach": N_("Add a photo or document"),
     "menu": N_("Menu"),
     "you": N_("You"),
     "bot": N_("Klachtwijzer"),
@@ -30,7 +30,8 @@ UI: Final = {
     "forgotten": N_("This browser has forgotten the conversation. With your return code you can "
                     "continue it."),
     "new_code": N_("New return code"),
-    "anonymous": N_("You do not need an account or your name. We do not use cookies or trackers."),
+    "anonymous": N_("You do not need an account or your name. This page uses no cookies and no "
+                    "trackers. Your browser keeps a random code to continue the chat."),
     "sending": N_("Sending…"),
     "file_too_big": N_("This file is too big. The limit is {size} MB. Please send a smaller file."),
     **{f"cmd_{name}": label for name, label in GLOBAL_ACTIONS.items() if name != "new"},
@@ -40,8 +41,8 @@ TOO_LONG: Final = N_("Your message is too long: {length} characters. Please send
                      "characters at a time. Nothing was saved.")
 TOO_FAST: Final = N_("You are sending messages very fast. Please wait a moment. We will send it "
                      "then.")
-FILE_TYPE: Final = N_("This kind of file cannot be sent here. Please send a photo (JPEG or PNG), a "
-                      "PDF or a voice message.")
+FILE_TYPE: Final = N_("We cannot take this kind of document here. Please send a photo (JPEG or "
+                      "PNG), a PDF or a voice message.")
 CODE_GIVEN: Final = N_("Your return code is {code}. Write it down and keep it safe. With this code "
                        "you can continue this conversation and read your file on another phone "
                        "or computer. Anyone who has the code can read it.")
