@@ -404,7 +404,7 @@ class WebChat:
         t = self.app.catalogs.get(conn.language)
         await self._send(conn, protocol.frame(
             "code", code=codes.shown(code),
-            text=t._(CODE_GIVEN).format(code=codes.shown(code)), rtl=t.rtl))
+            text=t._(CODE_GIVEN), rtl=t.rtl))
 
     async def _new_code(self, conn: Connection, chat_id: str) -> None:
         """A new code on request, once the chat has a case (before, there is nothing to read)."""

@@ -43,7 +43,7 @@ TOO_FAST: Final = N_("You are sending messages very fast. Please wait a moment. 
                      "then.")
 FILE_TYPE: Final = N_("We cannot take this kind of document here. Please send a photo (JPEG or "
                       "PNG), a PDF or a voice message.")
-CODE_GIVEN: Final = N_("Your return code is {code}. Write it down and keep it safe. With this code "
+CODE_GIVEN: Final = N_("Here is your return code. Write it down and keep it safe. With this code "
                        "you can continue this conversation and read your file on another phone "
                        "or computer. Anyone who has the code can read it.")
 CODE_WRONG: Final = N_("This return code is not right. Please check it and try again.")

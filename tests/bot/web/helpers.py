@@ -16,26 +16,52 @@ from bot.channels.web import run_web
 from bot.root.app import App
 
 
+class WebRun:
+    """`run_web` (the composition root's task) on the app's WEB_LISTEN_PORT; it can be halted and
+    resumed on the same port (the server going away and coming back)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.base = f"http://127.0.0.1:{app.settings.web_listen_port}"
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def resume(self) -> None:
+        self.stop = asyncio.Event()
+        self.task = task = asyncio.create_task(run_web(self.app, self.stop))
+        async with aiohttp.ClientSession() as session:
+            for _ in range(500):
+                assert not task.done(), task.exception()
+                try:
+                    async with session.get(self.base + "/ui/en.json") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.01)
+        raise AssertionError("the web chat did not start")
+
+    async def halt(self) -> None:
+        self.stop.set()
+        if self.task is not None:
+            await self.task
+            self.task = None
+
+
+@asynccontextmanager
+async def running_web(app: App) -> AsyncIterator[WebRun]:
+    run = WebRun(app)
+    await run.resume()
+    try:
+        yield run
+    finally:
+        await run.halt()
+
+
 @asynccontextmanager
 async def serving(app: App) -> AsyncIterator[str]:
-    """`run_web` (the composition root's task) until the block ends; yields its base URL."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_web(app, stop))
-    base = f"http://127.0.0.1:{app.settings.web_listen_port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(500):
-            assert not task.done(), task.exception()
-            try:
-                async with session.get(base + "/ui/en.json") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.01)
-    try:
-        yield base
-    finally:
-        stop.set()
-        await task
+    """The web chat until the block ends; yields its base URL."""
+    async with running_web(app) as run:
+        yield run.base
 
 
 class Client:

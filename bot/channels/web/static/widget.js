@@ -63,7 +63,7 @@
   }
 
   function label() {
-    parts.title.textContent = ui.title;
+    parts.title.textContent = mode === "page" ? ui.log : ui.title;  // the page has the title
     parts.log.setAttribute("aria-label", ui.log);
     parts.menuButton.textContent = ui.menu;
     parts.inputLabel.textContent = ui.input;
@@ -104,7 +104,7 @@
     var menu = el("div", "kw-menu", null, { id: "kw-menu", hidden: "" });
     var cmds = el("div", "kw-cmds");
     MENU.forEach(function (name) {
-      var b = el("button", "kw-cmd", "", { type: "button" });
+      var b = el("button", "kw-cmd", "", { type: "button", "data-command": name });
       b.addEventListener("click", function () { closeMenu(); queue({ t: "command", name: name }, ui["cmd_" + name]); });
       parts["cmd_" + name] = b;
       cmds.appendChild(b);
@@ -179,11 +179,27 @@
     parts.menuButton.setAttribute("aria-expanded", "false");
   }
 
+  // Text in, text out: isolated runs (FSI ... PDI from the server) and /commands become <bdi>
+  // elements, so a reference or a command keeps its order and stays whole inside Arabic.
+  function fill(p, text) {
+    String(text).split(/(\u2068[^\u2069]*\u2069|\/[a-z_]+)/).forEach(function (part) {
+      if (!part) { return; }
+      if (part.charAt(0) === "\u2068" || part.charAt(0) === "/") {
+        var inner = part.replace(/[\u2068\u2069]/g, "");
+        var short = inner.length <= 24 && !/\s/.test(inner);
+        var rtl = /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]/.test(inner), latin = /[A-Za-z0-9\u0400-\u04ff]/.test(inner);
+        p.appendChild(el("bdi", short ? "kw-token" : null, inner, { dir: rtl && latin ? "auto" : rtl ? "rtl" : "ltr" }));
+      } else {
+        p.appendChild(document.createTextNode(part));
+      }
+    });
+  }
+
   function bubble(who, text, cls) {
     var m = el("div", "kw-msg " + cls);
     m.appendChild(el("span", "kw-sr", (who === "me" ? ui.you : ui.bot) + ": "));
     var p = el("p", "kw-body", null, { dir: "auto" });
-    p.textContent = text;
+    if (who === "me") { p.textContent = text; } else { fill(p, text); }
     m.appendChild(p);
     parts.log.appendChild(m);
     parts.log.scrollTop = parts.log.scrollHeight;
@@ -195,7 +211,7 @@
     var first = null;
     rows.forEach(function (row) {
       row.forEach(function (b) {
-        var btn = el("button", "kw-choice", b[1], { type: "button", dir: "auto" });
+        var btn = el("button", "kw-choice", b[1], { type: "button", dir: "auto", "data-button": b[0] });
         btn.addEventListener("click", function () {
           Array.prototype.forEach.call(box.querySelectorAll("button"), function (x) { x.disabled = true; });
           btn.classList.add("kw-chosen");
@@ -266,12 +282,11 @@
 
   function showCode(f) {
     var m = el("div", "kw-msg kw-bot kw-codebox");
-    var p = el("p", "kw-body", null, { dir: "auto" });
-    var at = f.text.indexOf(f.code);
-    p.appendChild(document.createTextNode(at >= 0 ? f.text.slice(0, at) : f.text + " "));
-    p.appendChild(el("bdi", "kw-code", f.code, { dir: "ltr" }));
-    if (at >= 0) { p.appendChild(document.createTextNode(f.text.slice(at + f.code.length))); }
-    m.appendChild(p);
+    m.appendChild(el("span", "kw-sr", ui.bot + ": "));
+    m.appendChild(el("p", "kw-body", f.text, { dir: "auto" }));
+    var line = el("p", "kw-codeline");
+    line.appendChild(el("bdi", "kw-code", f.code, { dir: "ltr" }));
+    m.appendChild(line);
     parts.log.appendChild(m);
     parts.log.scrollTop = parts.log.scrollHeight;
   }
