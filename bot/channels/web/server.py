@@ -87,7 +87,8 @@ class WebServer:
         application.router.add_get("/static/{name}", self._file)
         application.router.add_get("/ui/{lang}.json", self._ui)
         application.router.add_get("/ws", self._socket)
-        self._max_ws = (limit // 3 + 2) * 4 + 4096  # a file frame: the limit in base64, and JSON
+        # A file frame: the limit in base64, and its JSON; any other frame is checked by parse.
+        self._max_ws = max((limit // 3 + 2) * 4 + 4096, 4 * protocol.MAX_FRAME)
         application.on_shutdown.append(self._shutdown)
         return application
 

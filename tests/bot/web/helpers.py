@@ -71,8 +71,8 @@ class Client:
         self.ws = ws
         self.token: str | None = None
 
-    async def frame(self, timeout: float = 10.0) -> dict[str, Any]:
-        msg = await self.ws.receive(timeout=timeout)
+    async def frame(self) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout=10.0)
         assert msg.type == aiohttp.WSMsgType.TEXT, msg
         data: dict[str, Any] = json.loads(msg.data)
         return data

@@ -14,7 +14,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.channels.web import run_web
 from flows.i18n import load_catalogs
 from tests.bot.mailbox import complaint_json, mails
 from tests.bot.telegram_stub import Sent
