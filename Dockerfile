@@ -25,7 +25,8 @@ RUN pip install ".[ptb,aiogram]" \
 WORKDIR /out
 USER klachtwijzer
 VOLUME ["/data"]
-# The webhook ports of Telegram and WhatsApp, when those run (TELEGRAM_/WHATSAPP_LISTEN_PORT).
-EXPOSE 8443 8444
+# The webhook ports of Telegram and WhatsApp, when those run (TELEGRAM_/WHATSAPP_LISTEN_PORT),
+# and the web chat's (WEB_LISTEN_PORT, always on).
+EXPOSE 8443 8444 8445
 ENTRYPOINT ["klachtwijzer"]
 CMD ["run"]
