@@ -58,16 +58,17 @@ class WebRepository(_Repository):
 
     __slots__ = ()
 
-    async def chat_of(self, token_hash: str, now: datetime) -> str | None:
-        """The chat a device's token opens (and note that it was seen), or None."""
+    async def chat_of(self, token_hash: str) -> str | None:
+        """The chat a device's token opens, or None."""
         row = (await self._conn.execute(
             select(web_devices.c.chat_id).where(web_devices.c.token_hash == token_hash)
         )).first()
-        if row is None:
-            return None
+        return None if row is None else str(row[0])
+
+    async def seen(self, token_hash: str, now: datetime) -> None:
+        """The device came back (devices not seen for long can be purged)."""
         await self._conn.execute(update(web_devices).where(
             web_devices.c.token_hash == token_hash).values(last_seen_at=now))
-        return str(row[0])
 
     async def add_device(self, token_hash: str, chat_id: str, now: datetime) -> None:
         await self._conn.execute(sql_insert(web_devices).values(

@@ -9,7 +9,8 @@ them, and a web client can chat with a confidant on Telegram or WhatsApp through
   control and bidi-override characters);
 * `codes`: return codes (four groups of four characters), Argon2id hashes, guessing throttled;
 * `texts`: the page's and the widget's own words, through the catalogs;
-* `chat`: `WebChat`, the channel: sockets by chat, exactly once both ways, return codes, devices;
+* `outbound`: `WebSender`, sockets by chat, owed rows pushed and marked sent on acknowledgement;
+* `chat`: `WebChat`, the channel: frames, client messages exactly once, return codes, devices;
 * `server`: the routes (`/chat`, `/widget.js`, `/static/chat.css`, `/ui/<lang>.json`, `/ws`), the
   headers (strict CSP, no inline script or style), the `Origin` check, `run_web`;
 * `static/`: widget.js and chat.css, no framework, shipped as package data.
@@ -18,7 +19,8 @@ The chat id is random and bound to a random token that only the browser holds (s
 neither is ever in a URL or a log.
 """
 
-from bot.channels.web.chat import CHANNEL, WebChat
+from bot.channels.web.chat import WebChat
+from bot.channels.web.outbound import CHANNEL
 from bot.channels.web.server import WebServer, allowed_origins, origin_allowed, run_web
 
 __all__ = ["CHANNEL", "WebChat", "WebServer", "allowed_origins", "origin_allowed", "run_web"]

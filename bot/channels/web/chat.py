@@ -1,5 +1,5 @@
-"""The web chat's channel: one WebSocket per open browser tab, the `ChannelSender` and
-`ItemSender` named "web", and the client messages through the intake service.
+"""The web chat's channel: one WebSocket per open browser tab, its frames, the client messages
+through the intake service, return codes and devices (sending: outbound.py).
 
 Exactly once, both ways:
 
@@ -15,19 +15,15 @@ Exactly once, both ways:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 import time
-import weakref
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import WSMsgType, web
 
 from bot.channels.web import codes, protocol
+from bot.channels.web.outbound import CHANNEL, Connection, WebSender, token_hash
 from bot.channels.web.texts import (
     CODE_GIVEN,
     CODE_OK,
@@ -39,17 +35,13 @@ from bot.channels.web.texts import (
     TOO_FAST,
     TOO_LONG,
 )
-from bot.services.delivery import Delivery, OwedMarker, item_from_json, item_to_json
-from bot.services.handoffs import Reply as DeskReply
 from bot.services.intake import Reply
-from flows.handoff import FileOut, Item
 from flows.model import (
     Attachment,
     AttachmentRefused,
     Choice,
     Command,
     Event,
-    OutMessage,
     Start,
     Text,
     supported_language,
@@ -60,46 +52,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHANNEL: Final = "web"
 RATE: Final = (12, 10.0)  # at most 12 client messages in 10 seconds per socket
 MAX_BAD_FRAMES: Final = 5  # then the socket is closed
 HANDLE_RETRY_DELAYS: Final = (0.2, 1.0, 3.0)
 _DUMMY_HASH: list[str] = []  # verified against when a locator is unknown (same time either way)
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
-
-
-@dataclass(eq=False)
-class Connection:
-    """One open WebSocket: the chat it is bound to, what it was sent, its rate."""
-
-    ws: web.WebSocketResponse
-    address: str
-    chat_id: str | None = None
-    token: str | None = None
-    language: str | None = None
-    organisation: str | None = None
-    sent_seq: int = 0
-    rows: dict[int, tuple[int, str | None]] = field(default_factory=dict)  # seq -> (id, file)
-    times: deque[float] = field(default_factory=deque)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class WebChat:
-    """The channel "web": sockets by chat, owed rows pushed and acknowledged."""
-
-    name = CHANNEL
+class WebChat(WebSender):
+    """The channel "web": the sockets' frames, client messages, return codes and devices."""
 
     def __init__(self, app: ChannelHost, throttle: codes.Throttle | None = None) -> None:
-        self.app = app
-        self.marker = OwedMarker(app.db, app.clock)
+        super().__init__(app)
         self.throttle = throttle or codes.Throttle()
-        self._live: dict[str, set[Connection]] = {}
-        self._open: set[Connection] = set()
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary())
 
     # --- the socket -------------------------------------------------------------------------
 
@@ -128,33 +92,6 @@ class WebChat:
             self._unbind(conn)
             self._open.discard(conn)
 
-    async def close_all(self) -> None:
-        """At shutdown: close every socket (browsers reconnect and get what they are owed)."""
-        for conn in list(self._open):
-            await conn.ws.close(code=1001, message=b"restart")
-
-    def _bind(self, conn: Connection, chat_id: str, token: str) -> None:
-        self._unbind(conn)
-        conn.chat_id, conn.token = chat_id, token
-        conn.sent_seq, conn.rows = 0, {}
-        self._live.setdefault(chat_id, set()).add(conn)
-
-    def _unbind(self, conn: Connection) -> None:
-        if conn.chat_id is not None:
-            live = self._live.get(conn.chat_id)
-            if live is not None:
-                live.discard(conn)
-                if not live:
-                    del self._live[conn.chat_id]
-        conn.chat_id = None
-
-    async def _send(self, conn: Connection, data: str) -> None:
-        if not conn.ws.closed:
-            try:
-                await conn.ws.send_str(data)
-            except (ConnectionError, RuntimeError) as exc:
-                log.info("web chat: a socket went away while sending (%s)", type(exc).__name__)
-
     async def _frame(self, conn: Connection, frame: protocol.Frame) -> None:
         if isinstance(frame, protocol.Hello):
             await self._hello(conn, frame)
@@ -176,11 +113,12 @@ class WebChat:
         conn.language = supported_language(hello.language)
         conn.organisation = hello.organisation
         async with self.app.db.unit_of_work() as uow:
-            known = (await uow.web.chat_of(token_hash(hello.token), now)
+            known = (await uow.web.chat_of(token_hash(hello.token))
                      if hello.token is not None else None)
             fresh = known is None
             if hello.token is not None and known is not None:
                 token, chat_id = hello.token, known
+                await uow.web.seen(token_hash(token), now)
             else:
                 token, chat_id = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
                 await uow.web.add_device(token_hash(token), chat_id, now)
@@ -192,83 +130,6 @@ class WebChat:
         await self._send(conn, protocol.frame("ready", token=token, fresh=fresh,
                                               lang=conn.language))
         await self._push(chat_id)
-
-    # --- out: owed rows to every socket of a chat, marked sent on ack --------------------------
-
-    def _chat_lock(self, chat_id: str) -> asyncio.Lock:
-        lock = self._locks.get(chat_id)
-        if lock is None:
-            lock = self._locks[chat_id] = asyncio.Lock()
-        return lock
-
-    async def _push(self, chat_id: str) -> bool:
-        """Send what the chat is owed to each of its sockets (what each has not had yet)."""
-        live = list(self._live.get(chat_id, ()))
-        if not live:
-            return False
-        async with self._chat_lock(chat_id):
-            rows = await self.marker.owed_to(CHANNEL, chat_id)
-            for conn in live:
-                for row in rows:
-                    if row.seq <= conn.sent_seq:
-                        continue
-                    item, state = item_from_json(row.body)
-                    if isinstance(item, FileOut):
-                        try:
-                            data = await self.app.files.read(item.ref)
-                        except (OSError, ValueError) as exc:  # gone: say so in its place
-                            log.warning("web chat: a relayed file is gone (%s)", type(exc).__name__)
-                            data = b""
-                        text = protocol.file_frame(row.seq, item, data)
-                        conn.rows[row.seq] = (row.id, item.ref)
-                    else:
-                        text = protocol.message_frame(row.seq, item, state)
-                        conn.rows[row.seq] = (row.id, None)
-                    conn.sent_seq = row.seq
-                    await self._send(conn, text)
-        return True
-
-    def _ack(self, conn: Connection, seq: int) -> None:
-        entry = conn.rows.pop(seq, None)
-        if entry is None:
-            return
-        owed_id, ref = entry
-        if not self.marker.done(owed_id):
-            self.marker.mark(owed_id)
-            if ref is not None:  # a relayed file is not kept once shown
-                asyncio.get_running_loop().create_task(self.app.files.delete(ref))
-
-    async def _keep(self, chat_id: str, items: Sequence[Item], state: str | None = None) -> None:
-        async with self.app.db.unit_of_work() as uow:
-            await uow.owed.add(CHANNEL, chat_id, [item_to_json(i, state) for i in items],
-                               self.app.clock())
-            await uow.commit()
-
-    async def send(self, chat_id: str, messages: Sequence[OutMessage]) -> Delivery:
-        """`ChannelSender`: kept as owed rows, shown at once in an open browser of the chat, else
-        as soon as the client is back (with the token or the return code): "sent" either way,
-        as the chat is the only way to reach an anonymous web client."""
-        try:
-            await self._keep(chat_id, messages)
-            await self._push(chat_id)
-            return "sent"
-        except Exception as exc:
-            log.error("web chat message not kept (%s)", type(exc).__name__)
-            return "unavailable"
-
-    async def deliver(self, chat_id: str, items: Sequence[Item],
-                      owed: Sequence[int] = ()) -> Delivery:
-        """`ItemSender` (the confidant chat): stored rows pushed; rows not stored yet kept first.
-        "sent": the client sees them now, or as soon as they are back."""
-        try:
-            missing = [item for index, item in enumerate(items) if index >= len(owed)]
-            if missing:
-                await self._keep(chat_id, missing)
-            await self._push(chat_id)
-            return "sent"
-        except Exception as exc:
-            log.error("web chat relay not kept (%s)", type(exc).__name__)
-            return "unavailable"
 
     # --- in: client messages ------------------------------------------------------------------
 
@@ -378,14 +239,6 @@ class WebChat:
                 await uow.web.drop_code(chat_id)
                 await uow.commit()
         await self._pass_on(reply)
-
-    async def _pass_on(self, reply: Reply | DeskReply) -> None:
-        for index, envelope in enumerate(reply.others):
-            owed = reply.others_owed[index] if index < len(reply.others_owed) else ()
-            if await self.app.channels.deliver(envelope.channel, envelope.chat_id, envelope.items,
-                                               owed) == "unavailable":
-                log.warning("a message for another %s chat could not be delivered",
-                            envelope.channel)
 
     # --- return codes and devices ---------------------------------------------------------------
 

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.channels.web import protocol
-from bot.channels.web.chat import CHANNEL, WebChat
+from bot.channels.web.chat import WebChat
+from bot.channels.web.outbound import CHANNEL
 from bot.channels.web.texts import ui_texts
 from bot.services.handoffs import leave_desk, open_desk
 from bot.services.intake import megabytes
@@ -198,9 +199,15 @@ async def run_web(app: ChannelHost, stop: asyncio.Event) -> None:
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.web_listen_host, settings.web_listen_port)
-        await site.start()
-        log.info("web chat: open http://%s:%s/chat in a browser", settings.web_listen_host,
-                 settings.web_listen_port)
+        try:
+            await site.start()
+        except OSError as exc:  # always on, so a taken port must not stop the other channels
+            log.error("web chat: cannot listen on %s:%s (%s); set WEB_LISTEN_HOST or "
+                      "WEB_LISTEN_PORT", settings.web_listen_host, settings.web_listen_port,
+                      exc.strerror or type(exc).__name__)
+        else:
+            log.info("web chat: open http://%s:%s/chat in a browser", settings.web_listen_host,
+                     settings.web_listen_port)
         await stop.wait()
     finally:
         async with asyncio.timeout(DRAIN_SECONDS):

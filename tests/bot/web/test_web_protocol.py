@@ -238,7 +238,7 @@ async def test_a_message_for_a_chat_with_no_open_browser_waits_for_it(
     chat = app.channels.get("web")
     assert isinstance(chat, WebChat)
     async with app.db.unit_of_work(read_only=True) as uow:
-        chat_id = await uow.web.chat_of(codes_hash(token), app.clock())
+        chat_id = await uow.web.chat_of(codes_hash(token))
     assert chat_id is not None
     from flows.model import OutMessage
 

@@ -295,9 +295,8 @@
     var f;
     try { f = JSON.parse(ev.data); } catch (e) { return; }
     if (f.t === "ready") {
-      var restored = f.restored || st.token !== f.token;
+      if (st.token !== f.token) { st.last = 0; st.started = !f.fresh; }  // a new or restored chat
       st.token = f.token;
-      if (restored) { st.last = 0; }
       if (f.restored) { parts.codeError.textContent = ""; parts.codeInput.value = ""; closeMenu(); }
       if (f.fresh && !st.started) { st.started = true; save(); queue({ t: "start" }, null); }
       save();
