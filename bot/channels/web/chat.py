@@ -94,6 +94,9 @@ class WebChat(WebSender):
 
     async def _frame(self, conn: Connection, frame: protocol.Frame) -> None:
         if isinstance(frame, protocol.Hello):
+            if self._too_fast(conn):  # each hello without a token makes a device row
+                await ws_close(conn)
+                return
             await self._hello(conn, frame)
         elif conn.chat_id is None:
             log.info("web chat: a frame before hello refused")
@@ -327,3 +330,9 @@ class WebChat(WebSender):
                 await asyncio.wait_for(stop.wait(), every)
             except TimeoutError:
                 pass
+
+
+async def ws_close(conn: Connection) -> None:
+    """Close a socket that floods the server (the browser reconnects at its own pace)."""
+    log.info("web chat: a socket sent too many frames and was closed")
+    await conn.ws.close(code=1008, message=b"too fast")

@@ -46,8 +46,15 @@ COMMON_HEADERS: Final = {
 }
 
 
+_HOST = re.compile(r"^[A-Za-z0-9.\[\]:-]{1,255}$")
+
+
 def page_csp(host: str) -> str:
     """The page's policy: only our own script, styles and socket; no inline anything."""
+    if not _HOST.fullmatch(host):  # a Host header that is not a host: the socket is 'self' only
+        return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+                "media-src blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                "frame-ancestors 'none'")
     return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
             f"media-src blob:; connect-src 'self' ws://{host} wss://{host}; base-uri 'none'; "
             "form-action 'none'; frame-ancestors 'none'")

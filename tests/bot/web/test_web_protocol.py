@@ -222,6 +222,8 @@ async def test_pages_have_strict_headers_and_the_widget_is_small(web: tuple[App,
                 size += len(await r.read())
                 assert r.headers["Access-Control-Allow-Origin"] == "*"
         assert size < 50_000
+        async with session.get(base + "/chat", headers={"Host": "x; script-src *"}) as r:
+            assert "script-src *" not in r.headers["Content-Security-Policy"]
         for path in ("/static/../chat.py", "/static/x.js", "/ui/de.json", "/chat/../x"):
             async with session.get(base + path) as r:
                 assert r.status == 404, path

@@ -31,6 +31,32 @@
                  pending: st.pending.filter(function (f) { return f.t !== "file"; }) };
     try { localStorage.setItem(KEY, JSON.stringify(keep)); } catch (e) { /* private mode */ }
   }
+  // What this tab has shown, for a reload: sessionStorage (gone when the tab closes).
+  var TKEY = KEY + ":log", replaying = false, transcript = [];
+  try { transcript = JSON.parse(sessionStorage.getItem(TKEY) || "[]") || []; } catch (e) { transcript = []; }
+  function remember(entry) {
+    if (replaying) { return; }
+    transcript.push(entry);
+    if (transcript.length > 300) { transcript = transcript.slice(-300); }
+    try { sessionStorage.setItem(TKEY, JSON.stringify(transcript)); } catch (e) { /* full: only the page */ }
+  }
+  function replay() {
+    replaying = true;
+    var lastButtons = -1;
+    transcript.forEach(function (e, i) { if (e.buttons && e.buttons.length) { lastButtons = i; } });
+    transcript.forEach(function (e, i) {
+      if (e.k === "code") { showCode(e); return; }
+      var m = bubble(e.k === "me" ? "me" : "bot", e.text, e.k === "me" ? "kw-me" : e.k === "notice" ? "kw-bot kw-notice" : "kw-bot");
+      if (e.k === "me" && e.id && st.pending.some(function (f) { return f.id === e.id; })) {
+        m.classList.add("kw-pending");
+        m.dataset.id = e.id;
+        m.appendChild(el("span", "kw-state", ui.sending));
+      }
+      if (i === lastButtons && i === transcript.length - 1) { buttons(m, e.buttons, e.state); }
+    });
+    replaying = false;
+  }
+
   function newId() {
     var a = new Uint8Array(16);
     crypto.getRandomValues(a);
@@ -200,6 +226,7 @@
     m.appendChild(el("span", "kw-sr", (who === "me" ? ui.you : ui.bot) + ": "));
     var p = el("p", "kw-body", null, { dir: "auto" });
     if (who === "me") { p.textContent = text; } else { fill(p, text); }
+    if (cls.indexOf("kw-notice") >= 0) { remember({ k: "notice", text: text }); }
     m.appendChild(p);
     parts.log.appendChild(m);
     parts.log.scrollTop = parts.log.scrollHeight;
@@ -222,13 +249,14 @@
       });
     });
     m.appendChild(box);
-    if (first && opened) { first.focus(); }
+    if (first && opened && !replaying) { first.focus(); }
   }
 
   function queue(f, shown) {
     f.id = newId();
     if (shown !== null) {
       var m = bubble("me", shown, "kw-me kw-pending");
+      remember({ k: "me", text: shown, id: f.id });
       m.dataset.id = f.id;
       m.appendChild(el("span", "kw-state", ui.sending));
     }
@@ -267,6 +295,7 @@
 
   function showFile(f) {
     var m = bubble("bot", f.caption || "", "kw-bot");
+    remember({ k: "bot", text: (f.caption || "") + " 📎" });
     var bytes = Uint8Array.from(atob(f.data), function (c) { return c.charCodeAt(0); });
     var url = URL.createObjectURL(new Blob([bytes], { type: f.type }));
     var node;
@@ -284,6 +313,7 @@
     var m = el("div", "kw-msg kw-bot kw-codebox");
     m.appendChild(el("span", "kw-sr", ui.bot + ": "));
     m.appendChild(el("p", "kw-body", f.text, { dir: "auto" }));
+    remember({ k: "code", text: f.text, code: f.code });
     var line = el("p", "kw-codeline");
     line.appendChild(el("bdi", "kw-code", f.code, { dir: "ltr" }));
     m.appendChild(line);
@@ -308,6 +338,7 @@
       if (f.seq && f.seq <= st.last) { ws.send(JSON.stringify({ t: "ack", seq: f.seq })); return; }
       if (f.t === "file") { showFile(f); } else {
         var m = bubble("bot", f.text, "kw-bot");
+        remember({ k: "bot", text: f.text, buttons: f.buttons, state: f.state });
         if (f.buttons && f.buttons.length) { buttons(m, f.buttons, f.state); }
       }
       if (f.seq) { st.last = f.seq; save(); ws.send(JSON.stringify({ t: "ack", seq: f.seq })); }
@@ -324,7 +355,8 @@
       fetchTexts(f.lang).then(setLang);
     } else if (f.t === "forgotten") {
       st = { pending: [], last: 0 };
-      try { localStorage.removeItem(KEY); } catch (e) { /* nothing kept */ }
+      try { localStorage.removeItem(KEY); sessionStorage.removeItem(TKEY); } catch (e) { /* nothing kept */ }
+      transcript = [];
       parts.log.textContent = "";
       bubble("bot", ui.forgotten, "kw-bot kw-notice");
       closeMenu();
@@ -363,6 +395,7 @@
   function start() {
     if (mode === "page") {
       build(document.getElementById("klachtwijzer-chat") || document.body);
+      replay();
       opened = true;
       setLang({ lang: lang, dir: lang === "ar" ? "rtl" : "ltr" });
       connect();
@@ -380,6 +413,7 @@
     wrap.appendChild(parts.panel);
     shadow.appendChild(wrap);
     build(parts.panel);
+    replay();
     document.body.appendChild(host);
     setLang({ lang: lang, dir: lang === "ar" ? "rtl" : "ltr" });
   }
