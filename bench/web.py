@@ -52,8 +52,8 @@ def _frame(step: Step, mid: str) -> dict[str, Any]:
 
 async def _client(url: str, base: str, script: Script, budget: int,
                   latencies: list[float]) -> int:
-    """One browser's worth of protocol: `budget` messages (fewer than the chat's 12 per 10 s, so
-    its rate limit does not count here); returns how many it sent."""
+    """One browser's worth of protocol: `budget` messages (at most 12: under the chat's rate
+    limit, which does not count here); returns how many it sent."""
     sent = 0
     async with aiohttp.ClientSession() as session, session.ws_connect(
             url, origin=base, max_msg_size=0) as ws:

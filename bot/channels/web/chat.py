@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RATE: Final = (12, 10.0)  # at most 12 client messages in 10 seconds per socket
+RATE: Final = (30, 30.0)  # at most 30 client messages in 30 seconds per socket
+MAX_HELLOS: Final = 5  # per socket (each hello without a token makes a device row)
 MAX_BAD_FRAMES: Final = 5  # then the socket is closed
 HANDLE_RETRY_DELAYS: Final = (0.2, 1.0, 3.0)
 _DUMMY_HASH: list[str] = []  # verified against when a locator is unknown (same time either way)
@@ -64,6 +65,7 @@ class WebChat(WebSender):
     def __init__(self, app: ChannelHost, throttle: codes.Throttle | None = None) -> None:
         super().__init__(app)
         self.throttle = throttle or codes.Throttle()
+        self.rate = RATE
 
     # --- the socket -------------------------------------------------------------------------
 
@@ -94,7 +96,8 @@ class WebChat(WebSender):
 
     async def _frame(self, conn: Connection, frame: protocol.Frame) -> None:
         if isinstance(frame, protocol.Hello):
-            if self._too_fast(conn):  # each hello without a token makes a device row
+            conn.hellos += 1
+            if conn.hellos > MAX_HELLOS:
                 await ws_close(conn)
                 return
             await self._hello(conn, frame)
@@ -138,9 +141,10 @@ class WebChat(WebSender):
 
     def _too_fast(self, conn: Connection) -> bool:
         now = time.monotonic()
-        while conn.times and conn.times[0] <= now - RATE[1]:
+        limit, window = self.rate
+        while conn.times and conn.times[0] <= now - window:
             conn.times.popleft()
-        if len(conn.times) >= RATE[0]:
+        if len(conn.times) >= limit:
             return True
         conn.times.append(now)
         return False

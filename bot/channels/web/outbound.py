@@ -46,6 +46,7 @@ class Connection:
     sent_seq: int = 0
     rows: dict[int, tuple[int, str | None]] = field(default_factory=dict)  # seq -> (id, file)
     times: deque[float] = field(default_factory=deque)
+    hellos: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from bot.channels.web import codes, protocol
 from bot.channels.web.chat import WebChat
-from bot.channels.web.texts import CODE_THROTTLED, CODE_WRONG, FILE_TYPE, TOO_LONG
+from bot.channels.web.texts import CODE_THROTTLED, CODE_WRONG, FILE_TYPE, TOO_FAST, TOO_LONG
 from bot.root.app import App
 from tests.bot.web.helpers import Client, button_ids, client, serving, texts
 from tests.bot.whatsapp_helpers import free_port
@@ -102,6 +102,26 @@ async def test_bad_input_gets_one_translated_line_and_then_the_socket_closes(
             closed = await c.ws.receive(timeout=10)
         assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     assert list((app.settings.data_dir / "files").glob("*")) == []  # refused files not kept
+
+
+async def test_too_many_messages_are_refused_with_a_retry(web: tuple[App, str]) -> None:
+    """Over the rate a message gets the translated "too fast" line naming it for a retry (the
+    browser sends it again later), and is not handled; the next window takes it."""
+    app, base = web
+    chat = app.channels.get("web")
+    assert isinstance(chat, WebChat)
+    chat.rate = (3, 0.5)
+    async with client(base) as c:
+        await started(c)
+        await c.message(t="command", name="help")
+        await c.message(t="command", name="help")
+        mid = uuid.uuid4().hex
+        refused = await c.message(t="command", name="help", id=mid)
+        assert refused == [{"t": "notice", "text": app.catalogs.get("en")._(TOO_FAST),
+                            "retry": mid}]
+        await asyncio.sleep(0.6)
+        again = await c.message(t="command", name="help", id=mid)
+        assert again[-1] == {"t": "ack", "id": mid} and texts(again)
 
 
 async def test_a_repeated_message_is_handled_once_and_unacknowledged_replies_come_again(

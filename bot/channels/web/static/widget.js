@@ -55,6 +55,7 @@
       if (i === lastButtons && i === transcript.length - 1) { buttons(m, e.buttons, e.state); }
     });
     replaying = false;
+    scrollEnd();
   }
 
   function newId() {
@@ -94,7 +95,10 @@
     parts.menuButton.textContent = ui.menu;
     parts.inputLabel.textContent = ui.input;
     parts.send.textContent = ui.send;
-    parts.attachLabel.textContent = ui.attach;
+    parts.attachLabel.textContent = "";
+    parts.attachLabel.appendChild(el("span", null, "+", { "aria-hidden": "true" }));
+    parts.attachLabel.appendChild(el("span", "kw-sr", ui.attach));
+    parts.attachLabel.setAttribute("title", ui.attach);
     parts.codeLabel.textContent = ui.code_label;
     parts.codeButton.textContent = ui.code_button;
     parts.forget.textContent = ui.forget;
@@ -221,6 +225,11 @@
     });
   }
 
+  function scrollEnd() {
+    if (replaying) { return; }
+    if (mode === "page") { window.scrollTo(0, document.documentElement.scrollHeight); } else { parts.log.scrollTop = parts.log.scrollHeight; }
+  }
+
   function bubble(who, text, cls) {
     var m = el("div", "kw-msg " + cls);
     m.appendChild(el("span", "kw-sr", (who === "me" ? ui.you : ui.bot) + ": "));
@@ -229,7 +238,7 @@
     if (cls.indexOf("kw-notice") >= 0) { remember({ k: "notice", text: text }); }
     m.appendChild(p);
     parts.log.appendChild(m);
-    parts.log.scrollTop = parts.log.scrollHeight;
+    scrollEnd();
     return m;
   }
 
@@ -277,7 +286,7 @@
     var reader = new FileReader();
     reader.onload = function () {
       var s = String(reader.result);
-      queue({ t: "file", type: file.type || "application/octet-stream", data: s.slice(s.indexOf(",") + 1) }, "📎 " + file.name);
+      queue({ t: "file", type: file.type || "application/octet-stream", data: s.slice(s.indexOf(",") + 1) }, file.name || ui.attach);
     };
     reader.readAsDataURL(file);
   }
@@ -295,7 +304,7 @@
 
   function showFile(f) {
     var m = bubble("bot", f.caption || "", "kw-bot");
-    remember({ k: "bot", text: (f.caption || "") + " 📎" });
+    remember({ k: "bot", text: f.caption || "…" });
     var bytes = Uint8Array.from(atob(f.data), function (c) { return c.charCodeAt(0); });
     var url = URL.createObjectURL(new Blob([bytes], { type: f.type }));
     var node;
@@ -304,7 +313,7 @@
     } else if (f.kind === "voice" && /^audio\//.test(f.type)) {
       node = el("audio", "kw-audio", null, { src: url, controls: "" });
     } else {
-      node = el("a", "kw-link", "📎", { href: url, download: "file" });
+      node = el("a", "kw-link", "file", { href: url, download: "file" });
     }
     m.appendChild(node);
   }
@@ -318,7 +327,7 @@
     line.appendChild(el("bdi", "kw-code", f.code, { dir: "ltr" }));
     m.appendChild(line);
     parts.log.appendChild(m);
-    parts.log.scrollTop = parts.log.scrollHeight;
+    scrollEnd();
   }
 
   function onFrame(ev) {
