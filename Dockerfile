@@ -25,8 +25,8 @@ RUN pip install ".[ptb,aiogram]" \
 WORKDIR /out
 USER klachtwijzer
 VOLUME ["/data"]
-# The webhook ports of Telegram and WhatsApp, when those run (TELEGRAM_/WHATSAPP_LISTEN_PORT);
-# 8446: the staff desk (DESK_LISTEN_PORT).
-EXPOSE 8443 8444 8446
+# The webhook ports of Telegram and WhatsApp, when those run (TELEGRAM_/WHATSAPP_LISTEN_PORT),
+# 8445: the web chat (WEB_LISTEN_PORT), 8446: the staff desk (DESK_LISTEN_PORT).
+EXPOSE 8443 8444 8445 8446
 ENTRYPOINT ["klachtwijzer"]
 CMD ["run"]

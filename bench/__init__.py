@@ -10,6 +10,8 @@
 * Latency p50/p99 per message at 1, 8 and 64 concurrent conversations.
 * Flatness: time per message with 1 000 vs 1 000 000 stored conversations (bench/fill.py).
 * Memory: RSS with 10 000 conversations in mid-flow (bench/memory.py, in a fresh process).
+* The web chat (issue 13): messages/s and latency of 64 WebSocket clients against the real web
+  chat, and against a minimal aiohttp WebSocket echo (bench/web.py).
 
 Everything is measured through public entry points only, so the bench keeps measuring whatever the
 storage and service look like. Modules: script (the conversation clients walk), load (stand-in,

@@ -277,6 +277,11 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
             await bench.load(kind, library, 8, 32)
     for number in range(1, plan.rounds + 1):
         await bench.round(number, flat_dirs)
+    # Issue 13: the web chat's path, WebSocket clients against the real web chat and an echo.
+    say(f"web chat: {plan.chats} WebSocket clients, the bot and a minimal aiohttp echo")
+    from bench.web import measure_web
+
+    web_figures = await measure_web(bench.scripts, secret, plan.chats, plan.messages)
     say(f"memory: {plan.memory_conversations:,} conversations in mid-flow, in a fresh process")
     rss = await memory(plan, root)
     say(f"  RSS {rss['rss_mb']:.1f} MB (before the conversations: {rss['rss_mb_before']:.1f} MB)")
@@ -312,6 +317,7 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
         "latency_ms": lat,
         "flatness_rows": list(plan.flat_rows),
         "flatness_ms_per_msg": [rates["flat_small_ms"], rates["flat_large_ms"]],
+        **web_figures,
         "rss_mb_10k": rss["rss_mb"],
         "rss_mb_before": rss["rss_mb_before"],
         "rss_conversations": rss["conversations"],
@@ -399,6 +405,13 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
             latency_row(f"{plan.chats}_paced_pg", f"{plan.chats} conversations on PostgreSQL, "
                                                   f"each pausing ~{plan.paced_think:g} s"),
         ]
+    rows += [
+        f"| web chat (issue 13), {plan.chats} WebSocket clients: messages/s, bot vs a minimal "
+        f"aiohttp echo | {result['msgs_per_s_web_bot']:.0f} vs {result['msgs_per_s_web_echo']:.0f}"
+        f" = {result['r2_web']:.2f} | |",
+        f"| web chat latency per message, p50 / p99 ms | {result['p50_ms_web']:.0f} / "
+        f"{result['p99_ms_web']:.0f} | |",
+    ]
     rows += [
         f"| **flatness**: ms per message with {small:,} vs {large:,} stored conversations "
         f"(goal ≤ 1.2) | {ms_small:.1f} vs {ms_large:.1f} = **{result['flatness']:.2f}** | |",

@@ -162,6 +162,12 @@ class Rules:
 
     def _connected_text(self, h: Handoff, t: Translator) -> str:
         """The client's "connected" notice, saying truly what their messenger still knows."""
+        if h.client_channel == "web":  # issue 13: no account, no messenger in between
+            return t._(
+                "{confidant} is now connected with you. What you write here now goes to your "
+                "confidant. This chat is anonymous: you have no account here, and your "
+                "confidant does not know who you are, unless you tell them.\n"
+                "To stop, press the button or type /end.")
         if h.client_channel == "whatsapp":
             return t._(
                 "{confidant} is now connected with you. What you write here now goes to your "
@@ -184,6 +190,9 @@ class Rules:
 
     def _ended_note(self, h: Handoff, t: Translator) -> str:
         """The reminder at the end: what the client's messenger still knows."""
+        if h.client_channel == "web":
+            return t._("This chat was anonymous. Your confidant did not see who you are, and no "
+                       "messenger app was involved.")
         if h.client_channel == "whatsapp":
             return t._("We did not show your phone number to the confidant. But WhatsApp (Meta) "
                        "still knows your phone number and the number of the organisation.")
@@ -197,6 +206,9 @@ class Rules:
         """For a confidant on another messenger than the client: what neither side sees."""
         if client_channel == confidant_channel:
             return None
+        if client_channel == "web":
+            return st._("The client uses the web chat on the website, without an account. They "
+                        "are anonymous to you, and they do not see your account.")
         if client_channel == "whatsapp":
             return st._("The client uses WhatsApp. You do not see their phone number, and they "
                         "do not see your account.")
@@ -259,12 +271,14 @@ class Rules:
         """The claim succeeded: connect both sides, tell the other confidants, pass on what waited."""
         t = self.client(h)
         label = self.client_label(h, t)
+        share = (() if h.client_channel == "web" else (  # a web client has no name to share
+            Button(button("share", h.id), t._("Share my WhatsApp name")
+                   if h.client_channel == "whatsapp" else t._("Share my Telegram name")),))
         to_client = self._msg(
             t,
             self._connected_text(h, t).format(confidant=label),
             Button(button("end", h.id), t._("End the conversation")),
-            Button(button("share", h.id), t._("Share my WhatsApp name")
-                   if h.client_channel == "whatsapp" else t._("Share my Telegram name")),
+            *share,
         )
         st = self.staff(h.confidant_language)
         lines = [

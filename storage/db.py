@@ -45,6 +45,7 @@ from storage.repositories import (
     OwedRepository,
 )
 from storage.staff_accounts import StaffRepository
+from storage.web import WebRepository
 from storage.writer import SqliteWriter, WriterUnit
 
 __all__ = ["Database", "UnitOfWork", "alembic_config", "create_engine", "migrate"]
@@ -186,6 +187,7 @@ class _Repositories:
     handoffs: HandoffRepository
     owed: OwedRepository
     staff: StaffRepository  # issue 12: the staff desk
+    web: WebRepository  # issue 13: the web chat's devices and return codes
 
 
 class UnitOfWork:
@@ -218,6 +220,7 @@ class UnitOfWork:
             handoffs=HandoffRepository(*args, lock=lock),
             owed=OwedRepository(*args, lock=lock),
             staff=StaffRepository(*args, lock=lock),
+            web=WebRepository(*args, lock=lock),
         )
 
     async def __aenter__(self) -> UnitOfWork:
@@ -318,6 +321,10 @@ class UnitOfWork:
     def staff(self) -> StaffRepository:
         """Issue 12: the staff desk's accounts, sessions and throttling."""
         return self._repositories().staff
+
+    @property
+    def web(self) -> WebRepository:
+        return self._repositories().web
 
 
 class Database:

@@ -135,9 +135,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Set before xdist starts its workers, which inherit the environment: every process of the
     # run logs to its own file, and the main process scans them all at the end.
     os.environ.setdefault(RUN_KEY, uuid.uuid4().hex)
-    # The `klachtwijzer run` processes that tests start serve no staff desk unless a test asks
-    # for one on a free port: parallel workers would otherwise all reach for port 8446.
+    # The `klachtwijzer run` processes that tests start serve no staff desk and no web chat unless
+    # a test asks for one on a free port: parallel workers would otherwise all reach for 8445/8446.
     os.environ.setdefault("DESK_LISTEN_PORT", "0")
+    os.environ.setdefault("WEB_LISTEN_PORT", "0")  # the same for the web chat (port 8445)
 
 
 def _log_path(name: str) -> Path:

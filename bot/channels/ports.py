@@ -82,6 +82,20 @@ class ChannelSettings(Protocol):
     def whatsapp_listen_port(self) -> int:
         """The webhook's port."""
 
+    # --- issue 13: the web chat ---
+
+    @property
+    def web_listen_host(self) -> str:
+        """Where the web chat listens."""
+
+    @property
+    def web_listen_port(self) -> int:
+        """The web chat's port."""
+
+    @property
+    def web_allowed_origins(self) -> str:
+        """Other sites that may embed the widget, comma-separated origins."""
+
 
 class ChannelHost(ServiceHost, Protocol):
     """What a channel needs of the running application."""

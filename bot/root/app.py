@@ -129,8 +129,16 @@ class App:
             lines.append((logging.INFO, f"channel whatsapp: webhook listening on "
                                         f"{settings.whatsapp_listen_host}:{settings.whatsapp_listen_port}"))
         if not lines:
-            lines.append((logging.WARNING, "no chat channel configured (set TELEGRAM_BOT_TOKEN or the "
-                                           "WHATSAPP_* settings); only the outbox and the daily jobs run"))
+            lines.append((logging.WARNING, "no messenger channel configured (set TELEGRAM_BOT_TOKEN or "
+                                           "the WHATSAPP_* settings); only the web chat, the outbox "
+                                           "and the daily jobs run"))
+        # --- issue 13: the web chat, unless WEB_LISTEN_PORT=0 ---
+        if settings.web_listen_port:
+            lines.append((logging.INFO, f"channel web: open http://{settings.web_listen_host}:"
+                                        f"{settings.web_listen_port}/chat in a browser"))
+        else:
+            lines.append((logging.INFO, "channel web: off in this process (WEB_LISTEN_PORT=0)"))
+        # --- end web chat ---
         # the staff desk (issue 12)
         desk = self.desk_config
         if desk.listen_port:
@@ -163,7 +171,8 @@ class App:
     def configured_channels(self) -> frozenset[str]:
         """Client channels with settings, whether or not they run in this process."""
         configured = {"telegram": self.settings.telegram_bot_token is not None,
-                      "whatsapp": self.settings.whatsapp_enabled}
+                      "whatsapp": self.settings.whatsapp_enabled,
+                      "web": True}  # issue 13: the web chat is always served
         return frozenset(name for name, on in configured.items() if on)
 
     async def close(self) -> None:
@@ -187,6 +196,12 @@ class App:
             from bot.desk import run_desk
 
             tasks.append(run_desk(self, self.desk_config, stop))
+        # --- issue 13: the web chat, unless WEB_LISTEN_PORT=0 ---
+        if self.settings.web_listen_port:
+            from bot.channels.web import run_web
+
+            tasks.append(run_web(self, stop))
+        # --- end web chat ---
         return tasks
 
     async def run(self, stop: asyncio.Event) -> None:

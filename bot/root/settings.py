@@ -108,6 +108,15 @@ class Settings(BaseSettings):
         return value
     # --- end of the staff desk's settings ---
 
+    # --- issue 13: the web chat (loopback by default; 0 turns it off in this process) ---
+    web_listen_host: str = Field("127.0.0.1", validation_alias=AliasChoices("WEB_LISTEN_HOST"))
+    web_listen_port: int = Field(
+        8445, validation_alias=AliasChoices("WEB_LISTEN_PORT"), ge=0, le=65535
+    )
+    # Sites that may embed the widget, e.g. "https://www.example.nl,https://example.nl".
+    web_allowed_origins: str = Field("", validation_alias=AliasChoices("WEB_ALLOWED_ORIGINS"))
+    # --- end web chat ---
+
     @property
     def whatsapp_enabled(self) -> bool:
         return all((self.whatsapp_token, self.whatsapp_phone_number_id, self.whatsapp_app_secret,

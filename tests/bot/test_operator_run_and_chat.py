@@ -22,6 +22,14 @@ def env_for(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def wait_for(path: Path, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while not path.exists() and time.monotonic() < deadline:
@@ -30,7 +38,10 @@ def wait_for(path: Path, seconds: float = 30) -> None:
 
 def test_run_logs_each_part_and_warns_about_eml_only(tmp_path: Path) -> None:
     """On defaults `run` logs the data dir and the database, and WARNs that mail only goes to .eml."""
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env_for(tmp_path),
+    env = env_for(tmp_path)
+    port = free_port()
+    env["WEB_LISTEN_PORT"] = str(port)  # the web chat is on by default (the suite turns it off)
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(tmp_path / "data" / "klachtwijzer.db")
     time.sleep(2)
@@ -38,7 +49,8 @@ def test_run_logs_each_part_and_warns_about_eml_only(tmp_path: Path) -> None:
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "WARNING bot.root.run: mail: no SMTP_HOST set" in err and ".eml files" in err
-    assert "WARNING bot.root.run: no chat channel configured" in err
+    assert "WARNING bot.root.run: no messenger channel configured" in err
+    assert f"INFO bot.root.run: channel web: open http://127.0.0.1:{port}/chat in a browser" in err
     assert f"INFO bot.root.run: data dir: {(tmp_path / 'data').resolve()}" in err
     assert "INFO bot.root.run: database: SQLite, sqlite+aiosqlite:///" in err
 
