@@ -295,3 +295,24 @@ async def test_whatsapp_shows_the_list_within_its_limits_and_takes_the_choice(
     assert "1. Steunpunt Vluchtelingen De Bilt" in phone.text()
     await phone.press("org:lentl")
     assert "lang_uk" in phone.choices()
+
+
+async def test_the_web_chat_opens_with_the_organisation_its_page_names(
+        app_factory: Any, settings_for: Any, deployment_config: Path) -> None:
+    """/chat/lentl (or the widget's data-organisation) chooses Lentl: no list, Lentl's steps; a
+    bare /chat shows the list."""
+    from tests.bot.web.helpers import button_ids, client, serving
+    from tests.bot.whatsapp_helpers import free_port
+
+    app = await app_factory(settings_for(config=deployment_config, web_listen_port=free_port()))
+    async with serving(app) as base:
+        async with client(base) as tab:
+            await tab.hello(lang="uk", org="lentl")
+            shown = await tab.message(t="start")
+            assert "lang_uk" in button_ids(shown) and "org:lentl" not in button_ids(shown)
+            shown = await tab.message(t="choice", button="lang_uk", state="language")
+            shown = await tab.message(t="choice", button="conflict", state="triage")
+            assert "excl_none" in button_ids(shown)  # Lentl's own question (002 §3.1)
+        async with client(base) as tab:
+            await tab.hello(lang="uk")
+            assert button_ids(await tab.message(t="start")) == ["org:debilt", "org:lentl"]
