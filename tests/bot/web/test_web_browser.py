@@ -191,7 +191,7 @@ async def test_arabic_confidant_request_with_a_telegram_confidant_and_a_dropped_
     await second.locator("#kw-code-input").fill(code.lower().replace("-", " "))
     await second.locator("#kw-code-input").press("Enter")
     await second.get_by_text(t._('Welcome back. You can continue your conversation here. '
-                                 'Press "My file" to read it.')).wait_for()
+                                 'Press "My file" to read your file.')).wait_for()
     await second.locator(".kw-menu-button").click()
     await second.locator('button[data-command="dossier"]').click()
     await settled(second)

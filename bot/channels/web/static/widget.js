@@ -161,7 +161,9 @@
     menu.appendChild(parts.newCode);
     parts.forget = el("button", "kw-cmd kw-forget", "", { type: "button" });
     parts.forget.addEventListener("click", function () {
-      if (window.confirm(ui.forget_confirm) && ws && ws.readyState === 1) { ws.send(JSON.stringify({ t: "forget" })); }
+      if (!window.confirm(ui.forget_confirm)) { return; }
+      if (ws && ws.readyState === 1) { ws.send(JSON.stringify({ t: "forget" })); }
+      else { forgetHere(); }  // offline: this browser forgets now; the code still works elsewhere
     });
     menu.appendChild(parts.forget);
     parts.menu = menu;
@@ -363,14 +365,18 @@
     } else if (f.t === "lang") {
       fetchTexts(f.lang).then(setLang);
     } else if (f.t === "forgotten") {
-      st = { pending: [], last: 0 };
-      try { localStorage.removeItem(KEY); sessionStorage.removeItem(TKEY); } catch (e) { /* nothing kept */ }
-      transcript = [];
-      parts.log.textContent = "";
-      bubble("bot", ui.forgotten, "kw-bot kw-notice");
-      closeMenu();
+      forgetHere();
       ws.close();
     }
+  }
+
+  function forgetHere() {
+    st = { pending: [], last: 0 };
+    try { localStorage.removeItem(KEY); sessionStorage.removeItem(TKEY); } catch (e) { /* nothing kept */ }
+    transcript = [];
+    parts.log.textContent = "";
+    bubble("bot", ui.forgotten, "kw-bot kw-notice");
+    closeMenu();
   }
 
   function connect() {
