@@ -34,7 +34,8 @@ CHAT_BASE = 8_000_000  # chat ids of simulated clients: CHAT_BASE + offset + ind
 ANSWER_TIMEOUT = 60.0  # seconds a client waits for its replies before the run is declared broken
 # "echo_answering": the echo bot that also answers every button press (answerCallbackQuery), as
 # Telegram asks of every bot (the client's button spins until it is answered).
-Kind = Literal["bot", "echo", "echo_answering"]
+# "mirror": the echo that replays the bot's own Bot API calls (bench/mirror.py).
+Kind = Literal["bot", "echo", "echo_answering", "mirror"]
 Library = Literal["ptb", "aiogram"]
 
 
@@ -115,9 +116,11 @@ class Running:
 
 
 async def start_project_bot(stub: BenchStub, library: Library, data_dir: Path,
-                            secret: SecretStr, database_url: str | None = None) -> Running:
+                            secret: SecretStr, database_url: str | None = None,
+                            started: Callable[[Any], None] | None = None) -> Running:
     """This project's bot: `build_app` + `run_telegram` (polling), pacing and flood limits off;
-    on SQLite in `data_dir`, or on the PostgreSQL database `database_url`."""
+    on SQLite in `data_dir`, or on the PostgreSQL database `database_url`. `started` gets the
+    running TelegramCore."""
     from bot.channels.telegram.core import TelegramOptions
     from bot.channels.telegram.run import run_telegram
     from bot.root.app import build_app
@@ -133,8 +136,12 @@ async def start_project_bot(stub: BenchStub, library: Library, data_dir: Path,
     app = await build_app(settings)
     stop = asyncio.Event()
     ready = asyncio.Event()
-    task = asyncio.create_task(run_telegram(app, stop, options=options,
-                                            started=lambda core: ready.set()))
+    def on_started(core: Any) -> None:
+        if started is not None:
+            started(core)
+        ready.set()
+
+    task = asyncio.create_task(run_telegram(app, stop, options=options, started=on_started))
     waiter = asyncio.create_task(ready.wait())
     done, _ = await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
@@ -307,7 +314,7 @@ async def _client(stub: BenchStub, kind: Kind, script: Script, chat_id: int, war
             await asyncio.sleep(pause.expovariate(1 / think))
         update_id = stub.next_update_id()
         if step.kind == "press":
-            if kind == "bot":
+            if kind in ("bot", "mirror"):  # the mirror sends the bot's own keyboards
                 sent, data = stub.keyboard_with(chat_id, step.value)
             else:  # the same message and button shapes the bot's client presses
                 keyboard = [[{"text": label, "callback_data": fake_callback_data(button_id)}
@@ -317,7 +324,7 @@ async def _client(stub: BenchStub, kind: Kind, script: Script, chat_id: int, war
             update = callback_update(update_id, sender, sent, data)
         else:
             update = message_update(update_id, sender, text=step.value)
-        answered = stub.expect(chat_id, step.replies if kind == "bot" else 1)
+        answered = stub.expect(chat_id, step.replies if kind in ("bot", "mirror") else 1)
         pushed = time.perf_counter()
         await stub.push(update)
         try:
@@ -355,13 +362,20 @@ async def drive(stub: BenchStub, kind: Kind, scripts: list[Script], chats: int, 
 async def run_load(kind: Kind, library: Library, scripts: list[Script], *, chats: int,
                    messages: int, spread: bool, data_dir: Path, secret: SecretStr,
                    echo_concurrent: bool | None = None, chat_offset: int = 0,
-                   think: float = 0.0, database_url: str | None = None) -> LoadResult:
-    """Start a fresh stand-in and bot, drive the clients, stop everything; the figures."""
+                   think: float = 0.0, database_url: str | None = None,
+                   shapes: Any = None) -> LoadResult:
+    """Start a fresh stand-in and bot, drive the clients, stop everything; the figures.
+    `shapes`: the bot's recorded calls, for the mirror (bench/mirror.py)."""
     stub = BenchStub(TOKEN)
     await stub.start()
     try:
         if kind == "bot":
             running = await start_project_bot(stub, library, data_dir, secret, database_url)
+        elif kind == "mirror":
+            from bench.mirror import start_mirror_aiogram, start_mirror_ptb
+
+            start = start_mirror_ptb if library == "ptb" else start_mirror_aiogram
+            running = await start(stub, shapes)
         elif library == "ptb":
             running = await start_echo_ptb(stub, echo_concurrent, kind == "echo_answering")
         else:

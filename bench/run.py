@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from bench.fill import fill, prepare
 from bench.load import Kind, Library, LoadResult, quiet, run_load
 from bench.machine import machine, machine_line
+from bench.mirror import Shapes, record_shapes, shape_summary
 from bench.raw import raw_transactions
 from bench.script import LANGUAGES, Script, _key, calibrate
 
@@ -125,6 +126,7 @@ class Bench:
         self.ratios: dict[str, list[float]] = {}
         # library -> "1", "8", "64", "64_paced" -> [(p50 s, p99 s) per round]
         self.latency: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        self.shapes: dict[str, Shapes] = {}  # library -> the bot's recorded calls (the mirror's)
 
     async def load(self, kind: Kind, library: Library, chats: int, messages: int, *,
                    data_dir: Path | None = None, think: float = 0.0,
@@ -142,7 +144,8 @@ class Bench:
                                         data_dir=directory, secret=self.secret,
                                         echo_concurrent=self.echo_concurrent,
                                         chat_offset=10_000 * self._runs, think=think,
-                                        database_url=database_url)
+                                        database_url=database_url,
+                                        shapes=self.shapes.get(library))
         finally:
             if data_dir is None:
                 shutil.rmtree(directory, ignore_errors=True)
@@ -163,7 +166,7 @@ class Bench:
         say(f"round {number}/{p.rounds}")
         # R2: the echo bots and the bot in turn, the order flipped every round.
         for library in LIBRARIES:
-            kinds: tuple[Kind, ...] = ("echo", "echo_answering", "bot")
+            kinds: tuple[Kind, ...] = ("echo", "echo_answering", "mirror", "bot")
             order = kinds if number % 2 else kinds[::-1]
             results = {kind: await self.load(kind, library, p.chats, p.messages) for kind in order}
             if self.postgres:
@@ -176,6 +179,8 @@ class Bench:
                 results["bot"].rate / results["echo"].rate)
             self.ratios.setdefault(f"r2_answering_{library}", []).append(
                 results["bot"].rate / results["echo_answering"].rate)
+            self.ratios.setdefault(f"r2m_{library}", []).append(
+                results["bot"].rate / results["mirror"].rate)
             if self.postgres:
                 self.ratios.setdefault(f"r2_{library}_pg", []).append(
                     results["bot_pg"].rate / results["echo"].rate)
@@ -269,11 +274,16 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
     say(f"filling the flatness databases ({plan.flat_rows[0]:,} and {plan.flat_rows[1]:,} "
         "conversations)")
     flat_dirs = await fill_flat(plan, root, secret)
+    say("recording the bot's Bot API calls per update (the mirror echo replays them)")
+    for library in LIBRARIES:
+        bench.shapes[library] = await record_shapes(bench.scripts, library,
+                                                    root / f"record-{library}", secret)
+        shutil.rmtree(root / f"record-{library}", ignore_errors=True)
     # Each library builds parts of its models on first use: one unmeasured run of each kind first,
     # so that whichever runs first in round 1 does not pay for it.
     say("warming up (not measured)")
     for library in LIBRARIES:
-        for kind in ("echo", "echo_answering", "bot"):
+        for kind in ("echo", "echo_answering", "mirror", "bot"):
             await bench.load(kind, library, 8, 32)
     for number in range(1, plan.rounds + 1):
         await bench.round(number, flat_dirs)
@@ -300,6 +310,11 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
     result.update({
         "r2_answering_ptb": ratios["r2_answering_ptb"],
         "r2_answering_aiogram": ratios["r2_answering_aiogram"],
+        "r2m_ptb": ratios["r2m_ptb"],
+        "r2m_aiogram": ratios["r2m_aiogram"],
+        "msgs_per_s_ptb_mirror": rates["ptb_mirror"],
+        "msgs_per_s_aiogram_mirror": rates["aiogram_mirror"],
+        "bot_api_calls_per_update": shape_summary(bench.shapes["ptb"]),
         "msgs_per_s_ptb_echo_answering": rates["ptb_echo_answering"],
         "msgs_per_s_aiogram_echo_answering": rates["aiogram_echo_answering"],
         "paced_think_s": plan.paced_think,
@@ -376,6 +391,10 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
         f"{result['msgs_per_s_aiogram_echo_answering']:.0f} |",
         f"| R2 against that echo bot | {result['r2_answering_ptb']:.2f} | "
         f"{result['r2_answering_aiogram']:.2f} |",
+        f"| mirror echo (the bot's own Bot API calls: {calls_line(result)}), messages/s | "
+        f"{result['msgs_per_s_ptb_mirror']:.0f} | {result['msgs_per_s_aiogram_mirror']:.0f} |",
+        f"| **R2m** = bot / mirror echo (goal ≥ 0.85) | **{result['r2m_ptb']:.2f}** | "
+        f"**{result['r2m_aiogram']:.2f}** |",
         f"| **R1** = bot / raw sqlite3 ({result['tx_per_s_raw_sqlite']:.0f} transactions/s) | "
         f"**{result['r1']:.2f}** | {result['r1_aiogram']:.2f} |",
     ]
@@ -410,6 +429,13 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
         method(plan, result["outbox_every"]),
     ]
     return "\n".join(rows)
+
+
+def calls_line(result: dict[str, Any]) -> str:
+    """"2.08 calls per update: 1.25 sendMessage, ..." from the recorded shapes."""
+    calls = result.get("bot_api_calls_per_update", {})
+    total = sum(calls.values())
+    return f"{total:.2f} per update: " + ", ".join(f"{n:.2f} {m}" for m, n in calls.items())
 
 
 def main(argv: list[str] | None = None) -> int:
