@@ -14,6 +14,7 @@ the stand-in hands out the same getUpdates batches (at most 100) to both.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import contextlib
 import itertools
 import logging
@@ -56,6 +57,11 @@ class BenchStub(BotApiStub):
         self._last_keyboard: dict[int, Sent] = {}
         self._waiting: dict[int, tuple[int, asyncio.Future[float]]] = {}
         self.polled = asyncio.Event()
+        self.counts: Counter[str] = Counter()  # Bot API calls by method (what a run cost)
+
+    async def _params(self, request: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+        self.counts[str(request.match_info["method"])] += 1
+        return await super()._params(request)
 
     def next_update_id(self) -> int:
         return next(UPDATE_IDS)
@@ -265,6 +271,7 @@ class LoadResult:
     messages: int  # measured (after the warm-up)
     seconds: float
     latencies: list[float] = field(default_factory=list)
+    calls: dict[str, int] = field(default_factory=dict)  # Bot API calls of the run, by method
 
     @property
     def rate(self) -> float:
@@ -387,7 +394,7 @@ async def run_load(kind: Kind, library: Library, scripts: list[Script], *, chats
             await running.stop()
     finally:
         await stub.stop()
-    return LoadResult(kind, library, chats, messages, seconds, latencies)
+    return LoadResult(kind, library, chats, messages, seconds, latencies, dict(stub.counts))
 
 
 def quiet() -> None:
