@@ -14,12 +14,12 @@ the stand-in hands out the same getUpdates batches (at most 100) to both.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import contextlib
 import itertools
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,7 +266,7 @@ class LoadResult:
     """One run: messages/s over the measured window, and each measured message's latency (s)."""
 
     kind: Kind
-    library: Library
+    library: str  # ptb, aiogram or whatsapp
     chats: int
     messages: int  # measured (after the warm-up)
     seconds: float

@@ -27,6 +27,8 @@ from bench.machine import machine, machine_line
 from bench.mirror import Shapes, record_shapes, shape_summary
 from bench.raw import raw_transactions
 from bench.script import LANGUAGES, Script, _key, calibrate
+from bench.whatsapp import WaShapes, run_whatsapp_load
+from bench.whatsapp import record_shapes as record_whatsapp
 
 LIBRARIES: tuple[Library, ...] = ("ptb", "aiogram")
 METHOD = (
@@ -127,6 +129,7 @@ class Bench:
         # library -> "1", "8", "64", "64_paced" -> [(p50 s, p99 s) per round]
         self.latency: dict[str, dict[str, list[tuple[float, float]]]] = {}
         self.shapes: dict[str, Shapes] = {}  # library -> the bot's recorded calls (the mirror's)
+        self.wa_shapes: WaShapes = {}  # the WhatsApp bot's Graph API calls (the webhook echo's)
 
     async def load(self, kind: Kind, library: Library, chats: int, messages: int, *,
                    data_dir: Path | None = None, think: float = 0.0,
@@ -155,6 +158,41 @@ class Bench:
             f"p50 {1000 * percentile(result.latencies, 50):7.1f} ms, "
             f"p99 {1000 * percentile(result.latencies, 99):7.1f} ms ({result.messages} messages)")
         return result
+
+    async def wa_load(self, kind: str, chats: int, messages: int, *, think: float = 0.0,
+                      on_postgres: bool = False) -> LoadResult:
+        """One WhatsApp run (bench/whatsapp.py) on a fresh Graph stand-in and database."""
+        self._runs += 1
+        directory = self.root / f"run-{self._runs}"
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            async with fresh_database(self.postgres if on_postgres else None,
+                                      f"kw_bench_{self._runs}") as database_url:
+                result = await run_whatsapp_load(
+                    kind, self.scripts, self.wa_shapes, chats=chats, messages=messages,
+                    spread=self.plan.spread, data_dir=directory, secret=self.secret, think=think,
+                    database_url=database_url, chat_offset=10_000 * self._runs)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        paced = f", pausing ~{think:g} s" if think else ""
+        say(f"  whatsapp {kind:14} {chats:3} chats{paced}: {result.rate:7.1f} msg/s, "
+            f"p50 {1000 * percentile(result.latencies, 50):7.1f} ms, "
+            f"p99 {1000 * percentile(result.latencies, 99):7.1f} ms ({result.messages} messages)")
+        return result
+
+    async def whatsapp_round(self, number: int) -> None:
+        """WhatsApp: the webhook echo and the bot in turn (order flipped each round), then the
+        bot with conversations that pause like people."""
+        p = self.plan
+        kinds = ("echo", "bot") if number % 2 else ("bot", "echo")
+        results = {kind: await self.wa_load(kind, p.chats, p.messages) for kind in kinds}
+        for kind, result in results.items():
+            self.rates.setdefault(f"whatsapp_{kind}", []).append(result.rate)
+        self.ratios.setdefault("r2_whatsapp", []).append(
+            results["bot"].rate / results["echo"].rate)
+        self._note_latency("whatsapp", str(p.chats), results["bot"])
+        self._note_latency("whatsapp", f"{p.chats}_paced", await self.wa_load(
+            "bot", p.chats, p.paced_messages, think=p.paced_think))
 
     def _note_latency(self, library: str, label: str, result: LoadResult) -> None:
         per = self.latency.setdefault(library, {})
@@ -197,6 +235,10 @@ class Bench:
                 self._note_latency(library, f"{p.chats}_paced_pg", await self.load(
                     "bot", library, p.chats, p.paced_messages, think=p.paced_think,
                     on_postgres=True))
+        await self.whatsapp_round(number)
+        # The web chat (issue 15, built on its own branch) joins here: a `webchat_round` with its
+        # WebSocket path against a minimal aiohttp WebSocket echo, noting r2_webchat and its
+        # latencies under "webchat" (the worst paced p99 below then covers it too).
         # R1: raw sqlite3 right after the bot runs of this round.
         raw = await asyncio.to_thread(raw_transactions, self.root / "raw-sqlite.db",
                                       p.raw_transactions,
@@ -279,12 +321,16 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
         bench.shapes[library] = await record_shapes(bench.scripts, library,
                                                     root / f"record-{library}", secret)
         shutil.rmtree(root / f"record-{library}", ignore_errors=True)
+    bench.wa_shapes = await record_whatsapp(bench.scripts, root / "record-whatsapp", secret)
+    shutil.rmtree(root / "record-whatsapp", ignore_errors=True)
     # Each library builds parts of its models on first use: one unmeasured run of each kind first,
     # so that whichever runs first in round 1 does not pay for it.
     say("warming up (not measured)")
     for library in LIBRARIES:
         for kind in ("echo", "echo_answering", "mirror", "bot"):
             await bench.load(kind, library, 8, 32)
+    for wa_kind in ("echo", "bot"):
+        await bench.wa_load(wa_kind, 8, 32)
     for number in range(1, plan.rounds + 1):
         await bench.round(number, flat_dirs)
     say(f"memory: {plan.memory_conversations:,} conversations in mid-flow, in a fresh process")
@@ -315,6 +361,12 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
         "msgs_per_s_ptb_mirror": rates["ptb_mirror"],
         "msgs_per_s_aiogram_mirror": rates["aiogram_mirror"],
         "bot_api_calls_per_update": shape_summary(bench.shapes["ptb"]),
+        "r2_whatsapp": ratios["r2_whatsapp"],
+        "msgs_per_s_whatsapp_bot": rates["whatsapp_bot"],
+        "msgs_per_s_whatsapp_echo": rates["whatsapp_echo"],
+        # The worst channel's p99 with 64 conversations that pause like people (goal ≤ 50 ms).
+        "p99_ms_64_paced": max(per[f"{plan.chats}_paced"]["p99"] for per in lat.values()
+                               if f"{plan.chats}_paced" in per),
         "msgs_per_s_ptb_echo_answering": rates["ptb_echo_answering"],
         "msgs_per_s_aiogram_echo_answering": rates["aiogram_echo_answering"],
         "paced_think_s": plan.paced_think,
@@ -418,6 +470,18 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
             latency_row(f"{plan.chats}_paced_pg", f"{plan.chats} conversations on PostgreSQL, "
                                                   f"each pausing ~{plan.paced_think:g} s"),
         ]
+    wa = lat.get("whatsapp", {})
+    rows += [
+        f"| WhatsApp: webhook echo (the bot's own Graph API calls) / Klachtwijzer, messages/s | "
+        f"{result['msgs_per_s_whatsapp_echo']:.0f} / {result['msgs_per_s_whatsapp_bot']:.0f} | |",
+        f"| **R2 WhatsApp** = bot / webhook echo (goal ≥ 0.85) | **{result['r2_whatsapp']:.2f}** | |",
+        f"| WhatsApp latency p50 / p99 ms, {plan.chats} conversations, each sending as soon as it "
+        f"has its reply | {_cell(wa.get(str(plan.chats)))} | |",
+        f"| WhatsApp latency p50 / p99 ms, {plan.chats} conversations, each pausing "
+        f"~{plan.paced_think:g} s | {_cell(wa.get(f'{plan.chats}_paced'))} | |",
+        f"| **p99 ms, {plan.chats} paced conversations, worst channel** (goal ≤ 50) | "
+        f"**{result['p99_ms_64_paced']:.1f}** | |",
+    ]
     rows += [
         f"| **flatness**: ms per message with {small:,} vs {large:,} stored conversations "
         f"(goal ≤ 1.2) | {ms_small:.1f} vs {ms_large:.1f} = **{result['flatness']:.2f}** | |",
@@ -429,6 +493,10 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
         method(plan, result["outbox_every"]),
     ]
     return "\n".join(rows)
+
+
+def _cell(v: dict[str, float] | None) -> str:
+    return f"{v['p50']:.1f} / {v['p99']:.1f}" if v else "-"
 
 
 def calls_line(result: dict[str, Any]) -> str:

@@ -25,7 +25,8 @@ FIGURES = (*REQUIRED, "p50_ms_1", "p99_ms_1", "p50_ms_8", "p99_ms_8", "p50_ms_64
            "msgs_per_s_aiogram_echo", "tx_per_s_raw_sqlite", "rss_mb_10k", "r2_answering_ptb",
            "r2_answering_aiogram", "msgs_per_s_ptb_echo_answering",
            "msgs_per_s_aiogram_echo_answering", "r2m_ptb", "r2m_aiogram", "msgs_per_s_ptb_mirror",
-           "msgs_per_s_aiogram_mirror")
+           "msgs_per_s_aiogram_mirror", "r2_whatsapp", "msgs_per_s_whatsapp_bot",
+           "msgs_per_s_whatsapp_echo", "p99_ms_64_paced")
 POSTGRES_FIGURES = ("r2_ptb", "r2_aiogram", "msgs_per_s_ptb_bot", "msgs_per_s_aiogram_bot",
                     "p99_ms_64")
 

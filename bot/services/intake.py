@@ -92,6 +92,9 @@ class Reply:
     # The event went to a confidant chat (relayed, or kept until a confidant accepts): a file it
     # carried belongs to the handoff now (passed on, or dropped when the handoff ends).
     relayed: bool = False
+    # The conversation as this unit of work committed it (None: erased, or a duplicate), so a
+    # channel that needs its language or data need not read it again.
+    conversation: StoredConversation | None = None
 
 
 class IntakeService:
@@ -175,12 +178,13 @@ class IntakeService:
                 routed = await self.handoffs.route(uow, stored, event, now)
                 if routed is not None:  # a relay message or a handoff button
                     stored.data[LAST_INBOUND] = now.isoformat()
-                    await uow.conversations.save(stored)
+                    kept = await uow.conversations.save(stored)
                     owed, others_owed = await self._owe(
                         uow, channel, chat_id, routed.messages, routed.others, None, now)
                     await uow.commit()
                     return Reply(routed.messages, others=routed.others, state=stored.state,
-                                 owed=owed, others_owed=others_owed, relayed=True)
+                                 owed=owed, others_owed=others_owed, relayed=True,
+                                 conversation=kept)
             later: list[OutMessage] = []
             others: list[Envelope] = []
             result = self.engine.step(conversation, event, now)
@@ -210,6 +214,7 @@ class IntakeService:
                     conversation = nxt.conversation
                     messages.extend(nxt.messages)
                     pending.extend(nxt.effects)
+            saved: StoredConversation | None = None
             if erased:
                 await uow.conversations.delete(channel, chat_id)
             else:
@@ -218,13 +223,13 @@ class IntakeService:
                 stored.data = conversation.data
                 # When the client last wrote (WhatsApp's 24-hour window, 002 §4.1 lapse).
                 stored.data[LAST_INBOUND] = now.isoformat()
-                await uow.conversations.save(stored)
+                saved = await uow.conversations.save(stored)
             messages.extend(later)
             owed, others_owed = await self._owe(
                 uow, channel, chat_id, messages, others, conversation.state, now)
             await uow.commit()
         return Reply(tuple(messages), others=tuple(others), state=conversation.state,
-                     owed=owed, others_owed=others_owed)
+                     owed=owed, others_owed=others_owed, conversation=saved)
 
     async def _owe(
         self, uow: UnitOfWork, channel: str, chat_id: str, messages: Sequence[OutMessage],
