@@ -355,6 +355,14 @@ class OutboxRepository(_Repository):
         rows = (await self._conn.execute(stmt)).mappings().all()
         return [self._from_row(row) for row in rows]
 
+    async def lease(self, item_ids: Sequence[int], until: datetime) -> None:
+        """Claimed by this process: not due for anyone else before `until` (the worker's lease;
+        `mark_sent`, `mark_retry` or `mark_failed` end it, a process that died lets it run out)."""
+        if item_ids:
+            await self._conn.execute(update(outbox).where(
+                outbox.c.id.in_(builtins.list(item_ids)), outbox.c.status == "pending")
+                .values(next_attempt_at=until))
+
     async def mark_sent(self, item_id: int, at: datetime) -> None:
         await self._update(item_id, {"status": "sent", "sent_at": at, "raw": None})
 
