@@ -58,6 +58,7 @@ class BenchStub(BotApiStub):
         self._waiting: dict[int, tuple[int, asyncio.Future[float]]] = {}
         self.polled = asyncio.Event()
         self.counts: Counter[str] = Counter()  # Bot API calls by method (what a run cost)
+        self.per_chat: Counter[str] = Counter()  # "tg:<chat>" -> messages sent to it
 
     async def _params(self, request: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
         self.counts[str(request.match_info["method"])] += 1
@@ -87,6 +88,7 @@ class BenchStub(BotApiStub):
     async def _record(self, chat_id: int, message: dict[str, Any], kind: str = "text",
                       data: bytes = b"") -> Any:
         response = await super()._record(chat_id, message, kind, data)
+        self.per_chat[f"tg:{chat_id}"] += 1
         sent = self.sent.pop()  # kept by id instead: the stand-in's list is searched linearly
         self.calls.clear()  # nor is every call kept for the whole run
         self._by_id[sent.message_id] = sent

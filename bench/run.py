@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from bench.load import Kind, Library, LoadResult, quiet, run_load
 from bench.machine import machine, machine_line
 from bench.mirror import Shapes, record_shapes, shape_summary
 from bench.raw import raw_transactions
+from bench.scale import fresh_database, measure_scale, postgres_version
 from bench.script import LANGUAGES, Script, _key, calibrate
 from bench.whatsapp import WaShapes, run_whatsapp_load
 from bench.whatsapp import record_shapes as record_whatsapp
@@ -83,16 +83,18 @@ class Plan:
     flat_chats: int
     flat_messages: int
     memory_conversations: int
+    scale_chats: int = 32  # 2 processes vs 1 on PostgreSQL: WhatsApp phones, messages each
+    scale_steps: int = 30
 
 
 FULL = Plan(rounds=3, chats=64, messages=512, spread=True, latency=((1, 104), (8, 160)),
             latency_libraries=("ptb", "aiogram"), paced_think=2.0, paced_messages=256,
             raw_transactions=2000, flat_rows=(1_000, 1_000_000), flat_chats=16,
-            flat_messages=256, memory_conversations=10_000)
+            flat_messages=256, memory_conversations=10_000, scale_chats=64, scale_steps=40)
 QUICK = Plan(rounds=1, chats=64, messages=96, spread=False, latency=((1, 13), (8, 32)),
              latency_libraries=("ptb",), paced_think=1.0, paced_messages=64,
              raw_transactions=300, flat_rows=(1_000, 10_000), flat_chats=8, flat_messages=32,
-             memory_conversations=200)
+             memory_conversations=200, scale_chats=16, scale_steps=12)
 
 
 def say(text: str) -> None:
@@ -258,30 +260,6 @@ class Bench:
         self.ratios.setdefault("flatness", []).append(large / small)
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(admin_url: str | None, name: str) -> AsyncIterator[str | None]:
-    """A new, empty PostgreSQL database on the server of `admin_url` for one run, dropped after
-    it; None (the bot's SQLite default) without a server."""
-    if admin_url is None:
-        yield None
-        return
-    import asyncpg
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 async def fill_flat(plan: Plan, root: Path, secret: SecretStr) -> tuple[Path, Path]:
     dirs = []
     for rows in plan.flat_rows:
@@ -333,6 +311,12 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
         await bench.wa_load(wa_kind, 8, 32)
     for number in range(1, plan.rounds + 1):
         await bench.round(number, flat_dirs)
+    scale: dict[str, Any] | None = None
+    if postgres:
+        say(f"2 processes vs 1 on PostgreSQL ({plan.scale_chats} WhatsApp phones, "
+            f"{plan.scale_steps} messages each, through a proxy)")
+        scale = await measure_scale(postgres, root, secret, bench.scripts, bench.wa_shapes,
+                                    chats=plan.scale_chats, steps=plan.scale_steps, say=say)
     say(f"memory: {plan.memory_conversations:,} conversations in mid-flow, in a fresh process")
     rss = await memory(plan, root)
     say(f"  RSS {rss['rss_mb']:.1f} MB (before the conversations: {rss['rss_mb_before']:.1f} MB)")
@@ -365,6 +349,8 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
         "msgs_per_s_whatsapp_bot": rates["whatsapp_bot"],
         "msgs_per_s_whatsapp_echo": rates["whatsapp_echo"],
         # The worst channel's p99 with 64 conversations that pause like people (goal ≤ 50 ms).
+        # 2 processes vs 1 on PostgreSQL (bench/scale.py); None without --postgres.
+        "scale_2_over_1": scale["scale_2_over_1"] if scale else None,
         "p99_ms_64_paced": max(per[f"{plan.chats}_paced"]["p99"] for per in lat.values()
                                if f"{plan.chats}_paced" in per),
         "msgs_per_s_ptb_echo_answering": rates["ptb_echo_answering"],
@@ -397,17 +383,11 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
             "p99_ms_64": lat["ptb"][f"{plan.chats}_pg"]["p99"],
             "server": await postgres_version(postgres),
         }
+    if scale:
+        latencies = scale.pop("latencies_2")
+        result["scale"] = {**scale, "p50_ms": 1000 * percentile(latencies, 50),
+                           "p99_ms": 1000 * percentile(latencies, 99)}
     return result
-
-
-async def postgres_version(admin_url: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        return str(await conn.fetchval("SHOW server_version")).split()[0]
-    finally:
-        await conn.close()
 
 
 def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
@@ -482,6 +462,16 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
         f"| **p99 ms, {plan.chats} paced conversations, worst channel** (goal ≤ 50) | "
         f"**{result['p99_ms_64_paced']:.1f}** | |",
     ]
+    sc = result.get("scale")
+    if sc:
+        rows += [
+            f"| **2 processes vs 1 on PostgreSQL** (`klachtwijzer run` ×2 behind a proxy, "
+            f"{sc['chats']} WhatsApp phones, each chat to one process): "
+            f"{sc['msgs_per_s_1_process']:.0f} vs {sc['msgs_per_s_2_processes']:.0f} messages/s | "
+            f"**{result['scale_2_over_1']:.2f}** | |",
+            f"| the same chats round-robin over both processes: replies repeated / phones "
+            f"confused | {sc['round_robin_repeats']} / {sc['round_robin_confused']} | |",
+        ]
     rows += [
         f"| **flatness**: ms per message with {small:,} vs {large:,} stored conversations "
         f"(goal ≤ 1.2) | {ms_small:.1f} vs {ms_large:.1f} = **{result['flatness']:.2f}** | |",

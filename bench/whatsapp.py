@@ -73,6 +73,7 @@ class WaStub(GraphStub):
     def __init__(self) -> None:
         super().__init__(TOKEN, PHONE_NUMBER_ID)
         self.counts: Counter[str] = Counter()
+        self.per_chat: Counter[str] = Counter()  # "wa:<wa_id>" -> messages sent to it
         self.shown: dict[str, dict[str, Any]] = {}  # wa_id -> newest interactive message
         self.recording: list[dict[str, Any]] | None = None
         self._waiting: dict[str, tuple[int, asyncio.Future[float]]] = {}
@@ -94,6 +95,7 @@ class WaStub(GraphStub):
             return web.json_response({"success": True})
         self.counts[str(payload.get("type"))] += 1
         to = str(payload.get("to"))
+        self.per_chat[f"wa:{to}"] += 1
         if self.recording is not None:
             self.recording.append(payload)
         if payload.get("type") == "interactive":
