@@ -161,8 +161,16 @@ def _upgrade_head(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+# PostgreSQL: processes that start together migrate one after the other (the later ones find the
+# schema at head), under this transaction-scoped advisory lock.
+MIGRATION_LOCK = 0x6B77_6D69_6772  # "kwmigr"
+
+
 async def _upgrade(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                     {"key": MIGRATION_LOCK})
         await connection.run_sync(_upgrade_head)
 
 
