@@ -85,6 +85,8 @@ class Plan:
     memory_conversations: int
     scale_chats: int = 32  # 2 processes vs 1 on PostgreSQL: WhatsApp phones, messages each
     scale_steps: int = 30
+    warm_up: bool = True  # one unmeasured run of each kind first (--quick: none, figures rough)
+    scale_round_robin: bool = True  # also the 2-process run that spreads chats round-robin
 
 
 FULL = Plan(rounds=3, chats=64, messages=512, spread=True, latency=((1, 104), (8, 160)),
@@ -94,7 +96,8 @@ FULL = Plan(rounds=3, chats=64, messages=512, spread=True, latency=((1, 104), (8
 QUICK = Plan(rounds=1, chats=64, messages=96, spread=False, latency=((1, 13), (8, 32)),
              latency_libraries=("ptb",), paced_think=1.0, paced_messages=64,
              raw_transactions=300, flat_rows=(1_000, 10_000), flat_chats=8, flat_messages=32,
-             memory_conversations=200, scale_chats=16, scale_steps=12)
+             memory_conversations=200, scale_chats=16, scale_steps=12, warm_up=False,
+             scale_round_robin=False)
 
 
 def say(text: str) -> None:
@@ -303,12 +306,13 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
     shutil.rmtree(root / "record-whatsapp", ignore_errors=True)
     # Each library builds parts of its models on first use: one unmeasured run of each kind first,
     # so that whichever runs first in round 1 does not pay for it.
-    say("warming up (not measured)")
-    for library in LIBRARIES:
-        for kind in ("echo", "echo_answering", "mirror", "bot"):
-            await bench.load(kind, library, 8, 32)
-    for wa_kind in ("echo", "bot"):
-        await bench.wa_load(wa_kind, 8, 32)
+    if plan.warm_up:
+        say("warming up (not measured)")
+        for library in LIBRARIES:
+            for kind in ("echo", "echo_answering", "mirror", "bot"):
+                await bench.load(kind, library, 8, 32)
+        for wa_kind in ("echo", "bot"):
+            await bench.wa_load(wa_kind, 8, 32)
     for number in range(1, plan.rounds + 1):
         await bench.round(number, flat_dirs)
     scale: dict[str, Any] | None = None
@@ -316,7 +320,8 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
         say(f"2 processes vs 1 on PostgreSQL ({plan.scale_chats} WhatsApp phones, "
             f"{plan.scale_steps} messages each, through a proxy)")
         scale = await measure_scale(postgres, root, secret, bench.scripts, bench.wa_shapes,
-                                    chats=plan.scale_chats, steps=plan.scale_steps, say=say)
+                                    chats=plan.scale_chats, steps=plan.scale_steps,
+                                    round_robin=plan.scale_round_robin, say=say)
     say(f"memory: {plan.memory_conversations:,} conversations in mid-flow, in a fresh process")
     rss = await memory(plan, root)
     say(f"  RSS {rss['rss_mb']:.1f} MB (before the conversations: {rss['rss_mb_before']:.1f} MB)")
@@ -469,9 +474,11 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
             f"{sc['chats']} WhatsApp phones, each chat to one process): "
             f"{sc['msgs_per_s_1_process']:.0f} vs {sc['msgs_per_s_2_processes']:.0f} messages/s | "
             f"**{result['scale_2_over_1']:.2f}** | |",
-            f"| the same chats round-robin over both processes: replies repeated / phones "
-            f"confused | {sc['round_robin_repeats']} / {sc['round_robin_confused']} | |",
         ]
+        if sc["round_robin_repeats"] is not None:
+            rows.append(f"| the same chats round-robin over both processes: replies repeated / "
+                        f"phones confused | {sc['round_robin_repeats']} / "
+                        f"{sc['round_robin_confused']} | |")
     rows += [
         f"| **flatness**: ms per message with {small:,} vs {large:,} stored conversations "
         f"(goal ≤ 1.2) | {ms_small:.1f} vs {ms_large:.1f} = **{result['flatness']:.2f}** | |",

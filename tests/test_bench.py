@@ -29,8 +29,7 @@ FIGURES = (*REQUIRED, "p50_ms_1", "p99_ms_1", "p50_ms_8", "p99_ms_8", "p50_ms_64
            "msgs_per_s_whatsapp_echo", "p99_ms_64_paced")
 POSTGRES_FIGURES = ("r2_ptb", "r2_aiogram", "msgs_per_s_ptb_bot", "msgs_per_s_aiogram_bot",
                     "p99_ms_64")
-SCALE_FIGURES = ("scale_2_over_1", "msgs_per_s_1_process", "msgs_per_s_2_processes",
-                 "msgs_per_s_2_round_robin")
+SCALE_FIGURES = ("scale_2_over_1", "msgs_per_s_1_process", "msgs_per_s_2_processes")
 
 pytestmark = [pytest.mark.slow]
 
