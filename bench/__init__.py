@@ -6,6 +6,12 @@
   (`bot.root.app.build_app` + `bot.channels.telegram.run.run_telegram`): parse the update, load
   the conversation, one state-machine step, commit, an outbox row when the step forwards a
   complaint, the reply.
+* **R2m** = the bot's messages/s ÷ the mirror echo's (bench/mirror.py): a stateless bot on the
+  same library that makes exactly the Bot API calls the bot made for the same update (recorded).
+* **R2 WhatsApp** = the real WhatsApp webhook ÷ a minimal aiohttp webhook echo that checks the
+  signature and replays the bot's Graph API calls (bench/whatsapp.py).
+* **2 processes vs 1 on PostgreSQL** (`--postgres`): real `klachtwijzer run` subprocesses behind a
+  proxy (bench/cluster.py, bench/scale.py).
 * **R1** = the bot's messages/s ÷ raw sqlite3 transactions/s of the same shape (bench/raw.py).
 * Latency p50/p99 per message at 1, 8 and 64 concurrent conversations.
 * Flatness: time per message with 1 000 vs 1 000 000 stored conversations (bench/fill.py).
@@ -15,5 +21,6 @@
 
 Everything is measured through public entry points only, so the bench keeps measuring whatever the
 storage and service look like. Modules: script (the conversation clients walk), load (stand-in,
-bots, clients), raw, fill, memory, machine, run (rounds, table, JSON).
+bots, clients), mirror, whatsapp, cluster, scale, raw, fill, memory, machine, run (rounds, table,
+JSON).
 """

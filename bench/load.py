@@ -19,6 +19,7 @@ import itertools
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,8 @@ CHAT_BASE = 8_000_000  # chat ids of simulated clients: CHAT_BASE + offset + ind
 ANSWER_TIMEOUT = 60.0  # seconds a client waits for its replies before the run is declared broken
 # "echo_answering": the echo bot that also answers every button press (answerCallbackQuery), as
 # Telegram asks of every bot (the client's button spins until it is answered).
-Kind = Literal["bot", "echo", "echo_answering"]
+# "mirror": the echo that replays the bot's own Bot API calls (bench/mirror.py).
+Kind = Literal["bot", "echo", "echo_answering", "mirror"]
 Library = Literal["ptb", "aiogram"]
 
 
@@ -55,6 +57,12 @@ class BenchStub(BotApiStub):
         self._last_keyboard: dict[int, Sent] = {}
         self._waiting: dict[int, tuple[int, asyncio.Future[float]]] = {}
         self.polled = asyncio.Event()
+        self.counts: Counter[str] = Counter()  # Bot API calls by method (what a run cost)
+        self.per_chat: Counter[str] = Counter()  # "tg:<chat>" -> messages sent to it
+
+    async def _params(self, request: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+        self.counts[str(request.match_info["method"])] += 1
+        return await super()._params(request)
 
     def next_update_id(self) -> int:
         return next(UPDATE_IDS)
@@ -80,6 +88,7 @@ class BenchStub(BotApiStub):
     async def _record(self, chat_id: int, message: dict[str, Any], kind: str = "text",
                       data: bytes = b"") -> Any:
         response = await super()._record(chat_id, message, kind, data)
+        self.per_chat[f"tg:{chat_id}"] += 1
         sent = self.sent.pop()  # kept by id instead: the stand-in's list is searched linearly
         self.calls.clear()  # nor is every call kept for the whole run
         self._by_id[sent.message_id] = sent
@@ -115,9 +124,11 @@ class Running:
 
 
 async def start_project_bot(stub: BenchStub, library: Library, data_dir: Path,
-                            secret: SecretStr, database_url: str | None = None) -> Running:
+                            secret: SecretStr, database_url: str | None = None,
+                            started: Callable[[Any], None] | None = None) -> Running:
     """This project's bot: `build_app` + `run_telegram` (polling), pacing and flood limits off;
-    on SQLite in `data_dir`, or on the PostgreSQL database `database_url`."""
+    on SQLite in `data_dir`, or on the PostgreSQL database `database_url`. `started` gets the
+    running TelegramCore."""
     from bot.channels.telegram.core import TelegramOptions
     from bot.channels.telegram.run import run_telegram
     from bot.root.app import build_app
@@ -133,8 +144,12 @@ async def start_project_bot(stub: BenchStub, library: Library, data_dir: Path,
     app = await build_app(settings)
     stop = asyncio.Event()
     ready = asyncio.Event()
-    task = asyncio.create_task(run_telegram(app, stop, options=options,
-                                            started=lambda core: ready.set()))
+    def on_started(core: Any) -> None:
+        if started is not None:
+            started(core)
+        ready.set()
+
+    task = asyncio.create_task(run_telegram(app, stop, options=options, started=on_started))
     waiter = asyncio.create_task(ready.wait())
     done, _ = await asyncio.wait({waiter, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
@@ -253,11 +268,12 @@ class LoadResult:
     """One run: messages/s over the measured window, and each measured message's latency (s)."""
 
     kind: Kind
-    library: Library
+    library: str  # ptb, aiogram or whatsapp
     chats: int
     messages: int  # measured (after the warm-up)
     seconds: float
     latencies: list[float] = field(default_factory=list)
+    calls: dict[str, int] = field(default_factory=dict)  # Bot API calls of the run, by method
 
     @property
     def rate(self) -> float:
@@ -307,7 +323,7 @@ async def _client(stub: BenchStub, kind: Kind, script: Script, chat_id: int, war
             await asyncio.sleep(pause.expovariate(1 / think))
         update_id = stub.next_update_id()
         if step.kind == "press":
-            if kind == "bot":
+            if kind in ("bot", "mirror"):  # the mirror sends the bot's own keyboards
                 sent, data = stub.keyboard_with(chat_id, step.value)
             else:  # the same message and button shapes the bot's client presses
                 keyboard = [[{"text": label, "callback_data": fake_callback_data(button_id)}
@@ -317,7 +333,7 @@ async def _client(stub: BenchStub, kind: Kind, script: Script, chat_id: int, war
             update = callback_update(update_id, sender, sent, data)
         else:
             update = message_update(update_id, sender, text=step.value)
-        answered = stub.expect(chat_id, step.replies if kind == "bot" else 1)
+        answered = stub.expect(chat_id, step.replies if kind in ("bot", "mirror") else 1)
         pushed = time.perf_counter()
         await stub.push(update)
         try:
@@ -355,13 +371,20 @@ async def drive(stub: BenchStub, kind: Kind, scripts: list[Script], chats: int, 
 async def run_load(kind: Kind, library: Library, scripts: list[Script], *, chats: int,
                    messages: int, spread: bool, data_dir: Path, secret: SecretStr,
                    echo_concurrent: bool | None = None, chat_offset: int = 0,
-                   think: float = 0.0, database_url: str | None = None) -> LoadResult:
-    """Start a fresh stand-in and bot, drive the clients, stop everything; the figures."""
+                   think: float = 0.0, database_url: str | None = None,
+                   shapes: Any = None) -> LoadResult:
+    """Start a fresh stand-in and bot, drive the clients, stop everything; the figures.
+    `shapes`: the bot's recorded calls, for the mirror (bench/mirror.py)."""
     stub = BenchStub(TOKEN)
     await stub.start()
     try:
         if kind == "bot":
             running = await start_project_bot(stub, library, data_dir, secret, database_url)
+        elif kind == "mirror":
+            from bench.mirror import start_mirror_aiogram, start_mirror_ptb
+
+            start = start_mirror_ptb if library == "ptb" else start_mirror_aiogram
+            running = await start(stub, shapes)
         elif library == "ptb":
             running = await start_echo_ptb(stub, echo_concurrent, kind == "echo_answering")
         else:
@@ -373,7 +396,7 @@ async def run_load(kind: Kind, library: Library, scripts: list[Script], *, chats
             await running.stop()
     finally:
         await stub.stop()
-    return LoadResult(kind, library, chats, messages, seconds, latencies)
+    return LoadResult(kind, library, chats, messages, seconds, latencies, dict(stub.counts))
 
 
 def quiet() -> None:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,12 @@ from pydantic import SecretStr
 from bench.fill import fill, prepare
 from bench.load import Kind, Library, LoadResult, quiet, run_load
 from bench.machine import machine, machine_line
+from bench.mirror import Shapes, record_shapes, shape_summary
 from bench.raw import raw_transactions
+from bench.scale import fresh_database, measure_scale, postgres_version
 from bench.script import LANGUAGES, Script, _key, calibrate
+from bench.whatsapp import WaShapes, run_whatsapp_load
+from bench.whatsapp import record_shapes as record_whatsapp
 
 LIBRARIES: tuple[Library, ...] = ("ptb", "aiogram")
 METHOD = (
@@ -80,16 +83,21 @@ class Plan:
     flat_chats: int
     flat_messages: int
     memory_conversations: int
+    scale_chats: int = 32  # 2 processes vs 1 on PostgreSQL: WhatsApp phones, messages each
+    scale_steps: int = 30
+    warm_up: bool = True  # one unmeasured run of each kind first (--quick: none, figures rough)
+    scale_round_robin: bool = True  # also the 2-process run that spreads chats round-robin
 
 
 FULL = Plan(rounds=3, chats=64, messages=512, spread=True, latency=((1, 104), (8, 160)),
             latency_libraries=("ptb", "aiogram"), paced_think=2.0, paced_messages=256,
             raw_transactions=2000, flat_rows=(1_000, 1_000_000), flat_chats=16,
-            flat_messages=256, memory_conversations=10_000)
+            flat_messages=256, memory_conversations=10_000, scale_chats=64, scale_steps=40)
 QUICK = Plan(rounds=1, chats=64, messages=96, spread=False, latency=((1, 13), (8, 32)),
              latency_libraries=("ptb",), paced_think=1.0, paced_messages=64,
              raw_transactions=300, flat_rows=(1_000, 10_000), flat_chats=8, flat_messages=32,
-             memory_conversations=200)
+             memory_conversations=200, scale_chats=16, scale_steps=12, warm_up=False,
+             scale_round_robin=False)
 
 
 def say(text: str) -> None:
@@ -125,6 +133,8 @@ class Bench:
         self.ratios: dict[str, list[float]] = {}
         # library -> "1", "8", "64", "64_paced" -> [(p50 s, p99 s) per round]
         self.latency: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        self.shapes: dict[str, Shapes] = {}  # library -> the bot's recorded calls (the mirror's)
+        self.wa_shapes: WaShapes = {}  # the WhatsApp bot's Graph API calls (the webhook echo's)
 
     async def load(self, kind: Kind, library: Library, chats: int, messages: int, *,
                    data_dir: Path | None = None, think: float = 0.0,
@@ -142,7 +152,8 @@ class Bench:
                                         data_dir=directory, secret=self.secret,
                                         echo_concurrent=self.echo_concurrent,
                                         chat_offset=10_000 * self._runs, think=think,
-                                        database_url=database_url)
+                                        database_url=database_url,
+                                        shapes=self.shapes.get(library))
         finally:
             if data_dir is None:
                 shutil.rmtree(directory, ignore_errors=True)
@@ -152,6 +163,41 @@ class Bench:
             f"p50 {1000 * percentile(result.latencies, 50):7.1f} ms, "
             f"p99 {1000 * percentile(result.latencies, 99):7.1f} ms ({result.messages} messages)")
         return result
+
+    async def wa_load(self, kind: str, chats: int, messages: int, *, think: float = 0.0,
+                      on_postgres: bool = False) -> LoadResult:
+        """One WhatsApp run (bench/whatsapp.py) on a fresh Graph stand-in and database."""
+        self._runs += 1
+        directory = self.root / f"run-{self._runs}"
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            async with fresh_database(self.postgres if on_postgres else None,
+                                      f"kw_bench_{self._runs}") as database_url:
+                result = await run_whatsapp_load(
+                    kind, self.scripts, self.wa_shapes, chats=chats, messages=messages,
+                    spread=self.plan.spread, data_dir=directory, secret=self.secret, think=think,
+                    database_url=database_url, chat_offset=10_000 * self._runs)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        paced = f", pausing ~{think:g} s" if think else ""
+        say(f"  whatsapp {kind:14} {chats:3} chats{paced}: {result.rate:7.1f} msg/s, "
+            f"p50 {1000 * percentile(result.latencies, 50):7.1f} ms, "
+            f"p99 {1000 * percentile(result.latencies, 99):7.1f} ms ({result.messages} messages)")
+        return result
+
+    async def whatsapp_round(self, number: int) -> None:
+        """WhatsApp: the webhook echo and the bot in turn (order flipped each round), then the
+        bot with conversations that pause like people."""
+        p = self.plan
+        kinds = ("echo", "bot") if number % 2 else ("bot", "echo")
+        results = {kind: await self.wa_load(kind, p.chats, p.messages) for kind in kinds}
+        for kind, result in results.items():
+            self.rates.setdefault(f"whatsapp_{kind}", []).append(result.rate)
+        self.ratios.setdefault("r2_whatsapp", []).append(
+            results["bot"].rate / results["echo"].rate)
+        self._note_latency("whatsapp", str(p.chats), results["bot"])
+        self._note_latency("whatsapp", f"{p.chats}_paced", await self.wa_load(
+            "bot", p.chats, p.paced_messages, think=p.paced_think))
 
     def _note_latency(self, library: str, label: str, result: LoadResult) -> None:
         per = self.latency.setdefault(library, {})
@@ -163,7 +209,7 @@ class Bench:
         say(f"round {number}/{p.rounds}")
         # R2: the echo bots and the bot in turn, the order flipped every round.
         for library in LIBRARIES:
-            kinds: tuple[Kind, ...] = ("echo", "echo_answering", "bot")
+            kinds: tuple[Kind, ...] = ("echo", "echo_answering", "mirror", "bot")
             order = kinds if number % 2 else kinds[::-1]
             results = {kind: await self.load(kind, library, p.chats, p.messages) for kind in order}
             if self.postgres:
@@ -176,6 +222,8 @@ class Bench:
                 results["bot"].rate / results["echo"].rate)
             self.ratios.setdefault(f"r2_answering_{library}", []).append(
                 results["bot"].rate / results["echo_answering"].rate)
+            self.ratios.setdefault(f"r2m_{library}", []).append(
+                results["bot"].rate / results["mirror"].rate)
             if self.postgres:
                 self.ratios.setdefault(f"r2_{library}_pg", []).append(
                     results["bot_pg"].rate / results["echo"].rate)
@@ -192,6 +240,10 @@ class Bench:
                 self._note_latency(library, f"{p.chats}_paced_pg", await self.load(
                     "bot", library, p.chats, p.paced_messages, think=p.paced_think,
                     on_postgres=True))
+        await self.whatsapp_round(number)
+        # The web chat (issue 15, built on its own branch) joins here: a `webchat_round` with its
+        # WebSocket path against a minimal aiohttp WebSocket echo, noting r2_webchat and its
+        # latencies under "webchat" (the worst paced p99 below then covers it too).
         # R1: raw sqlite3 right after the bot runs of this round.
         raw = await asyncio.to_thread(raw_transactions, self.root / "raw-sqlite.db",
                                       p.raw_transactions,
@@ -209,30 +261,6 @@ class Bench:
         self.rates.setdefault("flat_small_ms", []).append(1000 * small)
         self.rates.setdefault("flat_large_ms", []).append(1000 * large)
         self.ratios.setdefault("flatness", []).append(large / small)
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(admin_url: str | None, name: str) -> AsyncIterator[str | None]:
-    """A new, empty PostgreSQL database on the server of `admin_url` for one run, dropped after
-    it; None (the bot's SQLite default) without a server."""
-    if admin_url is None:
-        yield None
-        return
-    import asyncpg
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def fill_flat(plan: Plan, root: Path, secret: SecretStr) -> tuple[Path, Path]:
@@ -269,12 +297,22 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
     say(f"filling the flatness databases ({plan.flat_rows[0]:,} and {plan.flat_rows[1]:,} "
         "conversations)")
     flat_dirs = await fill_flat(plan, root, secret)
+    say("recording the bot's Bot API calls per update (the mirror echo replays them)")
+    for library in LIBRARIES:
+        bench.shapes[library] = await record_shapes(bench.scripts, library,
+                                                    root / f"record-{library}", secret)
+        shutil.rmtree(root / f"record-{library}", ignore_errors=True)
+    bench.wa_shapes = await record_whatsapp(bench.scripts, root / "record-whatsapp", secret)
+    shutil.rmtree(root / "record-whatsapp", ignore_errors=True)
     # Each library builds parts of its models on first use: one unmeasured run of each kind first,
     # so that whichever runs first in round 1 does not pay for it.
-    say("warming up (not measured)")
-    for library in LIBRARIES:
-        for kind in ("echo", "echo_answering", "bot"):
-            await bench.load(kind, library, 8, 32)
+    if plan.warm_up:
+        say("warming up (not measured)")
+        for library in LIBRARIES:
+            for kind in ("echo", "echo_answering", "mirror", "bot"):
+                await bench.load(kind, library, 8, 32)
+        for wa_kind in ("echo", "bot"):
+            await bench.wa_load(wa_kind, 8, 32)
     for number in range(1, plan.rounds + 1):
         await bench.round(number, flat_dirs)
     # Issue 13: the web chat's path, WebSocket clients against the real web chat and an echo.
@@ -282,6 +320,13 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
     from bench.web import measure_web
 
     web_figures = await measure_web(bench.scripts, secret, plan.chats, plan.messages)
+    scale: dict[str, Any] | None = None
+    if postgres:
+        say(f"2 processes vs 1 on PostgreSQL ({plan.scale_chats} WhatsApp phones, "
+            f"{plan.scale_steps} messages each, through a proxy)")
+        scale = await measure_scale(postgres, root, secret, bench.scripts, bench.wa_shapes,
+                                    chats=plan.scale_chats, steps=plan.scale_steps,
+                                    round_robin=plan.scale_round_robin, say=say)
     say(f"memory: {plan.memory_conversations:,} conversations in mid-flow, in a fresh process")
     rss = await memory(plan, root)
     say(f"  RSS {rss['rss_mb']:.1f} MB (before the conversations: {rss['rss_mb_before']:.1f} MB)")
@@ -305,6 +350,19 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
     result.update({
         "r2_answering_ptb": ratios["r2_answering_ptb"],
         "r2_answering_aiogram": ratios["r2_answering_aiogram"],
+        "r2m_ptb": ratios["r2m_ptb"],
+        "r2m_aiogram": ratios["r2m_aiogram"],
+        "msgs_per_s_ptb_mirror": rates["ptb_mirror"],
+        "msgs_per_s_aiogram_mirror": rates["aiogram_mirror"],
+        "bot_api_calls_per_update": shape_summary(bench.shapes["ptb"]),
+        "r2_whatsapp": ratios["r2_whatsapp"],
+        "msgs_per_s_whatsapp_bot": rates["whatsapp_bot"],
+        "msgs_per_s_whatsapp_echo": rates["whatsapp_echo"],
+        # The worst channel's p99 with 64 conversations that pause like people (goal ≤ 50 ms).
+        # 2 processes vs 1 on PostgreSQL (bench/scale.py); None without --postgres.
+        "scale_2_over_1": scale["scale_2_over_1"] if scale else None,
+        "p99_ms_64_paced": max(per[f"{plan.chats}_paced"]["p99"] for per in lat.values()
+                               if f"{plan.chats}_paced" in per),
         "msgs_per_s_ptb_echo_answering": rates["ptb_echo_answering"],
         "msgs_per_s_aiogram_echo_answering": rates["aiogram_echo_answering"],
         "paced_think_s": plan.paced_think,
@@ -336,17 +394,11 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
             "p99_ms_64": lat["ptb"][f"{plan.chats}_pg"]["p99"],
             "server": await postgres_version(postgres),
         }
+    if scale:
+        latencies = scale.pop("latencies_2")
+        result["scale"] = {**scale, "p50_ms": 1000 * percentile(latencies, 50),
+                           "p99_ms": 1000 * percentile(latencies, 99)}
     return result
-
-
-async def postgres_version(admin_url: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        return str(await conn.fetchval("SHOW server_version")).split()[0]
-    finally:
-        await conn.close()
 
 
 def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
@@ -382,6 +434,10 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
         f"{result['msgs_per_s_aiogram_echo_answering']:.0f} |",
         f"| R2 against that echo bot | {result['r2_answering_ptb']:.2f} | "
         f"{result['r2_answering_aiogram']:.2f} |",
+        f"| mirror echo (the bot's own Bot API calls: {calls_line(result)}), messages/s | "
+        f"{result['msgs_per_s_ptb_mirror']:.0f} | {result['msgs_per_s_aiogram_mirror']:.0f} |",
+        f"| **R2m** = bot / mirror echo (goal ≥ 0.85) | **{result['r2m_ptb']:.2f}** | "
+        f"**{result['r2m_aiogram']:.2f}** |",
         f"| **R1** = bot / raw sqlite3 ({result['tx_per_s_raw_sqlite']:.0f} transactions/s) | "
         f"**{result['r1']:.2f}** | {result['r1_aiogram']:.2f} |",
     ]
@@ -405,6 +461,30 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
             latency_row(f"{plan.chats}_paced_pg", f"{plan.chats} conversations on PostgreSQL, "
                                                   f"each pausing ~{plan.paced_think:g} s"),
         ]
+    wa = lat.get("whatsapp", {})
+    rows += [
+        f"| WhatsApp: webhook echo (the bot's own Graph API calls) / Klachtwijzer, messages/s | "
+        f"{result['msgs_per_s_whatsapp_echo']:.0f} / {result['msgs_per_s_whatsapp_bot']:.0f} | |",
+        f"| **R2 WhatsApp** = bot / webhook echo (goal ≥ 0.85) | **{result['r2_whatsapp']:.2f}** | |",
+        f"| WhatsApp latency p50 / p99 ms, {plan.chats} conversations, each sending as soon as it "
+        f"has its reply | {_cell(wa.get(str(plan.chats)))} | |",
+        f"| WhatsApp latency p50 / p99 ms, {plan.chats} conversations, each pausing "
+        f"~{plan.paced_think:g} s | {_cell(wa.get(f'{plan.chats}_paced'))} | |",
+        f"| **p99 ms, {plan.chats} paced conversations, worst channel** (goal ≤ 50) | "
+        f"**{result['p99_ms_64_paced']:.1f}** | |",
+    ]
+    sc = result.get("scale")
+    if sc:
+        rows += [
+            f"| **2 processes vs 1 on PostgreSQL** (`klachtwijzer run` ×2 behind a proxy, "
+            f"{sc['chats']} WhatsApp phones, each chat to one process): "
+            f"{sc['msgs_per_s_1_process']:.0f} vs {sc['msgs_per_s_2_processes']:.0f} messages/s | "
+            f"**{result['scale_2_over_1']:.2f}** | |",
+        ]
+        if sc["round_robin_repeats"] is not None:
+            rows.append(f"| the same chats round-robin over both processes: replies repeated / "
+                        f"phones confused | {sc['round_robin_repeats']} / "
+                        f"{sc['round_robin_confused']} | |")
     rows += [
         f"| web chat (issue 13), {plan.chats} WebSocket clients: messages/s, bot vs a minimal "
         f"aiohttp echo | {result['msgs_per_s_web_bot']:.0f} vs {result['msgs_per_s_web_echo']:.0f}"
@@ -423,6 +503,17 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
         method(plan, result["outbox_every"]),
     ]
     return "\n".join(rows)
+
+
+def _cell(v: dict[str, float] | None) -> str:
+    return f"{v['p50']:.1f} / {v['p99']:.1f}" if v else "-"
+
+
+def calls_line(result: dict[str, Any]) -> str:
+    """"2.08 calls per update: 1.25 sendMessage, ..." from the recorded shapes."""
+    calls = result.get("bot_api_calls_per_update", {})
+    total = sum(calls.values())
+    return f"{total:.2f} per update: " + ", ".join(f"{n:.2f} {m}" for m, n in calls.items())
 
 
 def main(argv: list[str] | None = None) -> int:

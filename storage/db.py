@@ -16,7 +16,11 @@ Statement parameters are hidden from logs and exception messages (`hide_paramete
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +29,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine as sa_create_engine
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -159,8 +163,16 @@ def _upgrade_head(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+# PostgreSQL: processes that start together migrate one after the other (the later ones find the
+# schema at head), under this transaction-scoped advisory lock.
+MIGRATION_LOCK = 0x6B77_6D69_6772  # "kwmigr"
+
+
 async def _upgrade(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                     {"key": MIGRATION_LOCK})
         await connection.run_sync(_upgrade_head)
 
 
@@ -372,6 +384,44 @@ class Database:
         """A new transaction; `read_only` skips the write lock on SQLite (plain BEGIN)."""
         return UnitOfWork(self._engine, self._cipher, self._clock, read_only=read_only,
                           writer=self._writer)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Whether this process, of all the processes on this database, holds `name` while the
+        block runs (not waiting: False when another one holds it). PostgreSQL: a session advisory
+        lock on a connection of its own; SQLite: an flock on a file beside the database. Both end
+        with the block, or with the process if it dies, so nothing stays claimed by the dead."""
+        url = self._engine.url
+        if url.get_backend_name() == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            async with self._engine.connect() as conn:
+                held = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                                {"key": key})).scalar())
+                await conn.commit()
+                try:
+                    yield held
+                finally:
+                    if held:
+                        await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                        await conn.commit()
+            return
+        path = _sqlite_file(url)
+        if path is None:  # in memory: one process by definition
+            yield True
+            return
+        fd = os.open(f"{path}.{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -109,6 +109,14 @@ _SEEN = {
     for dialect in (sqlite, postgresql)
 }
 
+# Issue 10: what a reply owes its chat, numbered after what the chat is owed already (built once,
+# like the statements above: this runs for every reply on an owed channel).
+_LAST_OWED_SEQ = select(func.max(owed_messages.c.seq)).where(
+    owed_messages.c.channel == bindparam("channel"), owed_messages.c.chat_id == bindparam("chat_id"))
+_INSERT_OWED = sql_insert(owed_messages).values(
+    channel=bindparam("channel"), chat_id=bindparam("chat_id"), seq=bindparam("seq"),
+    body=bindparam("body"), created_at=bindparam("created_at"))
+
 # Issue 10: the unsent rows of one chat, in order (index ix_owed_messages_unsent_chat).
 _UNSENT_FOR_CHAT = (
     select(owed_messages)
@@ -347,6 +355,14 @@ class OutboxRepository(_Repository):
         rows = (await self._conn.execute(stmt)).mappings().all()
         return [self._from_row(row) for row in rows]
 
+    async def lease(self, item_ids: Sequence[int], until: datetime) -> None:
+        """Claimed by this process: not due for anyone else before `until` (the worker's lease;
+        `mark_sent`, `mark_retry` or `mark_failed` end it, a process that died lets it run out)."""
+        if item_ids:
+            await self._conn.execute(update(outbox).where(
+                outbox.c.id.in_(builtins.list(item_ids)), outbox.c.status == "pending")
+                .values(next_attempt_at=until))
+
     async def mark_sent(self, item_id: int, at: datetime) -> None:
         await self._update(item_id, {"status": "sent", "sent_at": at, "raw": None})
 
@@ -501,14 +517,12 @@ class OwedRepository(_Repository):
         if not bodies:
             return []
         last = (await self._conn.execute(
-            select(func.max(owed_messages.c.seq)).where(
-                owed_messages.c.channel == channel, owed_messages.c.chat_id == chat_id)
-        )).scalar_one_or_none() or 0
+            _LAST_OWED_SEQ, {"channel": channel, "chat_id": chat_id})).scalar_one_or_none() or 0
         ids = []
         for offset, body in enumerate(bodies, start=1):
-            result = await self._conn.execute(sql_insert(owed_messages).values(
-                channel=channel, chat_id=chat_id, seq=last + offset,
-                body=self._cipher.encrypt_json(body), created_at=at))
+            result = await self._conn.execute(_INSERT_OWED, {
+                "channel": channel, "chat_id": chat_id, "seq": last + offset,
+                "body": self._cipher.encrypt_json(body), "created_at": at})
             ids.append(_new_id(result))
         return ids
 

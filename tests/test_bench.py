@@ -25,9 +25,12 @@ FIGURES = (*REQUIRED, "p50_ms_1", "p99_ms_1", "p50_ms_8", "p99_ms_8", "p50_ms_64
            "msgs_per_s_aiogram_echo", "tx_per_s_raw_sqlite", "rss_mb_10k", "r2_answering_ptb",
            "r2_answering_aiogram", "msgs_per_s_ptb_echo_answering",
            "msgs_per_s_aiogram_echo_answering", "msgs_per_s_web_bot", "msgs_per_s_web_echo",
-           "r2_web", "p99_ms_web")
+           "r2_web", "p99_ms_web", "r2m_ptb", "r2m_aiogram", "msgs_per_s_ptb_mirror",
+           "msgs_per_s_aiogram_mirror", "r2_whatsapp", "msgs_per_s_whatsapp_bot",
+           "msgs_per_s_whatsapp_echo", "p99_ms_64_paced")
 POSTGRES_FIGURES = ("r2_ptb", "r2_aiogram", "msgs_per_s_ptb_bot", "msgs_per_s_aiogram_bot",
                     "p99_ms_64")
+SCALE_FIGURES = ("scale_2_over_1", "msgs_per_s_1_process", "msgs_per_s_2_processes")
 
 pytestmark = [pytest.mark.slow]
 
@@ -49,7 +52,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
         command += ["--postgres", POSTGRES_ADMIN_URL]
     done = subprocess.run(
         command,
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=360, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
@@ -62,6 +65,14 @@ def test_quick_bench_reports_every_figure_as_a_positive_number(quick_run: QuickR
            if not (isinstance(quick_run.result.get(key), int | float)
                    and math.isfinite(quick_run.result[key]) and quick_run.result[key] > 0)}
     assert bad == {}
+
+
+def test_quick_bench_has_the_second_round_keys(quick_run: QuickRun) -> None:
+    """The keys of issue 15 are there: scale_2_over_1 is a figure on PostgreSQL, else null."""
+    keys = {key: key in quick_run.result for key in ("r2m_ptb", "r2m_aiogram", "r2_whatsapp",
+                                                     "p99_ms_64_paced", "scale_2_over_1")}
+    assert keys == dict.fromkeys(keys, True)
+    assert (quick_run.result["scale_2_over_1"] is None) == (not ON_POSTGRES)
 
 
 def test_quick_bench_names_the_machine_and_what_it_counted(quick_run: QuickRun) -> None:
@@ -87,4 +98,8 @@ def test_quick_bench_runs_the_bot_on_postgresql_too(quick_run: QuickRun) -> None
            if not (isinstance(pg.get(key), int | float) and math.isfinite(pg[key]) and pg[key] > 0)}
     assert bad == {}
     assert pg["server"].split(".")[0].isdigit()
+    scale = quick_run.result["scale"]
+    bad_scale = {key: scale.get(key) for key in SCALE_FIGURES
+                 if not (isinstance(scale.get(key), int | float) and scale[key] > 0)}
+    assert (bad_scale, scale["sticky_repeats"]) == ({}, 0)
     assert f"| Klachtwijzer on PostgreSQL {pg['server']}, messages/s |" in quick_run.table

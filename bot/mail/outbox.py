@@ -212,6 +212,7 @@ class OutboxItemLike(Protocol):
 
 class OutboxRepository(Protocol):
     async def due(self, now: datetime, limit: int, /) -> Sequence[OutboxItemLike]: ...
+    async def lease(self, ids: Sequence[Any], until: datetime, /) -> None: ...
     async def mark_sent(self, id: Any, at: datetime, /) -> None: ...
     async def mark_retry(self, id: Any, next_attempt_at: datetime, error: str, /) -> None: ...
     async def mark_failed(self, id: Any, error: str, /) -> None: ...
@@ -259,6 +260,9 @@ class Backoff:
 
 
 ACTOR = "outbox"
+# How long a claimed mail is not due for other processes while this one sends it (far longer
+# than an SMTP attempt may take: the transport's timeouts).
+LEASE = timedelta(minutes=10)
 
 
 class OutboxWorker:
@@ -272,6 +276,7 @@ class OutboxWorker:
         clock: Callable[[], datetime],
         backoff: Backoff | None = None,
         batch_size: int = 50,
+        lease: timedelta = LEASE,
     ) -> None:
         self._db = db
         self._transport = transport
@@ -279,11 +284,22 @@ class OutboxWorker:
         self._clock = clock
         self._backoff = backoff or Backoff()
         self._batch_size = batch_size
+        self._lease = lease
 
     async def run_once(self) -> int:
-        """Try every due item once; returns how many were delivered."""
+        """Try every due item once; returns how many were delivered.
+
+        The due items are claimed first, in one write transaction (PostgreSQL: FOR UPDATE SKIP
+        LOCKED; SQLite: the write lock): their next attempt moves `lease` ahead, so another
+        process does not take them while this one sends; each result then ends the lease. A
+        process that dies while sending leaves its items due again when the lease runs out."""
+        now = self._clock()
         async with self._db.unit_of_work() as uow:
-            items = list(await uow.outbox.due(self._clock(), self._batch_size))
+            items = list(await uow.outbox.due(now, self._batch_size))
+            if not items:
+                return 0
+            await uow.outbox.lease([item.id for item in items], now + self._lease)
+            await uow.commit()
         delivered = 0
         for item in items:
             if await self._deliver(item):

@@ -95,6 +95,9 @@ class Reply:
     # The event went to a confidant chat (relayed, or kept until a confidant accepts): a file it
     # carried belongs to the handoff now (passed on, or dropped when the handoff ends).
     relayed: bool = False
+    # The conversation as this unit of work committed it (None: erased, or a duplicate), so a
+    # channel that needs its language or data need not read it again.
+    conversation: StoredConversation | None = None
 
 
 class IntakeService:
@@ -185,20 +188,21 @@ class IntakeService:
                 routed = await self.handoffs.route(uow, stored, event, now)
                 if routed is not None:  # a relay message or a handoff button
                     stored.data[LAST_INBOUND] = now.isoformat()
-                    await uow.conversations.save(stored)
+                    kept = await uow.conversations.save(stored)
                     owed, others_owed = await self._owe(
                         uow, channel, chat_id, routed.messages, routed.others, None, now)
                     await uow.commit()
                     return Reply(routed.messages, others=routed.others, state=stored.state,
-                                 owed=owed, others_owed=others_owed, relayed=True)
+                                 owed=owed, others_owed=others_owed, relayed=True,
+                                 conversation=kept)
             engine, event, chosen = await self._organisation(uow, stored, conversation, event)
             if chosen is not None:  # the list of organisations, or "you stay with ..."
                 stored.data[LAST_INBOUND] = now.isoformat()
-                await uow.conversations.save(stored)
+                kept = await uow.conversations.save(stored)
                 owed, others_owed = await self._owe(uow, channel, chat_id, chosen, (),
                                                     stored.state, now)
                 await uow.commit()
-                return Reply(chosen, state=stored.state, owed=owed)
+                return Reply(chosen, state=stored.state, owed=owed, conversation=kept)
             conversation = Conversation(stored.state, stored.language, stored.data)
             later: list[OutMessage] = []
             others: list[Envelope] = []
@@ -229,6 +233,7 @@ class IntakeService:
                     conversation = nxt.conversation
                     messages.extend(nxt.messages)
                     pending.extend(nxt.effects)
+            saved: StoredConversation | None = None
             if erased:
                 await uow.conversations.delete(channel, chat_id)
             else:
@@ -237,13 +242,13 @@ class IntakeService:
                 stored.data = conversation.data
                 # When the client last wrote (WhatsApp's 24-hour window, 002 §4.1 lapse).
                 stored.data[LAST_INBOUND] = now.isoformat()
-                await uow.conversations.save(stored)
+                saved = await uow.conversations.save(stored)
             messages.extend(later)
             owed, others_owed = await self._owe(
                 uow, channel, chat_id, messages, others, conversation.state, now)
             await uow.commit()
         return Reply(tuple(messages), others=tuple(others), state=conversation.state,
-                     owed=owed, others_owed=others_owed)
+                     owed=owed, others_owed=others_owed, conversation=saved)
 
     async def _organisation(
         self, uow: UnitOfWork, stored: StoredConversation, conversation: Conversation, event: Event,

@@ -6,7 +6,9 @@ with its own periods: lapse cases of clients unreachable for two months (`002` ย
 follow-up question (`003` ยง4), destroy dossiers past retention (`001` art. 17.4) and send its
 digest to its own committee mailbox (issue 11). "Once a day" is claimed in the
 database, so a restart or a second process does not send a second digest; a run that died
-halfway is claimed again after an hour. Time comes from `app.clock`, so tests move it by hand.
+halfway is claimed again after an hour. With several processes on one database, each round runs
+in one of them only (`Database.exclusive`), so a pending message is not delivered twice. Time
+comes from `app.clock`, so tests move it by hand.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ DAILY_AT = time(6, 0)  # Dutch time
 INBOUND_KEPT = timedelta(days=30)  # how long a handled update id is remembered
 # A daily run that started this long ago and did not finish is taken as dead and run again.
 DAILY_LEASE = timedelta(hours=1)
+SCHEDULER_LOCK = "scheduler"  # `Database.exclusive`: one process runs a round of this work
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,11 @@ async def run_daily(app: ServiceHost, stop: asyncio.Event, interval: float = 60.
     """Until `stop`: pending client messages every `interval` seconds, the daily jobs once a day."""
     while not stop.is_set():
         try:
-            await deliver_pending(app)
-            await run_daily_once(app)
+            # One process at a time, of all on this database: a notification is delivered once.
+            async with app.db.exclusive(SCHEDULER_LOCK) as mine:
+                if mine:
+                    await deliver_pending(app)
+                    await run_daily_once(app)
         except Exception as exc:  # the database or a channel may be briefly unavailable
             log.warning("register scheduler run failed: %s", type(exc).__name__)
         with contextlib.suppress(TimeoutError):

@@ -345,3 +345,50 @@ async def test_run_forever_delivers_and_stops(
     stop.set()
     await asyncio.wait_for(task, timeout=5)
     assert len(smtp_server.handler.received) == 1
+
+
+async def test_two_workers_on_one_database_send_every_mail_once(
+    database_url: str, outbox_clock: FakeClock, smtp_server: Any, mail_doc: Any
+) -> None:
+    """Two workers (two processes' engines) on one database, at the same time: each mail once."""
+    cipher = Cipher([generate_key()])
+    first = await Database.open(database_url, cipher, clock=outbox_clock)
+    second = await Database.open(database_url, cipher, clock=outbox_clock)
+    try:
+        for n in range(30):
+            async with first.unit_of_work() as uow:
+                await uow.outbox.add(OutboxItem(
+                    case_reference=f"KW-2026-{n:06d}", purpose="case", recipient=RECIPIENT,
+                    message_id=f"<kw-2026-{n:06d}.1@steunpunt.example>",
+                    raw=compose_case_mail(
+                        mail_doc(f"KW-2026-{n:06d}"), sender=SENDER, recipient=RECIPIENT,
+                        message_id=f"<kw-2026-{n:06d}.1@steunpunt.example>").as_bytes(),
+                    next_attempt_at=outbox_clock(),
+                    created_at=outbox_clock()))
+                await uow.commit()
+        workers = [OutboxWorker(db, transport_for(smtp_server), SENDER, outbox_clock, batch_size=7)
+                   for db in (first, second)]
+        for _ in range(5):
+            await asyncio.gather(*(worker.run_once() for worker in workers))
+        ids = sorted(parse(m.content)["Message-ID"] for m in smtp_server.handler.received)
+    finally:
+        await first.close()
+        await second.close()
+    assert ids == sorted(f"<kw-2026-{n:06d}.1@steunpunt.example>" for n in range(30))
+
+
+async def test_a_claimed_mail_is_not_due_for_another_worker_until_its_lease_ran_out(
+    outbox_db: Database, outbox_clock: FakeClock, smtp_server: Any, mail_doc: Any
+) -> None:
+    """A mail claimed by a process that then died is sent by another one after the lease."""
+    item_id = await enqueue(outbox_db, raw_mail(mail_doc()), outbox_clock())
+    async with outbox_db.unit_of_work() as uow:  # claimed, then the claimer is gone
+        [item] = await uow.outbox.due(outbox_clock(), 10)
+        await uow.outbox.lease([item.id], outbox_clock() + timedelta(minutes=10))
+        await uow.commit()
+    worker = worker_for(outbox_db, smtp_server, outbox_clock)
+    before = await worker.run_once()
+    outbox_clock.advance(timedelta(minutes=10))
+    after = await worker.run_once()
+    assert (before, after, (await load(outbox_db, item_id)).status,
+            len(smtp_server.handler.received)) == (0, 1, "sent", 1)

@@ -306,3 +306,20 @@ async def test_errors_and_reprs_do_not_leak_personal_data(db: Database) -> None:
     message = str(info.value)
     assert ("SQL parameters hidden" in message, "<x>" in message) == (True, False)
     assert ("31612345678" in repr(conv), NAME in repr(conv)) == (False, False)
+
+
+async def test_exclusive_is_held_by_one_process_at_a_time(db: Database, db_url: str,
+                                                          cipher: Cipher) -> None:
+    """Of two processes' databases on one store, one holds a name; the other after it ends."""
+    other = await Database.open(db_url, cipher)
+    try:
+        async with db.exclusive("scheduler") as first:
+            async with other.exclusive("scheduler") as second:
+                pass
+            async with other.exclusive("another") as unrelated:
+                pass
+        async with other.exclusive("scheduler") as after:
+            pass
+    finally:
+        await other.close()
+    assert (first, second, unrelated, after) == (True, False, True, True)

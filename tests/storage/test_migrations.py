@@ -37,3 +37,11 @@ async def test_migrate_is_idempotent_and_at_head(db: Database, db_url: str) -> N
         tables = await conn.run_sync(lambda c: sorted(inspect(c).get_table_names()))
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert (version, tables) == (head, sorted(["alembic_version", *metadata.tables]))
+
+
+async def test_processes_that_start_together_all_migrate(db_url: str) -> None:
+    """Three processes migrating one empty database at the same moment: all end at head."""
+    import asyncio
+
+    results = await asyncio.gather(*(migrate(db_url) for _ in range(3)), return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []

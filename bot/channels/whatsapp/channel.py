@@ -375,7 +375,8 @@ class WhatsAppChannel(WhatsAppSender):
             if isinstance(event, Attachment):
                 await self.app.files.delete(event.ref)
             raise
-        stored = await self._load(wa_id)
+        # As committed by the service (read again only when it has none: erased, or a duplicate).
+        stored = reply.conversation or await self._load(wa_id)
         if isinstance(event, Attachment) and not reply.relayed and not _keeps(stored, event.ref):
             # Redelivered, or not accepted at this point of the conversation: keep nothing.
             # (A file for the confidant chat belongs to the handoff: passed on, then deleted.)
