@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.desk.web import account_of, allow, desk_of, render, translator
+from bot.desk.web import account_of, allow, desk_of, refuse, render, translator
 from bot.services.delivery import Delivery, item_from_json
 from bot.services.handoffs import MAX_RELAY_TEXT, SENDER_NAME, HandoffDesk, Reply
 from flows import rules
@@ -191,7 +191,10 @@ async def chat_action(request: web.Request) -> web.StreamResponse:
     elif action == "share":
         name = form.get("name")
         name = rules.clean_inbound(name).strip() if isinstance(name, str) else ""
-        if name and len(name) <= MAX_NAME:
-            with _sender_name(name):
-                await _act(request, handoffs, address, Choice(button("share", chat.id)))
+        if rules.is_blank(name) or len(name) > MAX_NAME:
+            return await refuse(request, 400, translator(request)._(
+                "Type the name the client may see, at most {limit} characters. Nothing was "
+                "sent.").format(limit=MAX_NAME))
+        with _sender_name(name):
+            await _act(request, handoffs, address, Choice(button("share", chat.id)))
     raise web.HTTPSeeOther("/chat")

@@ -114,6 +114,12 @@ async def test_desk_confidants_take_a_telegram_clients_chat_first_accept_wins(
             assert "Goedemiddag, ik luister." in client.last_text()
             chat = (await web["bea"].get("/chat"))[1]
             assert "Goedemiddag, ik luister." in chat
+            status, body = await web["bea"].post("/chat/share", {"name": "\u202e" * 3})
+            assert status == 400 and "Er is niets verstuurd." in body
+            await web["bea"].get("/chat")
+            await web["bea"].post("/chat/share", {"name": "Bea"})
+            await harness.c.idle()
+            assert "Bea" in client.last_text()
             status, where = await web["bea"].post("/chat/end")
             assert (status, where) == (303, "/requests")
             await harness.c.idle()
