@@ -189,6 +189,12 @@ class HandoffRepository(_Repository):
         rows = (await self._conn.execute(stmt)).mappings().all()
         return [self._from_row(row) for row in rows]
 
+    async def offered(self) -> builtins.list[HandoffRecord]:
+        """Offers still waiting for a confidant, oldest first (the desk filters by address)."""
+        stmt = self._select().where(handoffs.c.status == "offered").order_by(handoffs.c.id)
+        rows = (await self._conn.execute(stmt)).mappings().all()
+        return [self._from_row(row) for row in rows]
+
     async def open_for_conversation(self, conversation_id: int) -> builtins.list[HandoffRecord]:
         rows = (await self._conn.execute(
             _OPEN_FOR_CONVERSATION, {"conversation_id": conversation_id})).mappings().all()

@@ -12,20 +12,21 @@ import jinja2
 from aiohttp import web
 from aiohttp_session import session_middleware
 
-from bot.desk import views_admin, views_auth, views_register
+from bot.desk import views_admin, views_auth, views_chat, views_register
 from bot.desk.config import DeskConfig
 from bot.desk.security import Throttle
 from bot.desk.sessions import DatabaseStorage
 from bot.desk.web import DESK, Desk, guard, headers
+from bot.services.handoffs import leave_desk, open_desk
 
 if TYPE_CHECKING:
-    from bot.services.ports import ServiceHost
+    from bot.desk.web import DeskHost
 
 log = logging.getLogger("bot.desk")
 MAX_BODY = 64 * 1024  # forms only: no uploads here
 
 
-def build_desk(host: ServiceHost, config: DeskConfig, throttle: Throttle | None = None) -> web.Application:
+def build_desk(host: DeskHost, config: DeskConfig, throttle: Throttle | None = None) -> web.Application:
     """The desk as an aiohttp application (tests serve it on a loopback port of their own)."""
     # aiohttp-session 2.12 keeps its session under a string key of the request, which aiohttp
     # warns about (it prefers typed RequestKey instances); harmless, and not ours to change.
@@ -63,11 +64,33 @@ def build_desk(host: ServiceHost, config: DeskConfig, throttle: Throttle | None 
     r.add_post("/accounts/{account}/{action}", views_admin.account_action, name="account_action")
     r.add_get("/audit", views_admin.audit_page, name="audit")
     r.add_get("/settings", views_admin.settings_page, name="settings")
-    r.add_get("/requests", views_admin.requests_page, name="requests")
+    r.add_get("/requests", views_chat.requests_page, name="requests")
+    r.add_post("/requests/{handoff}/accept", views_chat.accept, name="accept")
+    r.add_get("/chat", views_chat.chat_page, name="chat")
+    r.add_post("/chat/{action:send|share|end}", views_chat.chat_action, name="chat_action")
+    app.on_startup.append(_join)
+    app.on_cleanup.append(_leave)
     return app
 
 
-async def run_desk(host: ServiceHost, config: DeskConfig, stop: asyncio.Event) -> None:
+async def _join(app: web.Application) -> None:
+    """Confidants chat in the desk: it joins the process's handoff desk as channel "desk"."""
+    host = app[DESK].host
+    if host.channels.get(views_chat.CHANNEL) is None:
+        host.channels.register(views_chat.DeskSender())
+    open_desk(host, host.service, views_chat.CHANNEL)
+    host.service.owed_channels.add(views_chat.CHANNEL)  # shown by the pages, then marked sent
+
+
+async def _leave(app: web.Application) -> None:
+    host = app[DESK].host
+    desk = host.service.handoffs
+    host.service.owed_channels.discard(views_chat.CHANNEL)
+    if desk is not None:
+        leave_desk(host.service, desk, views_chat.CHANNEL)
+
+
+async def run_desk(host: DeskHost, config: DeskConfig, stop: asyncio.Event) -> None:
     """Serve the desk until `stop` is set. If its port is taken, say so and let the bot run on:
     clients must still reach the chat when the staff's desk cannot start."""
     runner = web.AppRunner(build_desk(host, config), access_log=None, handle_signals=False)

@@ -1,5 +1,5 @@
 """The administrator's pages (accounts of their organisation, the audit log) and the
-coordinator's anonymised figures; the confidant's page."""
+coordinator's anonymised figures (the confidant's pages: views_chat.py)."""
 
 from __future__ import annotations
 
@@ -176,11 +176,3 @@ async def figures_file(request: web.Request) -> web.Response:
         await uow.commit()
     return web.Response(body=body, headers={
         "Content-Type": kind, "Content-Disposition": f'attachment; filename="figures.{fmt}"'})
-
-
-# --- confidant ---------------------------------------------------------------------------------------
-
-
-@allow("confidant")
-async def requests_page(request: web.Request) -> web.Response:
-    return await render(request, "requests.html", {})

@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -28,7 +28,16 @@ from flows.model import LANGUAGES, RTL_LANGUAGES
 from storage.staff_accounts import StaffAccount
 
 if TYPE_CHECKING:
+    from bot.services.handoffs import DeskHolder
     from bot.services.ports import ServiceHost
+
+    class DeskHost(ServiceHost, Protocol):
+        """The running application as the desk needs it: also the intake service, whose handoff
+        desk the confidants' chats join."""
+
+        @property
+        def service(self) -> DeskHolder:
+            """The intake service (it keeps the process's one handoff desk)."""
 
 log = logging.getLogger("bot.desk")
 
@@ -47,7 +56,7 @@ HOME = {"secretary": "/cases", "coordinator": "/figures", "administrator": "/acc
 class Desk:
     """What every handler needs: the application's services and the desk's own parts."""
 
-    host: ServiceHost
+    host: DeskHost
     config: DeskConfig
     storage: DatabaseStorage
     throttle: Throttle = field(default_factory=Throttle)

@@ -50,7 +50,7 @@ from flows.model import Attachment, Choice, Command, Event, OutMessage, Text
 from flows.organisations import ORG_KEY
 from flows.register import awaits_typed_answer
 from storage import Database, StoredConversation, UnitOfWork
-from storage.handoffs import HandoffRecord
+from storage.handoffs import HandoffMessage, HandoffRecord
 
 if TYPE_CHECKING:
     from bot.services.ports import ServiceHost
@@ -511,6 +511,27 @@ class HandoffDesk:
         log.info("handoff %s accepted (%s)", _hid(rec), address[0])
         return self._split(Routed((), self._envelopes(rec, outcome, client_too=True)),
                            Envelope(address[0], address[1], ()))
+
+    # --- what a confidant in the staff desk sees (issue 12) ------------------------------------
+
+    async def offers_for(self, address: Address) -> list[tuple[Handoff, datetime]]:
+        """Offers still open to this address, oldest first, each with when the client asked."""
+        now = self.clock()
+        async with self.db.unit_of_work(read_only=True) as uow:
+            return [(self._domain(rec), rec.created_at) for rec in await uow.handoffs.offered()
+                    if rec.expires_at > now
+                    and address in {_address(a) for a in rec.data.get("offered_to", [])}]
+
+    async def chat_of(self, address: Address) -> tuple[Handoff | None, list[HandoffMessage]]:
+        """The live chat this address accepted, and its messages both ways (None: no chat)."""
+        confidant = self.staff.get(address)
+        if confidant is None:
+            return None, []
+        async with self.db.unit_of_work(read_only=True) as uow:
+            rec = await uow.handoffs.active_for_confidant(confidant.key)
+            if rec is None or (rec.confidant_channel, rec.confidant_chat_id) != address:
+                return None, []
+            return self._domain(rec), await uow.handoffs.messages(_hid(rec))
 
     # --- the timeout --------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ class Confidant:
     telegram_id: int | None
     gender: Literal["female", "male"]
     whatsapp: str | None = None
+    desk: str | None = None  # the e-mail of their desk account (role confidant, same organisation)
 
     @property
     def addresses(self) -> tuple[tuple[str, str], ...]:
@@ -33,6 +35,8 @@ class Confidant:
             out.append(("telegram", str(self.telegram_id)))
         if self.whatsapp is not None:
             out.append(("whatsapp", self.whatsapp))
+        if self.desk is not None:
+            out.append(("desk", self.desk))
         return tuple(out)
 
     @property
@@ -43,6 +47,9 @@ class Confidant:
             return self.telegram_id
         if self.whatsapp is not None:
             return -int(self.whatsapp)
+        if self.desk is not None:  # below every negated WhatsApp number (at most 15 digits)
+            digest = hashlib.sha256(self.desk.encode()).hexdigest()[:12]
+            return -(10**16 + int(digest, 16))
         raise ValueError("a confidant without an address")
 
 
@@ -109,7 +116,8 @@ def _coordinator(path: Path, item: object) -> tuple[int | None, str | None]:
 
 
 def _staff_member(path: Path, item: object) -> Confidant:
-    """One `[[confidants]]` entry: gender, and telegram = <user id> and/or whatsapp = "<number>"."""
+    """One `[[confidants]]` entry: gender, and telegram = <user id>, whatsapp = "<number>" and/or
+    desk = "<e-mail of their desk account>"."""
     if not isinstance(item, dict):
         raise ConfigError(f"{path}: each [[confidants]] entry must be a table")
     gender = item.get("gender")
@@ -120,9 +128,13 @@ def _staff_member(path: Path, item: object) -> Confidant:
     if telegram is not None and not _telegram_id(telegram):
         raise ConfigError(f"{path}: [[confidants]] telegram must be a numeric user id")
     number = None if whatsapp is None else _whatsapp_number(path, "confidants", whatsapp)
-    if telegram is None and number is None:
-        raise ConfigError(f"{path}: each [[confidants]] entry needs telegram and/or whatsapp")
-    return Confidant(telegram, gender, number)
+    desk = item.get("desk")
+    if desk is not None and (not isinstance(desk, str) or "@" not in desk or len(desk) > 254):
+        raise ConfigError(f"{path}: [[confidants]] desk must be the e-mail of a desk account")
+    desk = desk.strip().lower() if isinstance(desk, str) else None
+    if telegram is None and number is None and desk is None:
+        raise ConfigError(f"{path}: each [[confidants]] entry needs telegram, whatsapp and/or desk")
+    return Confidant(telegram, gender, number, desk)
 
 
 DEFAULT_ORGANISATION_NAME = "Steunpunt Vluchtelingen De Bilt"

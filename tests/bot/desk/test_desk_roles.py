@@ -19,7 +19,8 @@ EXPECTED = {
     "accounts": {"administrator"}, "invite": {"administrator"},
     "account_action": {"administrator"}, "audit": {"administrator"},
     "settings": {"administrator"},
-    "requests": {"confidant"},
+    "requests": {"confidant"}, "accept": {"confidant"}, "chat": {"confidant"},
+    "chat_action": {"confidant"},
     "logout": {"secretary", "confidant", "coordinator", "administrator"},
     "logout_everywhere": {"secretary", "confidant", "coordinator", "administrator"},
 }
@@ -43,7 +44,8 @@ async def test_every_route_as_every_role(app: App, desk: Desk, web: Any,
              "case_message": f"/cases/{ref}/message", "case_note": f"/cases/{ref}/note",
              "case_attachment": f"/cases/{ref}/attachments/1",
              "account_action": "/accounts/2/unlock", "report": "/report?year=1999",
-             "export": "/export?format=csv", "figures_file": "/figures.xlsx"}
+             "export": "/export?format=csv", "figures_file": "/figures.xlsx",
+             "accept": "/requests/1/accept", "chat_action": "/chat/send"}
     for who in (*ROLES, None):
         client = web()
         if who is None:
