@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.desk import security
+import bot.desk.security as security
 from bot.desk.config import DeskConfig
 from flows.i18n import N_
 from storage import UnitOfWork

@@ -12,7 +12,10 @@ import jinja2
 from aiohttp import web
 from aiohttp_session import session_middleware
 
-from bot.desk import views_admin, views_auth, views_chat, views_register
+import bot.desk.views_admin as views_admin
+import bot.desk.views_auth as views_auth
+import bot.desk.views_chat as views_chat
+import bot.desk.views_register as views_register
 from bot.desk.config import DeskConfig
 from bot.desk.security import Throttle
 from bot.desk.sessions import DatabaseStorage

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp_session import AbstractStorage, Session
 
-from bot.desk import security
+import bot.desk.security as security
 from bot.desk.config import DeskConfig
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp_session import get_session
 
-from bot.desk import accounts
+import bot.desk.accounts as accounts
 from bot.desk.views_auth import _field
 from bot.desk.web import account_of, allow, desk_of, refuse, render, translator
 from bot.services import register

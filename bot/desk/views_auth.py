@@ -7,7 +7,8 @@ from importlib import resources
 from aiohttp import web
 from aiohttp_session import get_session
 
-from bot.desk import accounts, security
+import bot.desk.accounts as accounts
+import bot.desk.security as security
 from bot.desk.web import (
     ACCOUNT,
     HOME,

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_session import get_session
 
-from bot.desk import labels
+import bot.desk.labels as labels
 from bot.desk.web import account_of, allow, desk_of, refuse, render, translator
 from bot.services import register
 from bot.services.organisation import Organisation

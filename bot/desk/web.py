@@ -19,7 +19,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
-from bot.desk import labels
+import bot.desk.labels as labels
 from bot.desk.config import DeskConfig
 from bot.desk.security import Throttle
 from bot.desk.sessions import DatabaseStorage

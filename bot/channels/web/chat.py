@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import WSMsgType, web
 
-from bot.channels.web import codes, protocol
+import bot.channels.web.codes as codes
+import bot.channels.web.protocol as protocol
 from bot.channels.web.outbound import CHANNEL, Connection, WebSender, token_hash
 from bot.channels.web.texts import (
     CODE_GIVEN,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
-from bot.channels.web import protocol
+import bot.channels.web.protocol as protocol
 from bot.services.delivery import Delivery, OwedMarker, item_from_json, item_to_json
 from bot.services.handoffs import Reply as DeskReply
 from bot.services.intake import Reply

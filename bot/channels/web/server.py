@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.channels.web import protocol
+import bot.channels.web.protocol as protocol
 from bot.channels.web.chat import WebChat
 from bot.channels.web.outbound import CHANNEL
 from bot.channels.web.texts import ui_texts
