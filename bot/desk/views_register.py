@@ -241,9 +241,14 @@ async def change_status(request: web.Request) -> web.Response:
                                            organisation=organisation_of(request))
     except RegisterError:
         return await refuse(request, 409, t._("This change is not possible for this case."))
+    return await _back_to_case(request, case.reference, DELIVERY.get(change.delivery, DELIVERY["none"]))
+
+
+async def _back_to_case(request: web.Request, reference: str, flash: str) -> web.Response:
+    """After a change: back to the case page (POST-redirect-GET), with a line saying what happened."""
     session = await get_session(request)
-    session["flash"] = DELIVERY.get(change.delivery, DELIVERY["none"])
-    raise web.HTTPSeeOther(f"/cases/{case.reference}")
+    session["flash"] = flash
+    raise web.HTTPSeeOther(f"/cases/{reference}")
 
 
 @allow("secretary")
@@ -265,9 +270,7 @@ async def message(request: web.Request) -> web.Response:
                                              organisation=organisation_of(request))
     except RegisterError:
         return await refuse(request, 409, t._("This client cannot be reached in a chat."))
-    session = await get_session(request)
-    session["flash"] = DELIVERY.get(change.delivery, DELIVERY["none"])
-    raise web.HTTPSeeOther(f"/cases/{case.reference}")
+    return await _back_to_case(request, case.reference, DELIVERY.get(change.delivery, DELIVERY["none"]))
 
 
 @allow("secretary")
@@ -291,9 +294,7 @@ async def note(request: web.Request) -> web.Response:
     await register.add_note(desk.host, case.reference, text, actor=account_of(request).actor,
                             contacted=contacted, met=str(met) if met else None,
                             organisation=organisation_of(request))
-    session = await get_session(request)
-    session["flash"] = N_("Saved.")
-    raise web.HTTPSeeOther(f"/cases/{case.reference}")
+    return await _back_to_case(request, case.reference, N_("Saved."))
 
 
 async def _own_rows(request: web.Request, start: date | None = None,
