@@ -22,9 +22,11 @@ that can carry a live chat `join`s it (`open_desk`); offers go only to addresses
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -577,6 +579,22 @@ def open_desk(host: ServiceHost, service: DeskHolder, channel: str) -> HandoffDe
         service.handoffs = desk
     desk.live.add(channel)
     return desk
+
+
+async def expire_offers_until(stop: asyncio.Event, desk: Callable[[], HandoffDesk | None],
+                              pass_on: Callable[[Reply], Awaitable[object]],
+                              every: float) -> None:
+    """Every `every` seconds until `stop`: offers nobody accepted in time expire, and what that
+    owes people is passed on by the channel (`pass_on`). A failed round is logged, not fatal."""
+    while not stop.is_set():
+        current = desk()
+        try:
+            if current is not None:
+                await pass_on(await current.expire_owed())
+        except Exception as exc:
+            log.error("checking handoff timeouts failed (%s)", type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 def leave_desk(service: DeskHolder, desk: HandoffDesk, channel: str) -> None:

@@ -57,7 +57,8 @@ from bot.channels.telegram.updates import (
     state_code,
 )
 from bot.services.delivery import OwedMarker, item_from_json
-from bot.services.handoffs import SENDER_NAME, Envelope, HandoffDesk
+from bot.services.handoffs import SENDER_NAME, Envelope, HandoffDesk, expire_offers_until
+from bot.services.handoffs import Reply as DeskReply
 from bot.services.staff import (
     SIGNAL_FIELDS,
     STAFF_COMMANDS,
@@ -570,17 +571,14 @@ class TelegramCore:
     # --- handoff timeouts ----------------------------------------------------------------------
 
     async def expire_handoffs(self) -> None:
-        expired = await self.desk.expire_owed()
+        await self._pass_on_expired(await self.desk.expire_owed())
+
+    async def _pass_on_expired(self, expired: DeskReply) -> None:
         self.deliver(expired.others, expired.others_owed)
 
     async def expiry_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.expire_handoffs()
-            except Exception:
-                log.exception("checking handoff timeouts failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.expiry_interval)
+        await expire_offers_until(stop, lambda: self.desk, self._pass_on_expired,
+                                  self.options.expiry_interval)
 
 
 def _offer_of(message: Item) -> int | None:

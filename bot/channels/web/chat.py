@@ -36,6 +36,7 @@ from bot.channels.web.texts import (
     TOO_FAST,
     TOO_LONG,
 )
+from bot.services.handoffs import expire_offers_until
 from bot.services.intake import Reply
 from flows.model import (
     Attachment,
@@ -324,17 +325,7 @@ class WebChat(WebSender):
 
     async def expiry_loop(self, stop: asyncio.Event, every: float = 30.0) -> None:
         """Handoff offers nobody accepted in time (when no other channel checks them)."""
-        while not stop.is_set():
-            desk = self.app.service.handoffs
-            try:
-                if desk is not None:
-                    await self._pass_on(await desk.expire_owed())
-            except Exception as exc:
-                log.error("checking handoff timeouts failed (%s)", type(exc).__name__)
-            try:
-                await asyncio.wait_for(stop.wait(), every)
-            except TimeoutError:
-                pass
+        await expire_offers_until(stop, lambda: self.app.service.handoffs, self._pass_on, every)
 
 
 async def ws_close(conn: Connection) -> None:

@@ -34,7 +34,7 @@ from bot.channels.whatsapp.messages import (
     parse_button_id,
 )
 from bot.channels.whatsapp.outbound import CHANNEL, WhatsAppSender
-from bot.services.handoffs import SENDER_NAME, HandoffDesk
+from bot.services.handoffs import SENDER_NAME, HandoffDesk, expire_offers_until
 from bot.services.handoffs import Reply as DeskReply
 from bot.services.intake import Reply
 from bot.services.staff import StaffCommands, StaffReply, StaffService, staff_command
@@ -414,17 +414,7 @@ class WhatsAppChannel(WhatsAppSender):
 
     async def expiry_loop(self, stop: asyncio.Event) -> None:
         """Offers nobody accepted in time (also checked by Telegram when it runs: once each)."""
-        while not stop.is_set():
-            desk = self.desk
-            try:
-                if desk is not None:
-                    await self._pass_on(await desk.expire_owed())
-            except Exception as exc:
-                log.error("checking handoff timeouts failed (%s)", type(exc).__name__)
-            try:
-                await asyncio.wait_for(stop.wait(), EXPIRY_SECONDS)
-            except TimeoutError:
-                pass
+        await expire_offers_until(stop, lambda: self.desk, self._pass_on, EXPIRY_SECONDS)
 
 
 def _keeps(stored: StoredConversation | None, ref: str) -> bool:
