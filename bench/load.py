@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import SecretStr
 
@@ -38,6 +38,7 @@ ANSWER_TIMEOUT = 60.0  # seconds a client waits for its replies before the run i
 # "mirror": the echo that replays the bot's own Bot API calls (bench/mirror.py).
 Kind = Literal["bot", "echo", "echo_answering", "mirror"]
 Library = Literal["ptb", "aiogram"]
+K = TypeVar("K")  # a chat id: a Telegram number, a WhatsApp number
 
 
 class BenchError(RuntimeError):
@@ -45,6 +46,34 @@ class BenchError(RuntimeError):
 
 
 UPDATE_IDS = itertools.count(1_000)  # across runs: a bot that reuses a database must see new ids
+
+
+class Arrivals(Generic[K]):
+    """Futures that get the time (perf_counter) at which a chat has had `replies` more messages:
+    a stand-in calls `arrived(chat)` for each message it takes."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[K, tuple[int, asyncio.Future[float]]] = {}
+
+    def expect(self, chat: K, replies: int) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        if replies <= 0:
+            future.set_result(time.perf_counter())
+        else:
+            self._waiting[chat] = (replies, future)
+        return future
+
+    def arrived(self, chat: K) -> None:
+        waiting = self._waiting.get(chat)
+        if waiting is None:
+            return
+        left, future = waiting
+        if left <= 1:
+            del self._waiting[chat]
+            if not future.done():
+                future.set_result(time.perf_counter())
+        else:
+            self._waiting[chat] = (left - 1, future)
 
 
 class BenchStub(BotApiStub):
@@ -55,7 +84,7 @@ class BenchStub(BotApiStub):
         super().__init__(token)
         self._by_id: dict[int, Sent] = {}
         self._last_keyboard: dict[int, Sent] = {}
-        self._waiting: dict[int, tuple[int, asyncio.Future[float]]] = {}
+        self._arrivals: Arrivals[int] = Arrivals()
         self.polled = asyncio.Event()
         self.counts: Counter[str] = Counter()  # Bot API calls by method (what a run cost)
         self.per_chat: Counter[str] = Counter()  # "tg:<chat>" -> messages sent to it
@@ -69,9 +98,7 @@ class BenchStub(BotApiStub):
 
     def expect(self, chat_id: int, replies: int) -> asyncio.Future[float]:
         """A future that gets the time (perf_counter) at which `replies` more messages arrived."""
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._waiting[chat_id] = (replies, future)
-        return future
+        return self._arrivals.expect(chat_id, replies)
 
     def keyboard_with(self, chat_id: int, button_id: str) -> tuple[Sent, str]:
         """The newest message to this chat with that button, and the button's callback data."""
@@ -94,15 +121,7 @@ class BenchStub(BotApiStub):
         self._by_id[sent.message_id] = sent
         if sent.keyboard:
             self._last_keyboard[chat_id] = sent
-        waiting = self._waiting.get(chat_id)
-        if waiting is not None:
-            left, future = waiting
-            if left <= 1:
-                del self._waiting[chat_id]
-                if not future.done():
-                    future.set_result(time.perf_counter())
-            else:
-                self._waiting[chat_id] = (left - 1, future)
+        self._arrivals.arrived(chat_id)
         return response
 
     def _find(self, params: dict[str, Any]) -> Sent | None:

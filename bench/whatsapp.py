@@ -32,7 +32,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
-from bench.load import BenchError, LoadResult, Running, _Budget, warmup_steps
+from bench.load import Arrivals, BenchError, LoadResult, Running, _Budget, warmup_steps
 from bench.script import LANGUAGES, Script, Step
 from tests.bot.graph_stub import GraphStub
 
@@ -76,15 +76,10 @@ class WaStub(GraphStub):
         self.per_chat: Counter[str] = Counter()  # "wa:<wa_id>" -> messages sent to it
         self.shown: dict[str, dict[str, Any]] = {}  # wa_id -> newest interactive message
         self.recording: list[dict[str, Any]] | None = None
-        self._waiting: dict[str, tuple[int, asyncio.Future[float]]] = {}
+        self._arrivals: Arrivals[str] = Arrivals()
 
     def expect(self, wa_id: str, replies: int) -> asyncio.Future[float]:
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        if replies <= 0:
-            future.set_result(time.perf_counter())
-        else:
-            self._waiting[wa_id] = (replies, future)
-        return future
+        return self._arrivals.expect(wa_id, replies)
 
     async def _messages(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -100,15 +95,7 @@ class WaStub(GraphStub):
             self.recording.append(payload)
         if payload.get("type") == "interactive":
             self.shown[to] = payload["interactive"]
-        waiting = self._waiting.get(to)
-        if waiting is not None:
-            left, future = waiting
-            if left <= 1:
-                del self._waiting[to]
-                if not future.done():
-                    future.set_result(time.perf_counter())
-            else:
-                self._waiting[to] = (left - 1, future)
+        self._arrivals.arrived(to)
         return web.json_response({"messaging_product": "whatsapp",
                                   "contacts": [{"input": to, "wa_id": to}],
                                   "messages": [{"id": f"wamid.bench-{next(WAMIDS)}"}]})
