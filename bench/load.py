@@ -36,7 +36,7 @@ ANSWER_TIMEOUT = 60.0  # seconds a client waits for its replies before the run i
 # "echo_answering": the echo bot that also answers every button press (answerCallbackQuery), as
 # Telegram asks of every bot (the client's button spins until it is answered).
 # "mirror": the echo that replays the bot's own Bot API calls (bench/mirror.py).
-Kind = Literal["bot", "echo", "echo_answering", "mirror"]
+Kind = Literal["bot", "echo", "echo_answering", "mirror", "durable_echo"]
 Library = Literal["ptb", "aiogram"]
 K = TypeVar("K")  # a chat id: a Telegram number, a WhatsApp number
 

@@ -189,12 +189,18 @@ class Bench:
         """WhatsApp: the webhook echo and the bot in turn (order flipped each round), then the
         bot with conversations that pause like people."""
         p = self.plan
-        kinds = ("echo", "bot") if number % 2 else ("bot", "echo")
+        kinds = ("echo", "durable_echo", "bot") if number % 2 else ("bot", "durable_echo", "echo")
         results = {kind: await self.wa_load(kind, p.chats, p.messages) for kind in kinds}
         for kind, result in results.items():
             self.rates.setdefault(f"whatsapp_{kind}", []).append(result.rate)
         self.ratios.setdefault("r2_whatsapp", []).append(
             results["bot"].rate / results["echo"].rate)
+        # The floor (bench/floor.py): what one durable transaction per message costs the echo,
+        # and the bot against that echo (what Klachtwijzer costs above the floor).
+        self.ratios.setdefault("floor_whatsapp", []).append(
+            results["durable_echo"].rate / results["echo"].rate)
+        self.ratios.setdefault("r2_whatsapp_durable", []).append(
+            results["bot"].rate / results["durable_echo"].rate)
         self._note_latency("whatsapp", str(p.chats), results["bot"])
         self._note_latency("whatsapp", f"{p.chats}_paced", await self.wa_load(
             "bot", p.chats, p.paced_messages, think=p.paced_think))
@@ -319,7 +325,8 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
     say(f"web chat: {plan.chats} WebSocket clients, the bot and a minimal aiohttp echo")
     from bench.web import measure_web
 
-    web_figures = await measure_web(bench.scripts, secret, plan.chats, plan.messages)
+    web_figures = await measure_web(bench.scripts, secret, plan.chats, plan.messages,
+                                    paced_messages=plan.paced_messages, think=plan.paced_think)
     scale: dict[str, Any] | None = None
     if postgres:
         say(f"2 processes vs 1 on PostgreSQL ({plan.scale_chats} WhatsApp phones, "
@@ -358,11 +365,15 @@ async def measure(plan: Plan, root: Path, echo_concurrent: bool | None,
         "r2_whatsapp": ratios["r2_whatsapp"],
         "msgs_per_s_whatsapp_bot": rates["whatsapp_bot"],
         "msgs_per_s_whatsapp_echo": rates["whatsapp_echo"],
+        "msgs_per_s_whatsapp_durable_echo": rates["whatsapp_durable_echo"],
+        "floor_whatsapp": ratios["floor_whatsapp"],
+        "r2_whatsapp_durable": ratios["r2_whatsapp_durable"],
         # The worst channel's p99 with 64 conversations that pause like people (goal ≤ 50 ms).
         # 2 processes vs 1 on PostgreSQL (bench/scale.py); None without --postgres.
         "scale_2_over_1": scale["scale_2_over_1"] if scale else None,
-        "p99_ms_64_paced": max(per[f"{plan.chats}_paced"]["p99"] for per in lat.values()
-                               if f"{plan.chats}_paced" in per),
+        "p99_ms_64_paced": max([per[f"{plan.chats}_paced"]["p99"] for per in lat.values()
+                                if f"{plan.chats}_paced" in per]
+                               + [web_figures.get("p99_ms_web_paced", 0.0)]),
         "msgs_per_s_ptb_echo_answering": rates["ptb_echo_answering"],
         "msgs_per_s_aiogram_echo_answering": rates["aiogram_echo_answering"],
         "paced_think_s": plan.paced_think,
@@ -466,6 +477,11 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
         f"| WhatsApp: webhook echo (the bot's own Graph API calls) / Klachtwijzer, messages/s | "
         f"{result['msgs_per_s_whatsapp_echo']:.0f} / {result['msgs_per_s_whatsapp_bot']:.0f} | |",
         f"| **R2 WhatsApp** = bot / webhook echo (goal ≥ 0.85) | **{result['r2_whatsapp']:.2f}** | |",
+        f"| Floor: the echo with one durable SQLite transaction per message (bench/floor.py), "
+        f"messages/s; durable echo / echo | {result['msgs_per_s_whatsapp_durable_echo']:.0f}; "
+        f"{result['floor_whatsapp']:.2f} | |",
+        f"| R2 WhatsApp above the floor = bot / durable echo | "
+        f"{result['r2_whatsapp_durable']:.2f} | |",
         f"| WhatsApp latency p50 / p99 ms, {plan.chats} conversations, each sending as soon as it "
         f"has its reply | {_cell(wa.get(str(plan.chats)))} | |",
         f"| WhatsApp latency p50 / p99 ms, {plan.chats} conversations, each pausing "
@@ -491,6 +507,13 @@ def table(result: dict[str, Any], plan: Plan, quick: bool) -> str:
         f" = {result['r2_web']:.2f} | |",
         f"| web chat latency per message, p50 / p99 ms | {result['p50_ms_web']:.0f} / "
         f"{result['p99_ms_web']:.0f} | |",
+        f"| web chat floor: the echo with one durable SQLite transaction per message, "
+        f"messages/s; durable echo / echo; bot / durable echo | "
+        f"{result['msgs_per_s_web_durable_echo']:.0f}; {result['floor_web']:.2f}; "
+        f"{result['r2_web_durable']:.2f} | |",
+        f"| web chat latency p50 / p99 ms, {plan.chats} clients each pausing "
+        f"~{plan.paced_think:g} s | {result['p50_ms_web_paced']:.0f} / "
+        f"{result['p99_ms_web_paced']:.0f} | |",
     ]
     rows += [
         f"| **flatness**: ms per message with {small:,} vs {large:,} stored conversations "

@@ -4,13 +4,16 @@ that answers each client message with as many frames as the bot does (its replie
 
 Each client sends its next message as soon as the ack of the previous one came (the replies come
 before the ack), and acknowledges every reply, as the browser does. Figures: messages/s of the bot
-and of the echo, their ratio, and the latency p50/p99 per message.
+and of the echo, their ratio, and the latency p50/p99 per message; the same echo with one durable
+SQLite transaction per message (bench/floor.py: the floor of any bot that keeps a conversation);
+and the bot's latency with clients that pause like people between messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 import tempfile
 import time
@@ -23,6 +26,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
+from bench.floor import DurableStore
 from bench.script import Script, Step
 
 
@@ -51,10 +55,12 @@ def _frame(step: Step, mid: str) -> dict[str, Any]:
 
 
 async def _client(url: str, base: str, script: Script, budget: int,
-                  latencies: list[float]) -> int:
+                  latencies: list[float], think: float = 0.0) -> int:
     """One browser's worth of protocol: `budget` messages (at most 12: under the chat's rate
-    limit, which does not count here); returns how many it sent."""
+    limit, which does not count here), pausing ~`think` s before each; returns how many it
+    sent."""
     sent = 0
+    pause = random.Random(id(latencies) ^ hash(script.language))  # noqa: S311 - not a secret
     async with aiohttp.ClientSession() as session, session.ws_connect(
             url, origin=base, max_msg_size=0) as ws:
         await ws.send_str(json.dumps({"t": "hello", "token": None, "lang": script.language}))
@@ -64,6 +70,8 @@ async def _client(url: str, base: str, script: Script, budget: int,
         for step in script.steps():
             if sent >= budget:
                 return sent
+            if think > 0:
+                await asyncio.sleep(pause.expovariate(1 / think))
             mid = uuid.uuid4().hex
             began = time.perf_counter()
             await ws.send_str(json.dumps(_frame(step, mid)))
@@ -81,28 +89,34 @@ async def _client(url: str, base: str, script: Script, budget: int,
     return sent
 
 
-async def _load(base: str, scripts: list[Script], chats: int, messages: int) -> WebResult:
+async def _load(base: str, scripts: list[Script], chats: int, messages: int,
+                think: float = 0.0) -> WebResult:
     url = base.replace("http", "ws", 1) + "/ws"
     latencies: list[float] = []
     budget = min(12, -(-messages // chats))
     started = time.perf_counter()
     counts = await asyncio.gather(*(
-        _client(url, base, scripts[i % len(scripts)], budget, latencies) for i in range(chats)))
+        _client(url, base, scripts[i % len(scripts)], budget, latencies, think)
+        for i in range(chats)))
     elapsed = time.perf_counter() - started
     return WebResult(sum(counts) / elapsed, latencies)
 
 
-async def _echo_app() -> web.Application:
-    """The minimal WebSocket echo: `n` reply frames and the ack for each client message."""
+async def _echo_app(store: DurableStore | None = None) -> web.Application:
+    """The minimal WebSocket echo: `n` reply frames and the ack for each client message; with
+    `store`, one durable transaction per client message before it answers."""
     async def socket_handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         seq = 0
+        chat = uuid.uuid4().hex
         async for msg in ws:
             frame = json.loads(msg.data)
             if frame.get("t") == "hello":
                 await ws.send_str(json.dumps({"t": "ready", "token": "x" * 43, "fresh": True}))
             elif frame.get("t") != "ack":
+                if store is not None:
+                    await store.step(chat, str(frame.get("id")))
                 for _ in range(int(frame.get("n", 1))):
                     seq += 1
                     await ws.send_str(json.dumps({"t": "msg", "seq": seq, "text": "x" * 200,
@@ -115,14 +129,39 @@ async def _echo_app() -> web.Application:
     return application
 
 
+async def _echo(scripts: list[Script], chats: int, messages: int,
+                floor: Path | None) -> WebResult:
+    """The echo's run (warm-up not measured); with `floor`, the durable echo on that file."""
+    store = await DurableStore.open(floor) if floor is not None else None
+    runner = web.AppRunner(await _echo_app(store), access_log=None)
+    await runner.setup()
+    port = _port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await _load(base, scripts, 8, 32)
+        return await _load(base, scripts, chats, messages)
+    finally:
+        await runner.cleanup()
+        if store is not None:
+            await store.close()
+
+
+def _p(latencies: list[float], q: float) -> float:
+    ordered = sorted(latencies)
+    return 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
 async def measure_web(scripts: list[Script], secret: SecretStr, chats: int,
-                      messages: int) -> dict[str, float]:
-    """The web chat's figures at `chats` concurrent WebSocket clients (warm-up not measured)."""
+                      messages: int, *, paced_messages: int = 0,
+                      think: float = 0.0) -> dict[str, float]:
+    """The web chat's figures at `chats` concurrent WebSocket clients (warm-up not measured);
+    with `paced_messages`, also the bot with clients pausing ~`think` s."""
     from bot.channels.web import run_web
     from bot.root.app import build_app
     from bot.root.settings import Settings
 
-    results: dict[Literal["bot", "echo"], WebResult] = {}
+    results: dict[Literal["bot", "paced", "echo", "durable_echo"], WebResult] = {}
     with tempfile.TemporaryDirectory(prefix="kw-bench-web-") as tmp:
         port = _port()
         settings = Settings(data_dir=Path(tmp), mail_from="bench@klachtwijzer.test",
@@ -135,29 +174,29 @@ async def measure_web(scripts: list[Script], secret: SecretStr, chats: int,
             await _wait_for(base, task)
             await _load(base, scripts, 8, 32)
             results["bot"] = await _load(base, scripts, chats, messages)
+            if paced_messages:
+                results["paced"] = await _load(base, scripts, chats, paced_messages, think)
         finally:
             stop.set()
             await task
             await app.close()
-    runner = web.AppRunner(await _echo_app(), access_log=None)
-    await runner.setup()
-    port = _port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        base = f"http://127.0.0.1:{port}"
-        await _load(base, scripts, 8, 32)
-        results["echo"] = await _load(base, scripts, chats, messages)
-    finally:
-        await runner.cleanup()
-    bot, echo = results["bot"], results["echo"]
-    ordered = sorted(bot.latencies)
-    return {
+        results["echo"] = await _echo(scripts, chats, messages, None)
+        results["durable_echo"] = await _echo(scripts, chats, messages, Path(tmp) / "floor.db")
+    bot, echo, durable = results["bot"], results["echo"], results["durable_echo"]
+    figures = {
         "msgs_per_s_web_bot": bot.rate,
         "msgs_per_s_web_echo": echo.rate,
         "r2_web": bot.rate / echo.rate,
-        "p50_ms_web": 1000 * ordered[len(ordered) // 2],
-        "p99_ms_web": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "p50_ms_web": _p(bot.latencies, 0.5),
+        "p99_ms_web": _p(bot.latencies, 0.99),
+        "msgs_per_s_web_durable_echo": durable.rate,
+        "floor_web": durable.rate / echo.rate,
+        "r2_web_durable": bot.rate / durable.rate,
     }
+    if "paced" in results:
+        figures["p50_ms_web_paced"] = _p(results["paced"].latencies, 0.5)
+        figures["p99_ms_web_paced"] = _p(results["paced"].latencies, 0.99)
+    return figures
 
 
 async def _wait_for(base: str, task: asyncio.Task[None]) -> None:

@@ -32,7 +32,8 @@ import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
-from bench.load import Arrivals, BenchError, LoadResult, Running, _Budget, warmup_steps
+from bench.floor import DurableStore
+from bench.load import Arrivals, BenchError, Kind, LoadResult, Running, _Budget, warmup_steps
 from bench.script import LANGUAGES, Script, Step
 from tests.bot.graph_stub import GraphStub
 
@@ -195,9 +196,16 @@ async def _until_listening(url: str, task: asyncio.Task[Any] | None = None) -> N
     raise BenchError("the WhatsApp webhook did not start")
 
 
-async def start_whatsapp_echo(stub: WaStub, shapes: WaShapes) -> tuple[Running, str]:
+async def start_whatsapp_echo(stub: WaStub, shapes: WaShapes,
+                              durable: Path | None = None) -> tuple[Running, str]:
     """The minimal webhook echo: signature, JSON, 200 at once; then per chat, in order, the
-    recorded Graph API calls for this message and the read receipt."""
+    recorded Graph API calls for this message and the read receipt.
+
+    With `durable` (a new SQLite file) it is the floor of any bot that keeps a conversation: before
+    answering, one durable transaction per message (`bench.raw.durable_step`: the update id
+    recorded once, the chat's row rewritten with a ~1 KB blob, WAL, synchronous=FULL), and
+    nothing else of Klachtwijzer."""
+    store = await DurableStore.open(durable) if durable is not None else None
     session = aiohttp.ClientSession()
     headers = {"Authorization": f"Bearer {TOKEN}"}
     graph_url = f"{stub.base}/{PHONE_NUMBER_ID}/messages"
@@ -209,6 +217,8 @@ async def start_whatsapp_echo(stub: WaStub, shapes: WaShapes) -> tuple[Running, 
                      before: asyncio.Future[None] | None) -> None:
         if before is not None:
             await asyncio.gather(before, return_exceptions=True)
+        if store is not None:
+            await store.step(wa_id, str(message["id"]))
         for payload in shapes[key_of_message(wa_id, message)]:
             async with session.post(graph_url, json={**payload, "to": wa_id},
                                     headers=headers) as response:
@@ -252,6 +262,8 @@ async def start_whatsapp_echo(stub: WaStub, shapes: WaShapes) -> tuple[Running, 
         await asyncio.gather(*tasks, return_exceptions=True)
         await runner.cleanup()
         await session.close()
+        if store is not None:
+            await store.close()
 
     return Running(stopper), url
 
@@ -309,6 +321,8 @@ async def run_whatsapp_load(kind: str, scripts: list[Script], shapes: WaShapes, 
     try:
         if kind == "bot":
             running, url, _ = await start_whatsapp_bot(stub, data_dir, secret, database_url)
+        elif kind == "durable_echo":
+            running, url = await start_whatsapp_echo(stub, shapes, data_dir / "floor.sqlite3")
         else:
             running, url = await start_whatsapp_echo(stub, shapes)
         try:
@@ -329,7 +343,8 @@ async def run_whatsapp_load(kind: str, scripts: list[Script], shapes: WaShapes, 
     finally:
         await stub.stop()
     seconds = budget.window_end - budget.window_start
-    return LoadResult("bot" if kind == "bot" else "echo", "whatsapp", chats, messages, seconds,
+    result_kind: Kind = kind if kind in ("bot", "durable_echo") else "echo"  # type: ignore[assignment]
+    return LoadResult(result_kind, "whatsapp", chats, messages, seconds,
                       latencies, dict(stub.counts))
 
 

@@ -27,7 +27,9 @@ FIGURES = (*REQUIRED, "p50_ms_1", "p99_ms_1", "p50_ms_8", "p99_ms_8", "p50_ms_64
            "msgs_per_s_aiogram_echo_answering", "msgs_per_s_web_bot", "msgs_per_s_web_echo",
            "r2_web", "p99_ms_web", "r2m_ptb", "r2m_aiogram", "msgs_per_s_ptb_mirror",
            "msgs_per_s_aiogram_mirror", "r2_whatsapp", "msgs_per_s_whatsapp_bot",
-           "msgs_per_s_whatsapp_echo", "p99_ms_64_paced")
+           "msgs_per_s_whatsapp_echo", "p99_ms_64_paced", "msgs_per_s_whatsapp_durable_echo",
+           "floor_whatsapp", "r2_whatsapp_durable", "msgs_per_s_web_durable_echo", "floor_web",
+           "r2_web_durable", "p99_ms_web_paced")
 POSTGRES_FIGURES = ("r2_ptb", "r2_aiogram", "msgs_per_s_ptb_bot", "msgs_per_s_aiogram_bot",
                     "p99_ms_64")
 SCALE_FIGURES = ("scale_2_over_1", "msgs_per_s_1_process", "msgs_per_s_2_processes")
