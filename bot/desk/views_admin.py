@@ -135,8 +135,10 @@ async def _figures(request: web.Request) -> dict[str, list[Bar]]:
 async def figures_page(request: web.Request) -> web.Response:
     desk = desk_of(request)
     figures = await _figures(request)
+    session = await get_session(request)
     return await render(request, "figures.html", {
-        "figures": figures, "year": register.local_date(desk.host.clock()).year})
+        "figures": figures, "year": register.local_date(desk.host.clock()).year,
+        "signal": session.pop("signal", None)})
 
 
 FIGURE_HEADER = ("dimension", "value", "count")
