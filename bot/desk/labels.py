@@ -112,6 +112,7 @@ AUDIT = {
     "desk_login_throttled": N_("login refused: too many attempts"),
     "desk_locked": N_("account locked"),
     "desk_invited": N_("invited"),
+    "desk_invitation_mailed": N_("invitation put in the outbox"),
     "desk_enrolled": N_("account set up"),
     "desk_second_factor_reset": N_("second factor reset"),
     "desk_sessions_ended": N_("logged out on every device"),
