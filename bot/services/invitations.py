@@ -62,9 +62,9 @@ def invitation_text(app: ServiceHost, *, link: str, language: str, role: str,
         t._("Hello,"),
         who,
         t._("Open this link to choose your password and set up the second factor:") + "\n" + link,
-        t.ngettext("The link works once, for {hours} hour. After that, ask an administrator for a "
-                   "new link.", "The link works once, for {hours} hours. After that, ask an "
-                   "administrator for a new link.", hours).format(hours=hours),
+        t.ngettext("The link works once, for {count} hour. After that, ask an administrator for a "
+                   "new link.", "The link works once, for {count} hours. After that, ask an "
+                   "administrator for a new link.", hours).format(count=hours),
         t._("For the second factor you need an app on your phone that makes login codes."),
         t._("You choose your password yourself. It is not in this mail."),
         t._("Did you not expect this mail? Then do not open the link."),

@@ -94,7 +94,7 @@ async def test_secretary_enters_a_signal_and_lands_on_its_case(
     status, where = await clerk.post("/signals", {**SIGNAL, "solved": "no", "location": ""})
     assert status == 303 and REFERENCE.fullmatch(where.rsplit("/", 1)[1])
     _status, page = await clerk.get(where)
-    assert "Het signaal is geregistreerd." in page and "ontvangen" in page
+    assert "Het signaal is geregistreerd." in page and "ontvangen" in page and "pesten" in page
     for role in ("confidant", "administrator"):
         other = web()
         await other.login(await desk.person(f"{role}@desk.test", role))
