@@ -57,7 +57,7 @@ CASE_KINDS: tuple[str, ...] = (
     "complaint", "mediation_request", "confidant_request", "report", "signal"
 )
 # "digest": the daily register digest to the committee mailbox (issue 4).
-OUTBOX_PURPOSES: tuple[str, ...] = ("case", "withdrawal", "erasure", "digest", "reply")
+OUTBOX_PURPOSES: tuple[str, ...] = ("case", "withdrawal", "erasure", "digest", "reply", "invitation")
 OUTBOX_STATUSES: tuple[str, ...] = ("pending", "sent", "failed", "cancelled")
 
 NAMING_CONVENTION = {

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import bot.desk.security as security
 from bot.desk.config import DeskConfig
 from flows.i18n import N_
+from flows.model import LANGUAGES
 from storage import UnitOfWork
 from storage.schema import STAFF_ROLES
 from storage.staff_accounts import StaffAccount
@@ -43,11 +44,14 @@ def normal_email(email: str) -> str:
 
 
 async def invite_account(host: ServiceHost, config: DeskConfig, email: str, role: str,
-                         organisation: str, *, actor: str = "cli") -> str:
-    """Create the account (or renew the link of one not yet enrolled); returns the one-time link."""
+                         organisation: str, *, actor: str = "cli", language: str = "nl") -> str:
+    """Create the account (or renew the link of one not yet enrolled) with the desk's language
+    for the person; returns the one-time link."""
     email = normal_email(email)
     if role not in STAFF_ROLES:
         raise DeskError(N_("Choose one of the roles."))
+    if language not in LANGUAGES:
+        raise DeskError(N_("Choose one of the languages."))
     if not _SLUG.match(organisation):
         raise DeskError(N_("The organisation is its short name, e.g. default."))
     token = security.new_token()
@@ -59,13 +63,41 @@ async def invite_account(host: ServiceHost, config: DeskConfig, email: str, role
             raise DeskError(N_("This person already has an account."))
         if account is None:
             account = await uow.staff.add(email, role, organisation, now)
-        else:
-            await uow.staff.change(account.id, role=role, organisation=organisation)
+        await uow.staff.change(account.id, role=role, organisation=organisation, language=language)
         await uow.staff.add_invite(account.id, security.token_hash(token), now, now + config.invite_valid)
         await uow.audit.record(now, actor, "desk_invited", None, f"account {account.id} ({role})")
         await uow.commit()
     log.info("desk: invitation for account %s", account.id)
     return f"{config.base_url}/enrol/{token}"
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A one-time link, and whether it also went by mail (or why not: a message id)."""
+
+    link: str
+    mailed_to: str | None
+    not_mailed: str | None
+
+
+async def invite_and_mail(host: ServiceHost, config: DeskConfig, email: str, role: str,
+                          organisation: str, *, actor: str = "cli", language: str = "nl",
+                          inviter: str | None = None) -> Invitation:
+    """Invite, then mail the link through the outbox when outgoing mail is set up and the link is
+    one the person can open; the caller always shows the link too."""
+    from bot.desk.labels import ROLES
+    from bot.services.invitations import queue_invitation, why_not_mailed
+
+    link = await invite_account(host, config, email, role, organisation, actor=actor,
+                                language=language)
+    reason = why_not_mailed(link, mail_configured=config.mail)
+    if reason is not None:
+        return Invitation(link, None, reason)
+    address = normal_email(email)
+    await queue_invitation(host, email=address, link=link, language=language, role=ROLES[role],
+                           organisation=host.deployment.of(organisation), inviter=inviter,
+                           valid=config.invite_valid, actor=actor)
+    return Invitation(link, address, None)
 
 
 async def reset_second_factor(host: ServiceHost, config: DeskConfig, account_id: int, *,

@@ -13,6 +13,7 @@ class DeskConfig:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8446
     public_url: str | None = None  # the address staff open (behind a TLS proxy: https://...)
+    mail: bool = False  # outgoing mail is set up (SMTP_HOST): invitations are also mailed
     invite_valid: timedelta = timedelta(hours=72)
     idle_timeout: timedelta = timedelta(minutes=30)
     absolute_timeout: timedelta = timedelta(hours=12)

@@ -69,7 +69,27 @@ METHODS = {"phone": N_("by phone"), "email": N_("by e-mail"), "chat": N_("in the
            "none": N_("no phone or e-mail known")}
 ANSWERS = {"yes": N_("yes, solved"), "partly": N_("partly"), "no": N_("no, not solved")}
 
-ALL.update({"event": EVENTS, "method": METHODS, "answer": ANSWERS})
+# What a complaint or signal is about (flows/procedure.py CATEGORIES), as staff read it.
+CATEGORIES = {
+    "help": N_("not helped well"),
+    "conflict": N_("conflict with a volunteer or staff member"),
+    "discrimination": N_("discrimination"),
+    "bullying": N_("bullying"),
+    "aggression": N_("aggression"),
+    "sexual_harassment": N_("sexual harassment"),
+    "youth_care": N_("youth care"),
+    "nuisance": N_("nuisance"),
+    "other": N_("something else"),
+    "unsure": N_("not sure"),
+}
+# How a case came in: the chat channels, and what staff enter by hand (`case add`, the signal form).
+CHANNELS = {"telegram": "Telegram", "whatsapp": "WhatsApp", "web": N_("web chat"),
+            "terminal": N_("terminal"), "in_person": N_("in person"), "phone": N_("by phone"),
+            "mail": N_("by e-mail")}
+ENTERED_CHANNELS = ("in_person", "phone", "mail")
+
+ALL.update({"event": EVENTS, "method": METHODS, "answer": ANSWERS, "category": CATEGORIES,
+            "channel": CHANNELS, "language": LANGUAGES})
 
 # The audit log's actions as the desk shows them; others show as their code.
 AUDIT = {
@@ -92,6 +112,7 @@ AUDIT = {
     "desk_login_throttled": N_("login refused: too many attempts"),
     "desk_locked": N_("account locked"),
     "desk_invited": N_("invited"),
+    "desk_invitation_mailed": N_("invitation put in the outbox"),
     "desk_enrolled": N_("account set up"),
     "desk_second_factor_reset": N_("second factor reset"),
     "desk_sessions_ended": N_("logged out on every device"),

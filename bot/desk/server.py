@@ -16,6 +16,7 @@ import bot.desk.views_admin as views_admin
 import bot.desk.views_auth as views_auth
 import bot.desk.views_chat as views_chat
 import bot.desk.views_register as views_register
+import bot.desk.views_signals as views_signals
 from bot.desk.config import DeskConfig
 from bot.desk.security import Throttle
 from bot.desk.sessions import DatabaseStorage
@@ -61,6 +62,8 @@ def build_desk(host: DeskHost, config: DeskConfig, throttle: Throttle | None = N
     r.add_get("/export", views_register.export, name="export")
     r.add_get("/report", views_register.report, name="report")
     r.add_get("/figures", views_admin.figures_page, name="figures")
+    r.add_get("/signals", views_signals.signal_page, name="signal_page")
+    r.add_post("/signals", views_signals.add_signal, name="signal")
     r.add_get(r"/figures.{format:csv|xlsx}", views_admin.figures_file, name="figures_file")
     r.add_get("/accounts", views_admin.accounts_page, name="accounts")
     r.add_post("/accounts", views_admin.invite, name="invite")

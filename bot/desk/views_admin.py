@@ -30,8 +30,9 @@ async def accounts_page(request: web.Request) -> web.Response:
     session = await get_session(request)
     link = session.pop("link", None)
     error = session.pop("error", None)
-    return await render(request, "accounts.html", {"people": people, "roles": STAFF_ROLES,
-                                                   "link": link, "error": error})
+    return await render(request, "accounts.html", {
+        "people": people, "roles": STAFF_ROLES, "link": link, "error": error,
+        "mailed": session.pop("mailed", None), "not_mailed": session.pop("not_mailed", None)})
 
 
 @allow("administrator")
@@ -41,11 +42,16 @@ async def invite(request: web.Request) -> web.Response:
     form = await request.post()
     session = await get_session(request)
     try:
-        session["link"] = await accounts.invite_account(
+        invitation = await accounts.invite_and_mail(
             desk.host, desk.config, _field(form, "email", 300), _field(form, "role", 20),
-            admin.organisation, actor=admin.actor)
+            admin.organisation, actor=admin.actor, language=_field(form, "language", 8) or "nl",
+            inviter=admin.email)
     except accounts.DeskError as exc:
         session["error"] = exc.message
+    else:
+        session["link"] = invitation.link
+        session["mailed"] = invitation.mailed_to
+        session["not_mailed"] = invitation.not_mailed
     raise web.HTTPSeeOther("/accounts")
 
 
@@ -135,8 +141,10 @@ async def _figures(request: web.Request) -> dict[str, list[Bar]]:
 async def figures_page(request: web.Request) -> web.Response:
     desk = desk_of(request)
     figures = await _figures(request)
+    session = await get_session(request)
     return await render(request, "figures.html", {
-        "figures": figures, "year": register.local_date(desk.host.clock()).year})
+        "figures": figures, "year": register.local_date(desk.host.clock()).year,
+        "signal": session.pop("signal", None)})
 
 
 FIGURE_HEADER = ("dimension", "value", "count")

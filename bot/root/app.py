@@ -164,7 +164,7 @@ class App:
         """Where the staff desk listens and the address staff open (DESK_* settings)."""
         s = self.settings
         return DeskConfig(listen_host=s.desk_listen_host, listen_port=s.desk_listen_port,
-                          public_url=s.desk_public_url)
+                          public_url=s.desk_public_url, mail=s.smtp_host is not None)
     # --- end of the staff desk ---
 
     @property

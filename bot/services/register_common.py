@@ -126,10 +126,12 @@ async def failed_mails(app: ServiceHost, *, reference: str | None = None,
             return True
         return owner.get(ref) == slug if ref is not None else recipient.lower() in mailboxes
 
+    # An invitation to the desk is not a mail to the organisation: its refusal is in the audit log.
     return [FailedMail(item.case_reference, item.purpose, item.recipient, item.last_error or "",
                        failed_at)
             for item, failed_at in failed
-            if (since is None or failed_at >= since) and ours(item.case_reference, item.recipient)]
+            if item.purpose != "invitation" and (since is None or failed_at >= since)
+            and ours(item.case_reference, item.recipient)]
 
 
 def mailbox_name(app: ServiceHost, address: str) -> str:

@@ -16,6 +16,7 @@ EXPECTED = {
     "case_message": {"secretary"}, "case_note": {"secretary"}, "case_attachment": {"secretary"},
     "export": {"secretary"}, "report": {"secretary", "coordinator"},
     "figures": {"coordinator"}, "figures_file": {"coordinator"},
+    "signal_page": {"coordinator", "secretary"}, "signal": {"coordinator", "secretary"},
     "accounts": {"administrator"}, "invite": {"administrator"},
     "account_action": {"administrator"}, "audit": {"administrator"},
     "settings": {"administrator"},
