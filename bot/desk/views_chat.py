@@ -210,7 +210,7 @@ def _file_view(t: Translator, m: HandoffMessage, kind: str, who: str) -> dict[st
     content_type = str(m.body.get("content_type") or "").split(";")[0].strip().lower()
     show = kind if content_type in INLINE.get(kind, ()) else "download"
     label = {"photo": t._("Photo from {who}"), "voice": t._("Voice message from {who}")}.get(
-        show, t._("File from {who}: download")).format(who=who)
+        show, t._("Document from {who}: download")).format(who=who)
     return {"show": show, "url": f"/chat/file/{m.id}", "label": label,
             "download": t._("Download")}
 

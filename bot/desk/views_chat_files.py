@@ -93,7 +93,8 @@ async def chat_upload(request: web.Request) -> web.StreamResponse:
     upload = form.get("file")
     data = upload.file.read(limit + 1) if isinstance(upload, web.FileField) else b""
     if not data:
-        return await refuse(request, 400, t._("Choose a file to send. Nothing was sent."))
+        return await refuse(request, 400, t._(
+            "Choose a photo, a PDF or a voice message to send. Nothing was sent."))
     if len(data) > limit:
         return await refuse(request, 413, t._(
             "This file is too big. The limit is {size} MB. Nothing was sent.").format(
@@ -103,8 +104,8 @@ async def chat_upload(request: web.Request) -> web.StreamResponse:
     kind = SENDABLE.get(mime)
     if kind is None:
         return await refuse(request, 415, t._(
-            "This kind of file cannot be sent. Send a photo (JPEG or PNG), a PDF or a voice "
-            "message (OGG or MP3). Nothing was sent."))
+            "This cannot be sent. Send a photo (JPEG or PNG), a PDF or a voice message (OGG or "
+            "MP3). Nothing was sent."))
     ref = await desk.host.files.save(data)
     await act(request, handoffs, address, Attachment(kind, ref, len(data), mime))
     raise web.HTTPSeeOther("/chat")

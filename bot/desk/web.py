@@ -8,6 +8,7 @@ refused (fail closed). `tests/bot/desk/test_desk_roles.py` walks every route as 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
@@ -208,8 +209,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             request[ACCOUNT] = account
             request[LANG] = account.language if account.language in LANGUAGES else "nl"
     route = request.match_info.route
-    if (route.resource is not None and getattr(route.handler, UPLOAD_ATTR, False)
-            and ACCOUNT in request
+    upload = route.resource is not None and getattr(route.handler, UPLOAD_ATTR, False)
+    if (upload and ACCOUNT in request
             and account_of(request).role in getattr(route.handler, ROLES_ATTR, ())):
         # Only a signed-in staff member of the route's role may send a body this large.
         request = request.clone(
@@ -221,6 +222,19 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         return await refuse(request, 413, translator(request)._(
             "This is too much for one form. Nothing was saved."))
+    finally:
+        if upload:
+            await _close_uploads(request)
+
+
+async def _close_uploads(request: web.Request) -> None:
+    """The temporary files aiohttp spooled an upload form's files into, closed (deleted) once
+    the answer is ready, whatever the handler did with them."""
+    with contextlib.suppress(Exception):
+        form = await request.post()  # read (and kept) by the CSRF check already
+        for value in form.values():
+            if isinstance(value, web.FileField):
+                value.file.close()
 
 
 async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse:
