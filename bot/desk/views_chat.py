@@ -92,7 +92,7 @@ async def notices(request: web.Request, address: tuple[str, str],
 
 
 async def act(request: web.Request, handoffs: HandoffDesk, address: tuple[str, str],
-               event: Event) -> Reply:
+              event: Event) -> Reply:
     """One action of the confidant, as an update of their address; the others' messages sent."""
     desk = desk_of(request)
     account = account_of(request)
