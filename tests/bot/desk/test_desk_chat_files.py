@@ -58,6 +58,8 @@ desk = "cora@desk.test"
 template = "klachtwijzer_update"
 """
 FILE_LINK = re.compile(r'/chat/file/(\d+)"')
+HIDE = ("() => {{ Object.defineProperty(document, 'hidden', {{value: {hidden}, configurable: true}});"
+        " document.dispatchEvent(new Event('visibilitychange')); }}")
 
 
 def picture(colour: str, fmt: str, text: str) -> bytes:
@@ -278,7 +280,7 @@ async def test_a_whatsapp_client_and_a_desk_confidant_chat_with_photos_in_a_brow
     """In Chromium: the request appears without a click, Bea accepts; the client's photo and
     words appear live (the picture really loads), her words and her photo reach the client's
     WhatsApp (media upload, image message); axe-core finds nothing serious in Dutch and Arabic,
-    and no CSP rule is broken."""
+    no CSP rule is broken; a hidden tab does not poll."""
     _app, meta, desk = running
     bea = await desk.person("bea@desk.test", "confidant")
     page = await browser.new_page(viewport={"width": 1100, "height": 900})
@@ -336,3 +338,15 @@ async def test_a_whatsapp_client_and_a_desk_confidant_chat_with_photos_in_a_brow
         "() => { const i = document.querySelector('ol.thread img.photo');"
         " return i && i.complete && i.naturalWidth > 0; }")
     assert await serious_violations(page) == [] and csp == []
+
+    # A hidden tab does not poll; shown again, it polls at once.
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "/chat/updates" in r.url else None)
+    await page.evaluate(HIDE.format(hidden="true"))
+    await page.wait_for_timeout(500)  # a poll that was on its way
+    polls.clear()
+    await page.wait_for_timeout(8500)  # two turns of the poll
+    assert polls == []
+    await page.evaluate(HIDE.format(hidden="false"))
+    await page.wait_for_timeout(1000)
+    assert polls
