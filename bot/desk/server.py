@@ -15,6 +15,7 @@ from aiohttp_session import session_middleware
 import bot.desk.views_admin as views_admin
 import bot.desk.views_auth as views_auth
 import bot.desk.views_chat as views_chat
+import bot.desk.views_chat_files as views_chat_files
 import bot.desk.views_register as views_register
 import bot.desk.views_signals as views_signals
 from bot.desk.config import DeskConfig
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from bot.desk.web import DeskHost
 
 log = logging.getLogger("bot.desk")
-MAX_BODY = 64 * 1024  # forms only: no uploads here
+MAX_BODY = 64 * 1024  # forms; the chat's upload may carry a file (`web.uploads`)
 
 
 def build_desk(host: DeskHost, config: DeskConfig, throttle: Throttle | None = None) -> web.Application:
@@ -71,8 +72,12 @@ def build_desk(host: DeskHost, config: DeskConfig, throttle: Throttle | None = N
     r.add_get("/audit", views_admin.audit_page, name="audit")
     r.add_get("/settings", views_admin.settings_page, name="settings")
     r.add_get("/requests", views_chat.requests_page, name="requests")
+    r.add_get("/requests/updates", views_chat.requests_updates, name="requests_updates")
     r.add_post("/requests/{handoff}/accept", views_chat.accept, name="accept")
     r.add_get("/chat", views_chat.chat_page, name="chat")
+    r.add_get("/chat/updates", views_chat.chat_updates, name="chat_updates")
+    r.add_get("/chat/file/{message}", views_chat_files.chat_file, name="chat_file")
+    r.add_post("/chat/upload", views_chat_files.chat_upload, name="chat_upload")
     r.add_post("/chat/{action:send|share|end}", views_chat.chat_action, name="chat_action")
     app.on_startup.append(_join)
     app.on_cleanup.append(_leave)
@@ -84,7 +89,7 @@ async def _join(app: web.Application) -> None:
     host = app[DESK].host
     if host.channels.get(views_chat.CHANNEL) is None:
         host.channels.register(views_chat.DeskSender())
-    open_desk(host, host.service, views_chat.CHANNEL)
+    open_desk(host, host.service, views_chat.CHANNEL).keeps_files.add(views_chat.CHANNEL)
     host.service.owed_channels.add(views_chat.CHANNEL)  # shown by the pages, then marked sent
 
 

@@ -25,7 +25,7 @@ from bot.desk.web import (
 from flows.model import LANGUAGES
 from storage.schema import STAFF_ROLES
 
-STATIC = {"desk.css": "text/css"}
+STATIC = {"desk.css": "text/css", "desk-live.js": "text/javascript"}
 
 
 @public

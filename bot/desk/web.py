@@ -8,6 +8,7 @@ refused (fail closed). `tests/bot/desk/test_desk_roles.py` walks every route as 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
@@ -31,6 +32,13 @@ if TYPE_CHECKING:
     from bot.services.handoffs import DeskHolder
     from bot.services.ports import ServiceHost
 
+    class DeskSettings(Protocol):
+        """The process settings the desk reads."""
+
+        @property
+        def max_attachment_bytes(self) -> int:
+            """The largest file a client may send (and a confidant, from the desk)."""
+
     class DeskHost(ServiceHost, Protocol):
         """The running application as the desk needs it: also the intake service, whose handoff
         desk the confidants' chats join."""
@@ -39,6 +47,10 @@ if TYPE_CHECKING:
         def service(self) -> DeskHolder:
             """The intake service (it keeps the process's one handoff desk)."""
 
+        @property
+        def settings(self) -> DeskSettings:
+            """The process settings (the file size limit of the channels)."""
+
 log = logging.getLogger("bot.desk")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -46,6 +58,11 @@ ROLES_ATTR = "desk_roles"
 PUBLIC = frozenset({"public"})
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
+# The confidant's pages that update themselves: our own script file (never inline), its polls to
+# this origin, and voice messages played from the desk.
+LIVE_CSP = CSP + "; script-src 'self'; connect-src 'self'; media-src 'self'"
+UPLOAD_ATTR = "desk_upload"
+FORM_MARGIN = 64 * 1024  # the other fields of an upload form
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFERENCE = re.compile(r"[A-Z]{2,8}-\d{4}-\d{6}")
 HOME = {"secretary": "/cases", "coordinator": "/figures", "administrator": "/accounts",
@@ -73,6 +90,12 @@ def allow(*roles: str) -> Callable[[Handler], Handler]:
         setattr(handler, ROLES_ATTR, frozenset(roles))
         return handler
     return mark
+
+
+def uploads(handler: Handler) -> Handler:
+    """A form that carries a file: its body may be as large as the channels' file limit."""
+    setattr(handler, UPLOAD_ATTR, True)
+    return handler
 
 
 def public(handler: Handler) -> Handler:
@@ -185,6 +208,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         else:
             request[ACCOUNT] = account
             request[LANG] = account.language if account.language in LANGUAGES else "nl"
+    route = request.match_info.route
+    upload = route.resource is not None and getattr(route.handler, UPLOAD_ATTR, False)
+    if (upload and ACCOUNT in request
+            and account_of(request).role in getattr(route.handler, ROLES_ATTR, ())):
+        # Only a signed-in staff member of the route's role may send a body this large.
+        request = request.clone(
+            client_max_size=desk.host.settings.max_attachment_bytes + FORM_MARGIN)
     try:
         return await _checked(request, handler)
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
@@ -192,6 +222,19 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         return await refuse(request, 413, translator(request)._(
             "This is too much for one form. Nothing was saved."))
+    finally:
+        if upload:
+            await _close_uploads(request)
+
+
+async def _close_uploads(request: web.Request) -> None:
+    """The temporary files aiohttp spooled an upload form's files into, closed (deleted) once
+    the answer is ready, whatever the handler did with them."""
+    with contextlib.suppress(Exception):
+        form = await request.post()  # read (and kept) by the CSRF check already
+        for value in form.values():
+            if isinstance(value, web.FileField):
+                value.file.close()
 
 
 async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse:

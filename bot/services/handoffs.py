@@ -131,6 +131,9 @@ class HandoffDesk:
         # Issue 10: channels that send owed rows and mark them sent (shared with the intake
         # service by `open_desk`): what the desk owes chats there is stored with its state change.
         self.owed_channels: set[str] = owed_channels if owed_channels is not None else set()
+        # Confidants' channels that show the client's files from the file store instead of
+        # passing them on (the staff desk): those files go when the chat ends.
+        self.keeps_files: set[str] = set()
         everyone = [c for o in self.deployment.organisations for c in o.confidants]
         self.confidants = {c.key: c for c in everyone}
         self.staff: dict[Address, Confidant] = {
@@ -326,7 +329,7 @@ class HandoffDesk:
         for rec in await uow.handoffs.open_for_conversation(stored.id):
             if not await uow.handoffs.transition(_hid(rec), ("offered", "active"), "ended", now):
                 continue
-            await self._drop_files(uow, _hid(rec))
+            await self._drop_files(uow, rec)
             outcome = self.rules.ended(self._domain(rec), "client", has_transcript=False)
             out.extend(self._envelopes(rec, outcome, client_too=False))
         return tuple(out)
@@ -338,7 +341,9 @@ class HandoffDesk:
         h = self._domain(rec)
         outcome = self.rules.relay(h, sender, body)
         waiting = rec.status == "offered"
-        stored_body = dict(body) if waiting else dict(outcome.record or body)
+        # A file keeps its storage reference: a confidant's channel may show it from the store.
+        keep = waiting or "ref" in body
+        stored_body = dict(body) if keep else dict(outcome.record or body)
         await uow.handoffs.add_message(_hid(rec), now, sender, stored_body, delivered=not waiting)
         if sender == "client":
             return Routed(self._messages(outcome.to_client),
@@ -364,8 +369,8 @@ class HandoffDesk:
             m.body.get("kind") in ("text", "photo", "voice", "document")
             for m in await uow.handoffs.messages(_hid(rec))
         )
+        await self._drop_files(uow, rec)
         if not has_transcript:
-            await self._drop_files(uow, _hid(rec))
             await uow.handoffs.delete_messages(_hid(rec))
         outcome = self.rules.ended(self._domain(rec), by, has_transcript=has_transcript)
         data = dict(rec.data)
@@ -392,23 +397,28 @@ class HandoffDesk:
         outcome = self.rules.transcript(self._domain(rec), keep)
         return Routed(self._messages(outcome.to_client))
 
-    async def _drop_files(self, uow: UnitOfWork, handoff_id: int) -> None:
-        """Files the client sent while waiting, never passed on: delete them."""
+    async def _drop_files(self, uow: UnitOfWork, rec: HandoffRecord) -> None:
+        """Files the client sent while waiting, never passed on, and the client's files that the
+        confidant's channel showed from the store (`keeps_files`): delete them."""
         if self.files is None:
             return
-        for m in await uow.handoffs.messages(handoff_id):
-            if not m.delivered and m.body.get("ref"):
-                await self.files.delete(str(m.body["ref"]))
+        shown = rec.confidant_channel in self.keeps_files
+        for m in await uow.handoffs.messages(_hid(rec)):
+            ref = m.body.get("ref")
+            if ref and (not m.delivered or (shown and m.sender == "client")):
+                await self.files.delete(str(ref))
 
     # --- the confidant's side (own units of work) --------------------------------------------
 
     async def confidant_update(
         self, address: Address, event: Event, *, update_id: str | None, language: str | None,
+        actor: str | None = None,
     ) -> Reply:
         """One update from a confidant's address, in one unit of work with what it owes people
         (issue 10): the reply to the confidant (`messages`, `owed`) and the envelopes for other
         chats (`others`, `others_owed`), stored for the channels in `owed_channels`, already
-        committed. The channel sends them and marks each owed row sent."""
+        committed. The channel sends them and marks each owed row sent. `actor`: how the audit
+        names the confidant (the desk: its account, `desk#N`); by default after the channel."""
         language = language if language in self.rules.catalogs.languages else None
         confidant = self.staff.get(address)
         if confidant is None:
@@ -420,7 +430,7 @@ class HandoffDesk:
                 if update_id is not None and await uow.inbound.seen(address[0], update_id, now):
                     return Reply((), duplicate=True)
                 reply, others = await self._confidant_event(uow, confidant.key, address, event,
-                                                            language, now)
+                                                            language, now, actor)
                 owed = await delivery.owe(uow, self.owed_channels, address[0], address[1],
                                           reply, None, now)
                 others_owed = await delivery.owe_envelopes(uow, self.owed_channels, others, now)
@@ -431,7 +441,7 @@ class HandoffDesk:
 
     async def _confidant_event(
         self, uow: UnitOfWork, confidant_id: int, address: Address, event: Event,
-        language: str | None, now: datetime,
+        language: str | None, now: datetime, actor: str | None = None,
     ) -> tuple[tuple[OutMessage, ...], tuple[Envelope, ...]]:
         own = Envelope(address[0], address[1], ())
         if isinstance(event, Choice):
@@ -441,7 +451,7 @@ class HandoffDesk:
                 return (self.rules.invalid(language, staff=True),), ()
             action = parsed[0]
             if action == "accept":
-                return await self._accept(uow, rec, confidant_id, address, language, now)
+                return await self._accept(uow, rec, confidant_id, address, language, now, actor)
             if rec.confidant_id != confidant_id or rec.status != "active":
                 return (self.rules.invalid(language, staff=True),), ()
             if action == "end":
@@ -487,7 +497,7 @@ class HandoffDesk:
 
     async def _accept(
         self, uow: UnitOfWork, rec: HandoffRecord, confidant_id: int, address: Address,
-        language: str | None, now: datetime,
+        language: str | None, now: datetime, actor: str | None = None,
     ) -> tuple[tuple[OutMessage, ...], tuple[Envelope, ...]]:
         h = self._domain(rec)
         if address not in h.offered_to:
@@ -507,8 +517,8 @@ class HandoffDesk:
         await uow.handoffs.mark_delivered(_hid(rec))
         outcome = self.rules.accepted(self._domain(rec), waiting)
         # The audit names a Telegram confidant by numeric id (as before), never a phone number.
-        actor = (f"telegram:{confidant_id}" if address[0] == "telegram"
-                 else f"{address[0]}:confidant")
+        actor = actor or (f"telegram:{confidant_id}" if address[0] == "telegram"
+                          else f"{address[0]}:confidant")
         await uow.audit.record(now, actor, "handoff_accepted", rec.case_reference)
         log.info("handoff %s accepted (%s)", _hid(rec), address[0])
         return self._split(Routed((), self._envelopes(rec, outcome, client_too=True)),
@@ -551,7 +561,7 @@ class HandoffDesk:
                         continue
                     waiting = [m for m in await uow.handoffs.messages(_hid(rec))
                                if not m.delivered]
-                    await self._drop_files(uow, _hid(rec))
+                    await self._drop_files(uow, rec)
                     await uow.handoffs.delete_messages(_hid(rec))
                     outcome = self.rules.expired(self._domain(rec), unread=len(waiting))
                     await uow.audit.record(now, "system", "handoff_expired", rec.case_reference)

@@ -21,7 +21,8 @@ EXPECTED = {
     "account_action": {"administrator"}, "audit": {"administrator"},
     "settings": {"administrator"},
     "requests": {"confidant"}, "accept": {"confidant"}, "chat": {"confidant"},
-    "chat_action": {"confidant"},
+    "chat_action": {"confidant"}, "chat_updates": {"confidant"},
+    "requests_updates": {"confidant"}, "chat_file": {"confidant"}, "chat_upload": {"confidant"},
     "logout": {"secretary", "confidant", "coordinator", "administrator"},
     "logout_everywhere": {"secretary", "confidant", "coordinator", "administrator"},
 }
@@ -46,7 +47,8 @@ async def test_every_route_as_every_role(app: App, desk: Desk, web: Any,
              "case_attachment": f"/cases/{ref}/attachments/1",
              "account_action": "/accounts/2/unlock", "report": "/report?year=1999",
              "export": "/export?format=csv", "figures_file": "/figures.xlsx",
-             "accept": "/requests/1/accept", "chat_action": "/chat/send"}
+             "accept": "/requests/1/accept", "chat_action": "/chat/send",
+             "chat_file": "/chat/file/1", "chat_updates": "/chat/updates?chat=0&after=0"}
     for who in (*ROLES, None):
         client = web()
         if who is None:
