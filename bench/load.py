@@ -293,6 +293,10 @@ class LoadResult:
     seconds: float
     latencies: list[float] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)  # Bot API calls of the run, by method
+    # CPU seconds of the whole process (bot, stand-in and clients) over the measured window:
+    # compared between kinds on the same script, it is what one costs more than the other, and
+    # unlike messages/s it hardly moves when other programs load the machine.
+    cpu_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -307,6 +311,7 @@ class _Budget:
     taken: int = 0
     window_start: float = 0.0
     window_end: float = 0.0
+    cpu_start: float = 0.0
 
     def take(self) -> bool:
         if self.taken >= self.total:
@@ -335,7 +340,9 @@ async def _client(stub: BenchStub, kind: Kind, script: Script, chat_id: int, war
         measured = number >= warmup
         if number == warmup:
             await ready.wait()
-            budget.window_start = budget.window_start or time.perf_counter()
+            if not budget.window_start:
+                budget.window_start = time.perf_counter()
+                budget.cpu_start = time.process_time()
         if measured and not budget.take():
             return
         if measured and think > 0:  # a person reads the reply and types
@@ -366,10 +373,12 @@ async def _client(stub: BenchStub, kind: Kind, script: Script, chat_id: int, war
 
 
 async def drive(stub: BenchStub, kind: Kind, scripts: list[Script], chats: int, messages: int,
-                spread: bool, chat_offset: int = 0, think: float = 0.0) -> tuple[float, list[float]]:
+                spread: bool, chat_offset: int = 0,
+                think: float = 0.0) -> tuple[float, list[float], float]:
     """`chats` clients (languages in turn) warm up, then send `messages` updates together, each
     client its next one as soon as it has its replies (`think` = 0), or after a random pause
-    (exponential, mean `think` seconds); (seconds of the measured window, each latency)."""
+    (exponential, mean `think` seconds); (seconds of the measured window, each latency, CPU
+    seconds of the process from the window's start until the last client is done)."""
     budget = _Budget(total=messages)
     latencies: list[float] = []
     ready = asyncio.Barrier(chats)
@@ -384,7 +393,8 @@ async def drive(stub: BenchStub, kind: Kind, scripts: list[Script], chats: int, 
                 group.create_task(client)
     except* BenchError as failed:
         raise failed.exceptions[0] from None
-    return budget.window_end - budget.window_start, latencies
+    cpu = time.process_time() - budget.cpu_start
+    return budget.window_end - budget.window_start, latencies, cpu
 
 
 async def run_load(kind: Kind, library: Library, scripts: list[Script], *, chats: int,
@@ -409,13 +419,13 @@ async def run_load(kind: Kind, library: Library, scripts: list[Script], *, chats
         else:
             running = await start_echo_aiogram(stub, echo_concurrent, kind == "echo_answering")
         try:
-            seconds, latencies = await drive(stub, kind, scripts, chats, messages, spread,
-                                             chat_offset, think)
+            seconds, latencies, cpu = await drive(stub, kind, scripts, chats, messages, spread,
+                                                  chat_offset, think)
         finally:
             await running.stop()
     finally:
         await stub.stop()
-    return LoadResult(kind, library, chats, messages, seconds, latencies, dict(stub.counts))
+    return LoadResult(kind, library, chats, messages, seconds, latencies, dict(stub.counts), cpu)
 
 
 def quiet() -> None:

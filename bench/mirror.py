@@ -227,9 +227,12 @@ async def start_mirror_aiogram(stub: BenchStub, shapes: Shapes) -> Running:
         Message,
     )
 
+    from bot.channels.telegram.aiogram_adapter import response_models
+
     bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(stub.base)))
     dispatcher = Dispatcher()
     tasks: set[asyncio.Task[Any]] = set()
+    models = response_models()  # held as the bot's adapter holds them (a GC would drop them)
 
     def markup(rows: tuple[tuple[tuple[str, str], ...], ...]) -> InlineKeyboardMarkup | None:
         if not rows:
@@ -276,6 +279,8 @@ async def start_mirror_aiogram(stub: BenchStub, shapes: Shapes) -> Running:
 
     async def stopper() -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
+        if not models:  # pragma: no cover - referenced here: they live until the mirror stops
+            raise BenchError("aiogram's response models were not built")
         try:
             await dispatcher.stop_polling()
         except RuntimeError:

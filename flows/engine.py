@@ -152,7 +152,8 @@ class Engine:
 
     def step(self, conversation: Conversation, event: Event, now: datetime) -> StepResult:
         """Apply one event to a copy of the conversation; the caller's object is left untouched."""
-        conv = copy.deepcopy(conversation)
+        conv = Conversation(conversation.state, conversation.language,
+                            _copied(conversation.data))
         turn = Turn(engine=self, conv=conv, t=self.catalogs.get(conv.language), now=now)
         if conv.language is None:
             # After /erase only the messenger's language hint is left (issue 14.9).
@@ -537,4 +538,18 @@ def _routes_to(dest: str) -> Callable[[Any], bool]:
         return bool(event_data.model.dest == dest)
 
     return condition
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of the conversation's JSON data: dicts and lists copied, strings, numbers,
+    booleans and None shared (immutable), anything else through `copy.deepcopy`. The same result
+    as deepcopy for the data a conversation holds, at a fraction of its cost (it ran for every
+    event on the whole draft)."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return copy.deepcopy(value)
 

@@ -108,6 +108,21 @@ _SEEN = {
     .returning(inbound_updates.c.update_id)
     for dialect in (sqlite, postgresql)
 }
+# The inserts of a new conversation and of a registered case (its case, counter, mail and audit
+# row): bare INSERTs bound to a dict of values compile once (per set of keys) and are then only
+# bound, where `.values(...)` built and keyed a new statement every time.
+_INSERT_CONVERSATION = sql_insert(conversations)
+_INSERT_CASE = sql_insert(cases)
+_INSERT_OUTBOX = sql_insert(outbox)
+_INSERT_AUDIT = sql_insert(audit_log)
+_NEXT_REFERENCE = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(counters)
+    .values(name=bindparam("name"), value=1)
+    .on_conflict_do_update(index_elements=[counters.c.name],
+                           set_={"value": counters.c.value + 1})
+    .returning(counters.c.value)
+    for dialect in (sqlite, postgresql)
+}
 
 # Issue 10: what a reply owes its chat, numbered after what the chat is owed already (built once,
 # like the statements above: this runs for every reply on an owed channel).
@@ -168,18 +183,16 @@ class ConversationRepository(_Repository):
         blob = self._cipher.encrypt_json(conversation.data)
         if conversation.id is None:
             try:
-                result = await self._conn.execute(
-                    sql_insert(conversations).values(
-                        channel=conversation.channel,
-                        chat_id=conversation.chat_id,
-                        state=conversation.state,
-                        language=conversation.language,
-                        data=blob,
-                        version=1,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+                result = await self._conn.execute(_INSERT_CONVERSATION, {
+                    "channel": conversation.channel,
+                    "chat_id": conversation.chat_id,
+                    "state": conversation.state,
+                    "language": conversation.language,
+                    "data": blob,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                })
             except IntegrityError:
                 raise ConcurrentUpdateError("conversation already exists") from None
             return replace(conversation, id=_new_id(result), version=1, created_at=now, updated_at=now)
@@ -231,43 +244,36 @@ class CaseRepository(_Repository):
         """The next case reference of `year`, e.g. KW-2026-000001 (atomic counter upsert)."""
         if not 1000 <= year <= 9999:
             raise ValueError("year must have four digits")
-        stmt = (
-            _upsert(self._conn, counters)
-            .values(name=f"reference:{year}", value=1)
-            .on_conflict_do_update(index_elements=[counters.c.name], set_={"value": counters.c.value + 1})
-            .returning(counters.c.value)
-        )
-        value = (await self._conn.execute(stmt)).scalar_one()
+        stmt = _NEXT_REFERENCE[self._conn.dialect.name]
+        value = (await self._conn.execute(stmt, {"name": f"reference:{year}"})).scalar_one()
         return f"{REFERENCE_PREFIX}-{year:04d}-{value:06d}"
 
     async def add(self, case: CaseRecord) -> CaseRecord:
         if case.kind not in CASE_KINDS:
             raise ValueError(f"unknown case kind {case.kind!r}")
         payload = None if case.payload is None else self._cipher.encrypt_json(case.payload)
-        result = await self._conn.execute(
-            sql_insert(cases).values(
-                reference=case.reference,
-                conversation_id=case.conversation_id,
-                channel=case.channel,
-                kind=case.kind,
-                schema=case.schema,
-                category=case.category,
-                language=case.language,
-                status=case.status,
-                mailbox=case.mailbox,
-                payload=payload,
-                location=case.location,
-                outcome=case.outcome,
-                created_at=case.created_at,
-                updated_at=case.updated_at,
-                acknowledged_at=case.acknowledged_at,
-                decided_at=case.decided_at,
-                closed_at=case.closed_at,
-                withdrawn_at=case.withdrawn_at,
-                erased_at=case.erased_at,
-                organisation=case.organisation,
-            )
-        )
+        result = await self._conn.execute(_INSERT_CASE, {
+            "reference": case.reference,
+            "conversation_id": case.conversation_id,
+            "channel": case.channel,
+            "kind": case.kind,
+            "schema": case.schema,
+            "category": case.category,
+            "language": case.language,
+            "status": case.status,
+            "mailbox": case.mailbox,
+            "payload": payload,
+            "location": case.location,
+            "outcome": case.outcome,
+            "created_at": case.created_at,
+            "updated_at": case.updated_at,
+            "acknowledged_at": case.acknowledged_at,
+            "decided_at": case.decided_at,
+            "closed_at": case.closed_at,
+            "withdrawn_at": case.withdrawn_at,
+            "erased_at": case.erased_at,
+            "organisation": case.organisation,
+        })
         return replace(case, id=_new_id(result))
 
     async def get(self, reference: str) -> CaseRecord | None:
@@ -320,21 +326,19 @@ class OutboxRepository(_Repository):
             raise ValueError(f"unknown outbox purpose {item.purpose!r}")
         if item.status not in OUTBOX_STATUSES:
             raise ValueError(f"unknown outbox status {item.status!r}")
-        result = await self._conn.execute(
-            sql_insert(outbox).values(
-                case_reference=item.case_reference,
-                purpose=item.purpose,
-                recipient=item.recipient,
-                message_id=item.message_id,
-                raw=None if item.raw is None else self._cipher.encrypt(item.raw),
-                status=item.status,
-                attempts=item.attempts,
-                next_attempt_at=item.next_attempt_at,
-                last_error=_clip(item.last_error),
-                created_at=item.created_at,
-                sent_at=item.sent_at,
-            )
-        )
+        result = await self._conn.execute(_INSERT_OUTBOX, {
+            "case_reference": item.case_reference,
+            "purpose": item.purpose,
+            "recipient": item.recipient,
+            "message_id": item.message_id,
+            "raw": None if item.raw is None else self._cipher.encrypt(item.raw),
+            "status": item.status,
+            "attempts": item.attempts,
+            "next_attempt_at": item.next_attempt_at,
+            "last_error": _clip(item.last_error),
+            "created_at": item.created_at,
+            "sent_at": item.sent_at,
+        })
         return _new_id(result)
 
     async def get(self, item_id: int) -> OutboxItem | None:
@@ -448,11 +452,9 @@ class AuditRepository(_Repository):
         detail: str | None = None,
     ) -> None:
         """Append to the audit log. `detail` must never hold personal data."""
-        await self._conn.execute(
-            sql_insert(audit_log).values(
-                at=at, actor=actor, action=action, reference=reference, detail=_clip(detail)
-            )
-        )
+        await self._conn.execute(_INSERT_AUDIT, {
+            "at": at, "actor": actor, "action": action, "reference": reference,
+            "detail": _clip(detail)})
 
     async def list(self, limit: int = 100) -> builtins.list[AuditEntry]:
         """The most recent entries, newest first."""

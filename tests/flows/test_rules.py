@@ -57,6 +57,18 @@ def test_incident_dates_in_common_formats(typed: str, language: str, expected: d
     assert rules.parse_incident_date(typed, language, NOW) == expected
 
 
+@pytest.mark.parametrize("typed", ["1-2-2026", "29-02-2024", " 31.12.2025 ", "7/7/2031",
+                                   "2026-1-05", "31-02-2026", "29-02-2025", "13-13-2026"])
+def test_dates_in_digits_are_read_as_dateparser_reads_them(typed: str) -> None:
+    """Dates in digits (read without dateparser, for speed) come out as dateparser reads them."""
+    import dateparser
+
+    expected = dateparser.parse(typed, languages=["nl", "en"], settings={
+        "DATE_ORDER": "DMY", "PREFER_DATES_FROM": "past", "PREFER_DAY_OF_MONTH": "last",
+        "RELATIVE_BASE": NOW.replace(tzinfo=None)})
+    assert rules.parse_incident_date(typed, "nl", NOW) == (expected.date() if expected else None)
+
+
 def test_deadlines_001_art_14_to_16() -> None:
     """Due dates: acknowledgement 1 week (14.1), decision 4 and 6 weeks (15.1), board 1 month (16.1)."""
     due = rules.deadlines(NOW, PROCEDURE)
