@@ -81,7 +81,8 @@ async def test_coordinator_enrols_enters_a_signal_with_the_keyboard_and_sees_it_
         app: App, desk: Desk, browser: Any) -> None:
     """Enrol (QR code), log in, open the signal form; the empty form comes back with one line per
     missing answer, linked to its field; filled in with the keyboard it registers and the figures
-    say so with the reference; axe-clean in Dutch and Arabic; screenshots for the docs."""
+    say so with the reference; axe-clean in Dutch and Arabic; screenshots for the docs; the CSV
+    downloaded in the browser holds counts only, no client's name, story or contact."""
     await _some_signals(app)
     link = await invite_account(app, desk.config, "coordinator@desk.test", "coordinator", "default")
     page, csp = await _page(browser)
@@ -140,6 +141,19 @@ async def test_coordinator_enrols_enters_a_signal_with_the_keyboard_and_sees_it_
     await page.click("form[action='/signals'] button[type=submit]")
     await _clean(page, csp, "signal form with errors ar")
     await page.screenshot(path=str(DOCS / "desk-signal-ar.png"), full_page=True)
+
+    # The coordinator downloads the CSV in the browser: counts only, even with a client's
+    # complaint (name, story, phone number) in the register.
+    _client, reference = await file_complaint(app, "c-csv", contact="phone",
+                                              contact_value="+31 6 12345678")
+    await page.goto(desk.url("/figures"))
+    async with page.expect_download() as download_info:
+        await page.click("a[href='/figures.csv']")
+    download = await download_info.value
+    csv = Path(await download.path()).read_text(encoding="utf-8-sig")
+    assert csv.splitlines()[0] == "dimension,value,count" and "kind,complaint,<5" in csv
+    leaked = [s for s in ("Sara", "Haddad", "+31", "12345678", "rude", reference) if s in csv]
+    assert leaked == []
 
 
 @needs_chromium
