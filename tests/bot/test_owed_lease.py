@@ -1,0 +1,81 @@
+"""Issue 15: owed rows carry a lease. Two "processes" (two apps, each with its own holder id, on
+one database: a SQLite file, or PostgreSQL in CI's second pass) never send one row both, a
+chat's rows are taken only in order, and rows of a process that stopped sending are taken over
+once the lease has run out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bot.services.delivery import LEASE, OwedChannels, OwedMarker
+from flows.model import Choice, Start
+
+CHANNEL = "whatsapp"
+
+
+async def two_processes(app_factory: Any, settings_for: Any, database_url: str,
+                        clock: Any) -> tuple[Any, Any, OwedMarker, OwedMarker]:
+    settings = settings_for(database_url=database_url)
+    a, b = await app_factory(settings), await app_factory(settings)
+    a.service.owed_channels = OwedChannels({CHANNEL}, holder="process-a")
+    b.service.owed_channels = OwedChannels({CHANNEL}, holder="process-b")
+    return a, b, OwedMarker(a.db, clock, "process-a"), OwedMarker(b.db, clock, "process-b")
+
+
+async def test_rows_claimed_by_their_process_are_left_to_it_until_the_lease_ends(
+        app_factory: Any, settings_for: Any, database_url: str, clock: Any) -> None:
+    """A's reply is claimed by A when it is stored: B neither takes it for the chat nor in its
+    resend scan while A's lease runs; after the lease B takes it (once), and then A cannot."""
+    a, _b, mark_a, mark_b = await two_processes(app_factory, settings_for, database_url, clock)
+    reply = await a.service.handle(CHANNEL, "31600000001", Start("en"), update_id="w1")
+    assert reply.owed
+    assert await mark_b.take_for_chat(CHANNEL, "31600000001") == []
+    assert await mark_b.owed(CHANNEL) == []
+    # The pages that show rows (the desk) and the web chat's sockets see them all the same.
+    assert [r.id for r in await mark_b.owed_to(CHANNEL, "31600000001")] == list(reply.owed)
+
+    clock.advance(seconds=LEASE.total_seconds() + 1)  # A was killed mid-send
+    taken = await mark_b.take_for_chat(CHANNEL, "31600000001")
+    assert [r.id for r in taken] == list(reply.owed)
+    assert await mark_a.take_for_chat(CHANNEL, "31600000001") == []  # B holds them now
+    for row in taken:
+        mark_b.mark(row.id)
+    await mark_b.flush()
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    assert await mark_a.owed(CHANNEL) == []  # sent once: nothing left for anyone
+
+
+async def test_a_chat_s_rows_are_taken_in_order_never_past_a_leased_row(
+        app_factory: Any, settings_for: Any, database_url: str, clock: Any) -> None:
+    """A row stored after one that A is sending waits behind it; when A's send fails and it
+    releases its rows, B takes both, in their order."""
+    a, b, mark_a, mark_b = await two_processes(app_factory, settings_for, database_url, clock)
+    first = await a.service.handle(CHANNEL, "31600000002", Start("en"), update_id="w1")
+    async with b.db.unit_of_work() as uow:  # kept without a lease (e.g. a relay outside the window)
+        later = await uow.owed.add(CHANNEL, "31600000002", [{"text": "later", "state": None}],
+                                   clock())
+        await uow.commit()
+    assert await mark_b.take_for_chat(CHANNEL, "31600000002") == []
+    await mark_a.release(first.owed)  # A's send failed
+    taken = await mark_b.take_for_chat(CHANNEL, "31600000002")
+    assert [r.id for r in taken] == [*first.owed, *later]
+    assert [r.seq for r in taken] == sorted(r.seq for r in taken)
+
+
+async def test_two_processes_taking_the_same_due_rows_at_once_get_each_row_once(
+        app_factory: Any, settings_for: Any, database_url: str, clock: Any) -> None:
+    """Both scan the due rows of many chats at the same moment: the compare-and-set gives every
+    row to exactly one of them."""
+    a, _b, mark_a, mark_b = await two_processes(app_factory, settings_for, database_url, clock)
+    for n in range(8):
+        reply = await a.service.handle(CHANNEL, f"3160000010{n}", Start("en"), update_id=f"s{n}")
+        await a.service.handle(CHANNEL, f"3160000010{n}", Choice("lang_en"), update_id=f"t{n}")
+        assert reply.owed
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    got_a, got_b = await asyncio.gather(mark_a.owed(CHANNEL), mark_b.owed(CHANNEL))
+    ids_a, ids_b = {r.id for r in got_a}, {r.id for r in got_b}
+    async with a.db.unit_of_work(read_only=True) as uow:
+        every = {r.id for r in await uow.owed.unsent(CHANNEL)}
+    assert not ids_a & ids_b
+    assert ids_a | ids_b == every and len(every) >= 16
