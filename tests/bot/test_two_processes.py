@@ -2,7 +2,9 @@
 (bench/cluster.py), one of them killed with SIGKILL in the middle of the traffic and brought back
 once the other is done: nothing lost, nothing doubled. Telegram in webhook mode (aiogram, whose
 webhook answers after the update was committed; a delivery that got no answer is delivered again,
-to the other process, as Telegram does). PostgreSQL only: the CI's second pass runs it."""
+to the other process, as Telegram does), and WhatsApp phones whose messages go to the two
+processes in turn (issue 15: owed rows carry a lease, the webhook answers after the commit).
+PostgreSQL only: the CI's second pass runs it."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from pydantic import SecretStr
 
 from bench.cluster import TG_CHAT_BASE, Cluster, Tally, cluster
 from bench.script import LANGUAGES, calibrate
+from bench.whatsapp import record_shapes
+from bot.services.delivery import LEASE
 from storage import generate_key
 from tests.bot.telegram_stub import callback_update, message_update, user
 from tests.conftest import ON_POSTGRES
@@ -155,3 +159,55 @@ async def test_two_processes_one_killed_lose_nothing_and_double_nothing(
     assert (c.proxy.turn["/telegram-hook"] - turn, [h["status"] for h in handoffs],
             [h["confidant_id"] in (FEMALE_1, FEMALE_2) for h in handoffs],
             accepted[0]["n"]) == (2, ["active"], [True], 1)
+
+
+PHONES = 16
+WA_STEPS = 12
+
+
+async def test_whatsapp_round_robin_repeats_nothing_and_a_killed_process_loses_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
+    """WhatsApp phones whose messages go to the two processes in turn: every message handled
+    once, every reply received once and in order (each phone presses the buttons of the last
+    reply: a repeated or early reply would confuse it). Then, with one process SIGKILLed in the
+    middle: the webhook answered only after the commit, so every message is handled (by the
+    other process), and the replies the killed one had claimed are sent when their lease ends
+    (at most those it had sent but not marked come once more)."""
+    secret = SecretStr(generate_key())
+    scripts = [await calibrate(language) for language in LANGUAGES]
+    shapes = await record_shapes(scripts, tmp_path / "record", secret)
+    async with cluster(2, database_url, tmp_path / "cluster", secret) as c:
+        calm = Tally()
+        await asyncio.gather(*(c.whatsapp_client(scripts[i % len(scripts)], shapes, 30_000 + i,
+                                                 WA_STEPS, 0.0, calm, 10) for i in range(PHONES)))
+        got = c.wa.per_chat.copy()
+        spread = dict(c.proxy.forwarded)
+        off = {chat: (got[chat], n) for chat, n in calm.expected.items() if got[chat] != n}
+
+        rough = Tally()
+        clients = [asyncio.create_task(c.whatsapp_client(
+            scripts[i % len(scripts)], shapes, 31_000 + i, WA_STEPS, 0.05, rough, 10))
+            for i in range(PHONES)]
+        assert await _when(lambda: rough.wa_messages >= PHONES * WA_STEPS // 3, 60)
+        c.kill(c.processes[0])  # in the middle of the traffic
+        await asyncio.gather(*clients)
+        # Its claimed, unsent replies are due when the lease ends: the survivor's resend loop
+        # or the restarted process sends them.
+        await asyncio.sleep(LEASE.total_seconds())
+        await c.start_process(c.processes[0])
+        complete = await _when(lambda: all(
+            c.wa.per_chat[chat] >= n for chat, n in rough.expected.items()), 60)
+        await asyncio.gather(*(c.stop_process(p) for p in c.processes))
+        counts = await c.check()
+
+    lost = {chat: (c.wa.per_chat[chat], n) for chat, n in rough.expected.items()
+            if c.wa.per_chat[chat] < n}
+    repeated = [c.wa.per_chat[chat] - n for chat, n in rough.expected.items()
+                if c.wa.per_chat[chat] > n]
+    most = max(len(calls) for calls in shapes.values())
+    assert len([port for port, n in spread.items() if n > 0]) == 2  # both processes served
+    assert (off, calm.confused, calm.stalled, calm.wa_messages) == ({}, 0, 0, PHONES * WA_STEPS)
+    assert (complete, lost, rough.confused, max(repeated, default=0) <= most,
+            counts["inbound_updates"], counts["owed_unsent"]) == (
+        True, {}, 0, True, calm.wa_messages + rough.wa_messages + rough.stalled, 0)
