@@ -10,6 +10,8 @@ from typing import Any
 
 from bot.services.delivery import LEASE, OwedChannels, OwedMarker
 from flows.model import Choice, Start
+from tests.bot.graph_stub import GraphStub
+from tests.bot.whatsapp_helpers import Meta, Phone, StartWhatsApp
 
 CHANNEL = "whatsapp"
 
@@ -79,3 +81,42 @@ async def test_two_processes_taking_the_same_due_rows_at_once_get_each_row_once(
         every = {r.id for r in await uow.owed.unsent(CHANNEL)}
     assert not ids_a & ids_b
     assert ids_a | ids_b == every and len(every) >= 16
+
+
+async def _unsent(app: Any, wa_id: str) -> list[Any]:
+    async with app.db.unit_of_work(read_only=True) as uow:
+        return await uow.owed.unsent_for_chat(CHANNEL, wa_id)
+
+
+async def test_whatsapp_webhook_answers_after_the_commit_and_before_the_reply_is_sent(
+        start_whatsapp: StartWhatsApp, graph: GraphStub) -> None:
+    """The 200 comes once the message is stored (its id recorded, its reply an owed row claimed
+    by this process), not before; a Graph API that is slow to take the reply does not hold it.
+    A reply whose send failed is released and goes first when the client writes again."""
+    meta = await start_whatsapp()
+    phone = Phone(meta, wa_id="31677700001")
+    graph.hold = asyncio.Event()
+    message = {"from": phone.wa_id, "id": meta.wamid(), "timestamp": "1795339800",
+               "type": "text", "text": {"body": "Hello"}}
+    status = await asyncio.wait_for(meta.post(Meta.payload({"messages": [message]})), 10)
+    rows = await _unsent(meta.app, phone.wa_id)
+    async with meta.app.db.unit_of_work(read_only=True) as uow:
+        known = await uow.inbound.known(CHANNEL, message["id"])
+    assert (status, graph.messages_to(phone.wa_id), known) == (200, [], True)
+    assert rows and all(r.claimed_until is not None for r in rows)
+    graph.hold.set()
+    await meta.channel.idle()
+    await meta.channel.marker.flush()
+    assert await _unsent(meta.app, phone.wa_id) == []
+    phone.collect()
+    assert len(phone.last) == len(rows)
+
+    graph.fail_next(500, 1, times=10)  # the Graph API is down: the reply stays owed, released
+    await phone.press("lang_en")
+    failed = await _unsent(meta.app, phone.wa_id)
+    assert failed and all(r.claimed_until is None for r in failed)
+    graph.failures.clear()
+    shown = await phone.type("Hello again")  # the kept reply first, then this message's answer
+    await meta.channel.marker.flush()
+    assert await _unsent(meta.app, phone.wa_id) == []
+    assert len(shown) > len(failed)
