@@ -515,19 +515,16 @@ class OwedMessage:
 
 class OwedRepository(_Repository):
     """Messages owed to people (issue 10): added with the state change, marked sent after.
-
-    Issue 15: a row carries a lease (`claimed_by`, `claimed_until`): the process that will send
-    it claims it when it creates it (`add`) or takes it (`claim`); the others skip it until the
-    lease runs out (`OwedMessage.leased`), so two processes never send one row at once, and a
-    process that dies mid-send leaves its rows due again when the lease ends."""
+    Issue 15: a row's lease (`claimed_by`, `claimed_until`) is set by the process that sends it
+    (`add`, `claim`); others skip it until the lease ends (`OwedMessage.leased`)."""
 
     __slots__ = ()
 
     async def add(self, channel: str, chat_id: str, bodies: Sequence[Any], at: datetime,
                   holder: str | None = None,
                   until: datetime | None = None) -> builtins.list[int]:
-        """Owe these messages to the chat, after everything it is owed already; their ids.
-        With `holder` and `until` the rows are claimed by that process until then."""
+        """Owe these messages to the chat, after all it is owed already (claimed by `holder`
+        until `until` when given); their ids."""
         if not bodies:
             return []
         last = (await self._conn.execute(
@@ -544,9 +541,8 @@ class OwedRepository(_Repository):
 
     async def claim(self, ids: Sequence[int], holder: str, now: datetime,
                     until: datetime) -> set[int]:
-        """Take unsent rows for `holder` until `until`, each only if no lease on it is running
-        (compare-and-set); the ids it took. On PostgreSQL a second process's update waits for
-        the first's commit and then finds the rows taken."""
+        """Take unsent rows for `holder` until `until` where no lease runs (compare-and-set; on
+        PostgreSQL a second process's update waits for the first's commit); the ids taken."""
         if not ids:
             return set()
         c = owed_messages.c
@@ -559,8 +555,8 @@ class OwedRepository(_Repository):
         return {int(row[0]) for row in result.all()}
 
     async def release(self, ids: Sequence[int] | None, holder: str) -> int:
-        """Sending failed (or the process stops): `holder`'s lease on these unsent rows (None:
-        on all it holds) ends now; the next message of the chat, or the resend loop, takes them."""
+        """Sending failed or the process stops: `holder`'s lease on these unsent rows (None: all
+        it holds) ends now, for the chat's next message or a resend loop."""
         c = owed_messages.c
         where = [c.sent_at.is_(None), c.claimed_by == holder, c.claimed_until.is_not(None)]
         if ids is not None:
@@ -579,9 +575,8 @@ class OwedRepository(_Repository):
         return self._owed((await self._conn.execute(stmt)).mappings().all())
 
     async def unsent_for_chat(self, channel: str, chat_id: str) -> builtins.list[OwedMessage]:
-        """What is still owed to one chat, in order, leased or not (the partial index on unsent
-        rows serves it: it never reads other chats nor sent rows). Callers that send decide
-        with `OwedMessage.leased`; a page that shows the rows (the desk) takes them all."""
+        """What is still owed to one chat, in order, leased or not (served by the partial index
+        on unsent rows); senders decide with `OwedMessage.leased`, the desk shows them all."""
         return self._owed((await self._conn.execute(
             _UNSENT_FOR_CHAT, {"channel": channel, "chat_id": chat_id})).mappings().all())
 

@@ -86,6 +86,7 @@ class WhatsAppChannel(WhatsAppSender):
         # Issue 15: per message being handled, resolved once it is committed (or needs nothing
         # stored): the webhook's answer waits for it, the Graph API sends do not.
         self._stored: dict[str, asyncio.Future[None]] = {}
+        self._reads: set[asyncio.Task[None]] = set()  # read receipts on their way
         self.statuses: Counter[str] = Counter()  # delivery statuses seen, by kind (no ids kept)
 
     # --- HTTP -----------------------------------------------------------------------------
@@ -206,13 +207,13 @@ class WhatsAppChannel(WhatsAppSender):
                 self._queues.pop(wa_id, None)
 
     async def idle(self) -> None:
-        """Wait until every accepted message was handled (and its reply sent)."""
-        while self._workers:
-            await asyncio.wait(list(self._workers.values()))
+        """Wait until every accepted message was handled (its reply and read receipt sent)."""
+        while self._workers or self._reads:
+            await asyncio.wait([*self._workers.values(), *self._reads])
 
     async def cancel(self) -> None:
         """Stop the chats' workers (at shutdown, after `idle` ran out of time)."""
-        tasks = list(self._workers.values())
+        tasks = [*self._workers.values(), *self._reads]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -233,11 +234,19 @@ class WhatsAppChannel(WhatsAppSender):
             SENDER_NAME.reset(token)
             self._committed(item.wamid)  # handled, or failed for good (the client was told)
             # Two blue ticks: the client sees that their message arrived (after our reply, so
-            # that the reply is not held up by it). Best effort; a failure changes nothing else.
-            try:
-                await self.graph.mark_read(item.wamid)
-            except GraphError as exc:
-                log.info("WhatsApp read receipt not sent (status %s)", exc.status)
+            # that the reply is not held up by it; in the background, so that the chat's next
+            # message is not either). Best effort; a failure changes nothing else.
+            task = asyncio.get_running_loop().create_task(self._mark_read(item.wamid))
+            self._reads.add(task)
+            task.add_done_callback(self._reads.discard)
+
+    async def _mark_read(self, wamid: str) -> None:
+        try:
+            await self.graph.mark_read(wamid)
+        except GraphError as exc:
+            log.info("WhatsApp read receipt not sent (status %s)", exc.status)
+        except Exception as exc:
+            log.info("WhatsApp read receipt not sent (%s)", type(exc).__name__)
 
     async def _first(self, wa_id: str, stored: StoredConversation | None) -> None:
         """They wrote: the window is open again. What was kept for them comes first (after the
