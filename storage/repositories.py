@@ -539,17 +539,19 @@ class OwedRepository(_Repository):
             ids.append(_new_id(result))
         return ids
 
-    async def claim(self, ids: Sequence[int], holder: str, now: datetime,
-                    until: datetime) -> set[int]:
-        """Take unsent rows for `holder` until `until` where no lease runs (compare-and-set; on
-        PostgreSQL a second process's update waits for the first's commit); the ids taken."""
+    async def claim(self, ids: Sequence[int], holder: str, now: datetime, until: datetime,
+                    dead: Sequence[str] = ()) -> set[int]:
+        """Take unsent rows for `holder` until `until` where no lease runs, or one of `dead`
+        holders' (compare-and-set; on PostgreSQL a second process's update waits for the
+        first's commit); the ids taken."""
         if not ids:
             return set()
         c = owed_messages.c
         result = await self._conn.execute(
             update(owed_messages)
             .where(c.id.in_(builtins.list(ids)), c.sent_at.is_(None),
-                   or_(c.claimed_until.is_(None), c.claimed_until <= now))
+                   or_(c.claimed_until.is_(None), c.claimed_until <= now,
+                       c.claimed_by.in_(builtins.list(dead))))
             .values(claimed_by=holder, claimed_until=until)
             .returning(c.id))
         return {int(row[0]) for row in result.all()}

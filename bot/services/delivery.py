@@ -20,8 +20,9 @@ that sends owed rows (a chat's next message on another process, the start-up sca
 loop) skips rows whose lease is running, sends a chat's rows only in order (never past a leased
 one), and takes due rows with a compare-and-set first. Sent rows lose their lease with their
 body; a failed send releases it (due at once); a process killed mid-send leaves its rows due
-when the lease ends. Pages that show rows (the desk) and the web chat's sockets, which hold the
-only way to reach their chat, read the rows whatever their lease.
+when the lease ends, or at once for a process on the same host that sees its pid is gone (a
+restart after a crash). Pages that show rows (the desk) and the web chat's sockets, which hold
+the only way to reach their chat, read the rows whatever their lease.
 """
 
 from __future__ import annotations
@@ -59,6 +60,26 @@ def process_holder() -> str:
     """This process's name on the leases it holds: host, pid and a random part (a restarted
     process with the same pid is another holder)."""
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def gone(holder: str | None) -> bool:
+    """A holder on this host whose process has ended (a restart after a crash): its leases need
+    not be waited out. Elsewhere, or when unsure, False (the lease runs its course)."""
+    if not holder:
+        return False
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:30] or not pid.isdigit() or holder == process_holder():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class OwedChannels(set[str]):
@@ -238,6 +259,7 @@ class OwedMarker:
         self.db = db
         self.clock = clock
         self.holder = holder or process_holder()
+        self._holders: set[str | None] = set()  # holders on rows whose process has ended
         self._ids: list[int] = []
         self._task: asyncio.Task[None] | None = None
         # Ids marked lately in this process (stored or not yet): a row read as unsent while its
@@ -290,11 +312,20 @@ class OwedMarker:
         for row in rows:
             if self.done(row.id):
                 continue  # sent by this process, its mark still on the way
-            if row.chat_id in blocked or row.leased(now):
+            if row.chat_id in blocked or (row.leased(now) and not self._gone(row.claimed_by)):
                 blocked.add(row.chat_id)
                 continue
             due.append(row)
         return due
+
+    def _gone(self, holder: str | None) -> bool:
+        if holder in self._holders:
+            return True
+        if gone(holder):
+            log.info("taking over the owed messages of a process that has ended")
+            self._holders.add(holder)
+            return True
+        return False
 
     async def _take(self, rows: list[OwedMessage]) -> list[OwedMessage]:
         """Claim the rows (compare-and-set); per chat the ones taken up to the first that was
@@ -303,7 +334,9 @@ class OwedMarker:
             return []
         now = self.clock()
         async with self.db.unit_of_work() as uow:
-            taken = await uow.owed.claim([row.id for row in rows], self.holder, now, now + LEASE)
+            dead = [h for h in self._holders if h is not None]
+            taken = await uow.owed.claim([row.id for row in rows], self.holder, now, now + LEASE,
+                                         dead)
             await uow.commit()
         blocked: set[str] = set()
         out = []

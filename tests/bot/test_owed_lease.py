@@ -6,9 +6,12 @@ once the lease has run out."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import sys
 from typing import Any
 
-from bot.services.delivery import LEASE, OwedChannels, OwedMarker
+from bot.services.delivery import LEASE, OwedChannels, OwedMarker, gone, process_holder
 from flows.model import Choice, Start
 from tests.bot.graph_stub import GraphStub
 from tests.bot.whatsapp_helpers import Meta, Phone, StartWhatsApp
@@ -120,3 +123,22 @@ async def test_whatsapp_webhook_answers_after_the_commit_and_before_the_reply_is
     await meta.channel.marker.flush()
     assert await _unsent(meta.app, phone.wa_id) == []
     assert len(shown) > len(failed)
+
+
+async def test_a_restart_on_the_same_host_takes_over_the_rows_of_its_ended_process_at_once(
+        app_factory: Any, settings_for: Any, database_url: str, clock: Any) -> None:
+    """Rows claimed by a process on this host that has ended (a crash, then a restart) are taken
+    at once, without waiting for the lease; a live or remote holder's lease is waited out."""
+    ended = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await ended.wait()
+    host = socket.gethostname()[:30]
+    dead, remote = f"{host}:{ended.pid}:0000", f"elsewhere.example:{ended.pid}:0000"
+    assert (gone(dead), gone(remote), gone(process_holder()), gone(f"{host}:{os.getpid()}:x")) == (
+        True, False, False, False)
+    a, _b, _mark_a, mark_b = await two_processes(app_factory, settings_for, database_url, clock)
+    a.service.owed_channels = OwedChannels({CHANNEL}, holder=dead)
+    crashed = await a.service.handle(CHANNEL, "31600000003", Start("en"), update_id="w1")
+    a.service.owed_channels = OwedChannels({CHANNEL}, holder=remote)
+    away = await a.service.handle(CHANNEL, "31600000004", Start("en"), update_id="w2")
+    taken = {r.id for r in await mark_b.owed(CHANNEL)}
+    assert (set(crashed.owed) <= taken, set(away.owed) & taken) == (True, set())
