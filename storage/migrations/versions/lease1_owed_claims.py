@@ -1,7 +1,7 @@
 """Owed messages carry a lease: which process is sending them, until when (issue 15).
 
 Revision ID: lease1
-Revises: web1
+Revises: desk2
 Create Date: 2026-12-07
 
 With several processes behind a round-robin proxy, the process that commits a reply also sends
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "lease1"
-down_revision: str | Sequence[str] | None = "web1"
+down_revision: str | Sequence[str] | None = "desk2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
