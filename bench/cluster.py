@@ -3,10 +3,11 @@
 `Cluster` starts everything a deployment of several processes has, on loopback: the Bot API and
 Graph API stand-ins, an SMTP server (aiosmtpd) for the outbox, a round-robin proxy (aiohttp) and N
 real `python -m bot run` subprocesses sharing one database, one data dir and one secret key.
-Telegram runs in webhook mode with aiogram (its webhook answers after the update was handled, so
-a delivery that got no 200 is delivered again, as Telegram does); every process listens on its own
-ports and the proxy spreads the deliveries of the same chats over all of them, one request here,
-the next there. A process that does not answer is skipped (its delivery goes to the next one).
+Telegram runs in webhook mode (aiogram by default, or python-telegram-bot: both answer after the
+update was handled, so a delivery that got no 200 is delivered again, as Telegram does); every
+process listens on its own ports and the proxy spreads the deliveries of the same chats over all
+of them, one request here, the next there. A process that does not answer is skipped (its
+delivery goes to the next one).
 
 The clients are those of the bench: Telegram users walking the complaint (few enough updates per
 chat to stay under the per-chat flood limit) and WhatsApp phones (bench/whatsapp.py). What each
@@ -156,8 +157,10 @@ class Cluster:
     """Stand-ins, proxy, SMTP and `processes` bot processes on the PostgreSQL `database_url`."""
 
     def __init__(self, processes: int, database_url: str, work_dir: Path, secret: SecretStr,
-                 config: Path | None = None, sticky: bool = False) -> None:
+                 config: Path | None = None, sticky: bool = False,
+                 telegram_library: str = "aiogram") -> None:
         self.database_url = database_url
+        self.telegram_library = telegram_library
         self.work_dir = work_dir
         self.secret = secret
         self.config = config
@@ -208,7 +211,7 @@ class Cluster:
             "KLACHTWIJZER_DATA_DIR": str(self.work_dir / "data"), "KLACHTWIJZER_LOG_LEVEL": "WARNING",
             "MAIL_FROM": "bot@klachtwijzer.test", "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp.port), "SMTP_TLS": "none",
-            "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_LIBRARY": "aiogram",
+            "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_LIBRARY": self.telegram_library,
             "TELEGRAM_API_BASE": self.tg.base, "TELEGRAM_MODE": "webhook",
             "TELEGRAM_WEBHOOK_URL": f"{self.proxy.base}{HOOK_PATH}",
             "TELEGRAM_WEBHOOK_SECRET": HOOK_SECRET, "TELEGRAM_LISTEN_HOST": "127.0.0.1",
@@ -396,8 +399,9 @@ def _message_id(raw: bytes) -> str:
 
 @contextlib.asynccontextmanager
 async def cluster(processes: int, database_url: str, work_dir: Path, secret: SecretStr,
-                  config: Path | None = None, sticky: bool = False) -> AsyncIterator[Cluster]:
-    running = Cluster(processes, database_url, work_dir, secret, config, sticky)
+                  config: Path | None = None, sticky: bool = False,
+                  telegram_library: str = "aiogram") -> AsyncIterator[Cluster]:
+    running = Cluster(processes, database_url, work_dir, secret, config, sticky, telegram_library)
     try:
         await running.start()
         yield running

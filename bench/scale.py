@@ -2,11 +2,11 @@
 
 Each run is a fresh database, `processes` real `klachtwijzer run` subprocesses and `chats` phones
 sending `steps` messages each, the next as soon as the replies to the last one arrived (a closed
-loop: the figure is what the processes can take). The throughput runs route each chat to one
-process (sticky), as a deployment should while owed replies carry no claim (see the note in
-docs/speed.md); a third run spreads the same chats round-robin over both processes and counts the
-replies that came twice (`round_robin_repeats`) and the phones that then saw other buttons than
-the ones they waited for and stopped (`round_robin_confused`).
+loop: the figure is what the processes can take). The first two runs route each chat to one
+process (sticky: `scale_2_over_1`); a third spreads the same chats round-robin over both
+processes (`scale_2_over_1_round_robin`) and counts the replies that came twice
+(`round_robin_repeats`: 0 since owed rows carry a lease, issue 15) and the phones that then saw
+other buttons than the ones they waited for and stopped (`round_robin_confused`).
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ async def measure_scale(admin_url: str, root: Path, secret: SecretStr, scripts: 
     return {"scale_2_over_1": two["rate"] / one["rate"],
             "msgs_per_s_1_process": one["rate"], "msgs_per_s_2_processes": two["rate"],
             "msgs_per_s_2_round_robin": spread.get("rate"),
+            "scale_2_over_1_round_robin": (spread["rate"] / one["rate"]) if spread else None,
             "round_robin_repeats": spread.get("repeats"),
             "round_robin_confused": spread.get("confused"),
             "sticky_repeats": one["repeats"] + two["repeats"],

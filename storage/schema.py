@@ -332,6 +332,9 @@ owed_messages = Table(
     Column("body", LargeBinary, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
+    # Issue 15: the process sending the row, until when (a lease); others skip it meanwhile.
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
     UniqueConstraint("channel", "chat_id", "seq"),
     # Only the unsent rows (few: sent rows lose their body and wait for `prune`), in the order they
     # are sent: serves both "everything owed on a channel" (start-up) and "owed to this chat".

@@ -13,16 +13,30 @@ after the messenger's API accepted it (marks are batched into one small UPDATE).
 any new update is handled, the channel sends whatever is still owed, per chat in sequence order,
 ahead of anything new. So a crash between "API accepted" and "marked sent" can repeat the messages
 of the last unwritten batch of marks, never lose one.
+
+Issue 15, several processes: the process that owes rows claims them in the same unit of work
+(a lease of `LEASE`, its `holder` id): it sends them right after the commit. Every other path
+that sends owed rows (a chat's next message on another process, the start-up scan, the resend
+loop) skips rows whose lease is running, sends a chat's rows only in order (never past a leased
+one), and takes due rows with a compare-and-set first. Sent rows lose their lease with their
+body; a failed send releases it (due at once); a process killed mid-send leaves its rows due
+when the lease ends, or at once for a process on the same host that sees its pid is gone (a
+restart after a crash). Pages that show rows (the desk) and the web chat's sockets, which hold
+the only way to reach their chat, read the rows whatever their lease.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -34,6 +48,52 @@ from storage.repositories import OwedMessage
 
 T = TypeVar("T")
 RETRIES = 8  # with the 10 s busy timeout of SQLite: a write lock held for a minute is waited out
+# Issue 15: how long a process may take to send the rows it claimed before another may send them.
+# Longer than a reply takes (a few API calls, each well under a second; the Graph client gives up
+# on one after 60 s, Telegram's pacing holds a chat's burst for seconds), short enough that the
+# replies of a killed process reach the client within a minute.
+LEASE = timedelta(seconds=60)
+
+
+@cache
+def process_holder() -> str:
+    """This process's name on the leases it holds: host, pid and a random part (a restarted
+    process with the same pid is another holder)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def gone(holder: str | None) -> bool:
+    """A holder on this host whose process has ended (a restart after a crash): its leases need
+    not be waited out. Elsewhere, or when unsure, False (the lease runs its course)."""
+    if not holder:
+        return False
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:30] or not pid.isdigit() or holder == process_holder():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+class OwedChannels(set[str]):
+    """The channels whose owed rows are stored, and the holder that claims them (tests give two
+    services on one database two holders; in `klachtwijzer run` it is the process's)."""
+
+    def __init__(self, names: AbstractSet[str] = frozenset(), holder: str | None = None) -> None:
+        super().__init__(names)
+        self.holder = holder
+
+
+def holder_of(owed_channels: AbstractSet[str]) -> str:
+    """Who claims the rows a service stores (`OwedChannels.holder`, else this process)."""
+    return getattr(owed_channels, "holder", None) or process_holder()
 
 
 class Addressed(Protocol):
@@ -124,11 +184,13 @@ async def owe(uow: UnitOfWork, owed_channels: AbstractSet[str], channel: str, ch
     """Store what a chat is owed, in the caller's unit of work; the ids (aligned with `items`).
 
     Only for channels that send owed rows and mark them sent (`owed_channels`); elsewhere nothing
-    is stored and the ids are empty (the message is sent after the commit, or lost with a crash)."""
+    is stored and the ids are empty (the message is sent after the commit, or lost with a crash).
+    The rows are claimed for this process, which sends them after the commit (issue 15)."""
     if channel not in owed_channels or not items:
         return ()
     return tuple(await uow.owed.add(channel, chat_id,
-                                    [item_to_json(i, state) for i in items], now))
+                                    [item_to_json(i, state) for i in items], now,
+                                    holder_of(owed_channels), now + LEASE))
 
 
 async def owe_envelopes(uow: UnitOfWork, owed_channels: AbstractSet[str],
@@ -192,9 +254,12 @@ class OwedMarker:
 
     RECENT = 10_000
 
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime],
+                 holder: str | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.holder = holder or process_holder()
+        self._holders: set[str | None] = set()  # holders on rows whose process has ended
         self._ids: list[int] = []
         self._task: asyncio.Task[None] | None = None
         # Ids marked lately in this process (stored or not yet): a row read as unsent while its
@@ -225,9 +290,80 @@ class OwedMarker:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def owed(self, channel: str) -> list[OwedMessage]:
-        """What is still owed on a channel (at start-up), per chat in order."""
+        """What is owed on a channel and due (at start-up, and in the resend loop), per chat in
+        order, taken for this process: no row whose lease is running, none past such a row."""
         async with self.db.unit_of_work(read_only=True) as uow:
-            return await uow.owed.unsent(channel)
+            rows = self._due(await uow.owed.unsent(channel))
+        return await self._take(rows)
+
+    async def take_for_chat(self, channel: str, chat_id: str) -> list[OwedMessage]:
+        """What one chat is owed and due, in order, taken for this process (one read; a write
+        only when there is something to take)."""
+        async with self.db.unit_of_work(read_only=True) as uow:
+            rows = self._due(await uow.owed.unsent_for_chat(channel, chat_id))
+        return await self._take(rows)
+
+    def _due(self, rows: Sequence[OwedMessage]) -> list[OwedMessage]:
+        """Per chat, the rows up to the first one being sent (a running lease): a chat's rows
+        go in order, so nothing passes a row another process is sending."""
+        now = self.clock()
+        blocked: set[str] = set()
+        due = []
+        for row in rows:
+            if self.done(row.id):
+                continue  # sent by this process, its mark still on the way
+            if row.chat_id in blocked or (row.leased(now) and not self._gone(row.claimed_by)):
+                blocked.add(row.chat_id)
+                continue
+            due.append(row)
+        return due
+
+    def _gone(self, holder: str | None) -> bool:
+        if holder in self._holders:
+            return True
+        if gone(holder):
+            log.info("taking over the owed messages of a process that has ended")
+            self._holders.add(holder)
+            return True
+        return False
+
+    async def _take(self, rows: list[OwedMessage]) -> list[OwedMessage]:
+        """Claim the rows (compare-and-set); per chat the ones taken up to the first that was
+        not (another process took it between the read and the claim)."""
+        if not rows:
+            return []
+        now = self.clock()
+        async with self.db.unit_of_work() as uow:
+            dead = [h for h in self._holders if h is not None]
+            taken = await uow.owed.claim([row.id for row in rows], self.holder, now, now + LEASE,
+                                         dead)
+            await uow.commit()
+        blocked: set[str] = set()
+        out = []
+        for row in rows:
+            if row.chat_id in blocked or row.id not in taken:
+                blocked.add(row.chat_id)
+                continue
+            out.append(row)
+        kept = {row.id for row in out}
+        lost = [i for i in taken if i not in kept]
+        if lost:
+            await self.release(lost)
+        return out
+
+    async def release(self, ids: Sequence[int] | None) -> None:
+        """Sending these failed or waits: due again at once, for whichever process is next.
+        None (at shutdown, after `flush`): every row this process still holds."""
+        if ids is not None:
+            ids = [i for i in ids if not self.done(i)]
+            if not ids:
+                return
+        try:
+            async with self.db.unit_of_work() as uow:
+                await uow.owed.release(ids, self.holder)
+                await uow.commit()
+        except Exception as exc:  # the lease runs out by itself
+            log.warning("owed messages not released (%s)", type(exc).__name__)
 
     def done(self, owed_id: int) -> bool:
         """Marked sent lately in this process (its UPDATE may still be on the way)."""
@@ -235,7 +371,7 @@ class OwedMarker:
 
     async def owed_to(self, channel: str, chat_id: str) -> list[OwedMessage]:
         """What is still owed to one chat, in order (an index-backed query), less what this
-        process marked sent already."""
+        process marked sent already, whatever the rows' leases (the web chat's sockets)."""
         async with self.db.unit_of_work(read_only=True) as uow:
             rows = await uow.owed.unsent_for_chat(channel, chat_id)
         return [row for row in rows if not self.done(row.id)]

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class GraphStub:
     read: list[str] = field(default_factory=list)  # message ids marked as read, in order
     refuse_reads: bool = False  # answer read receipts with Graph error 131009
     uploaded: list[str] = field(default_factory=list)  # media ids of files the bot uploaded
+    hold: asyncio.Event | None = None  # while set to an unset event, message sends wait for it
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
 
@@ -76,6 +78,8 @@ class GraphStub:
                                          status=400)
             self.read.append(str(payload.get("message_id")))
             return web.json_response({"success": True})
+        if self.hold is not None:
+            await self.hold.wait()
         if self.failures:
             status, error = self.failures.pop(0)
             return web.json_response(error, status=status)

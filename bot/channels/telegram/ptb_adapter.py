@@ -1,19 +1,28 @@
 """python-telegram-bot 22 (the default, TELEGRAM_LIBRARY=ptb): a thin adapter over core.py.
 
-It receives updates (long polling, or PTB's webhook server that checks the secret token) and hands
-each, as Bot API JSON, to `TelegramCore.on_update`; it implements `BotApi` with PTB's `Bot`. No
+It receives updates (long polling, or a webhook that checks the secret token) and hands each, as
+Bot API JSON, to `TelegramCore.on_update`; it implements `BotApi` with PTB's `Bot`. No
 conversation logic lives here.
+
+The webhook is served here with aiohttp, not with PTB's `Updater.start_webhook`: PTB's handler
+puts the update on its queue and answers 200 at once (telegram/ext/_utils/webhookhandler.py), so
+a process killed before the commit lost an update Telegram would not send again. Ours answers
+after `on_update` returned, i.e. after the update's unit of work was committed (as aiogram's
+handler does); the replies are queued for the pacer, so their Bot API calls do not hold it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
+import json
 import os
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from aiohttp import web
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -145,6 +154,8 @@ class PtbAdapter:
         )
         self.api = PtbApi(self.application)
         self._core: TelegramCore | None = None
+        self._secret: bytes | None = None
+        self._runner: web.AppRunner | None = None
         self.application.add_handler(TypeHandler(Update, self._on_update))
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -162,14 +173,14 @@ class PtbAdapter:
         if s.telegram_mode == "webhook":
             url = str(s.telegram_webhook_url)
             secret = s.telegram_webhook_secret.get_secret_value() if s.telegram_webhook_secret else None
-            await updater.start_webhook(
-                listen=s.telegram_listen_host,
-                port=s.telegram_listen_port,
-                url_path=urlsplit(url).path.lstrip("/"),
-                webhook_url=url,
-                secret_token=secret,
-                allowed_updates=ALLOWED_UPDATES,
-            )
+            self._secret = secret.encode("utf-8") if secret else None
+            hook = web.Application()
+            hook.router.add_post("/" + urlsplit(url).path.lstrip("/"), self._webhook)
+            self._runner = web.AppRunner(hook, access_log=None)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, s.telegram_listen_host, s.telegram_listen_port).start()
+            await _call(lambda: app.bot.set_webhook(
+                url, secret_token=secret, allowed_updates=ALLOWED_UPDATES))
         else:
             await updater.start_polling(
                 poll_interval=0.0,
@@ -178,7 +189,30 @@ class PtbAdapter:
             )
         await app.start()
 
+    async def _webhook(self, request: web.Request) -> web.Response:
+        """One update from Telegram: the secret token first, then JSON; answered after it was
+        handled (committed). The refusals are PTB's: 403 without JSON or the right token, 400
+        for a body that is not an update."""
+        if request.content_type != "application/json":
+            return web.Response(status=403, text="forbidden")
+        token = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if self._secret is not None and not hmac.compare_digest(
+                token.encode("utf-8", "replace"), self._secret):
+            return web.Response(status=403, text="forbidden")
+        try:
+            data = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return web.Response(status=400, text="bad request")
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            return web.Response(status=400, text="bad request")
+        if self._core is not None:
+            await self._core.on_update(data)
+        return web.Response(text="ok")
+
     async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()  # no new updates; what came in was answered
+            self._runner = None
         app = self.application
         with contextlib.suppress(RuntimeError):
             if app.updater is not None and app.updater.running:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from bot.channels.telegram.api import TelegramApiError, TelegramOptions, TelegramUnavailable
 from bot.channels.telegram.core import CHANNEL, Adapter, TelegramCore
-from bot.services.delivery import Delivery
+from bot.services.delivery import LEASE, Delivery
 from bot.services.handoffs import leave_desk, open_desk
 from flows.handoff import Item
 from flows.model import OutMessage
@@ -55,6 +55,20 @@ class TelegramSender:
         return "sent"
 
 
+async def _resend_loop(core: TelegramCore, stop: asyncio.Event) -> None:
+    """Every half lease, what is owed and due again (issue 15): rows whose send failed, or that
+    another process claimed and did not send (killed mid-send), once their lease ran out."""
+    period = LEASE.total_seconds() / 2
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), period)
+        except TimeoutError:
+            try:
+                await core.send_owed()
+            except Exception as exc:  # the next round tries again
+                log.warning("owed Telegram messages not sent (%s)", type(exc).__name__)
+
+
 class TelegramConfigError(ValueError):
     """The Telegram settings cannot work; the message says what to fix."""
 
@@ -85,13 +99,19 @@ async def serve(app: ChannelHost, stop: asyncio.Event, adapter: Adapter, token: 
             started(core)
         log.info("Telegram is running (%s, %s)", app.settings.telegram_library,
                  app.settings.telegram_mode)
-        await core.expiry_loop(stop)
+        resend = asyncio.create_task(_resend_loop(core, stop))
+        try:
+            await core.expiry_loop(stop)
+        finally:
+            resend.cancel()
+            await asyncio.gather(resend, return_exceptions=True)
     finally:
         await adapter.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(core.idle(), 5)
         await core.pacer.close()
         await core.marker.flush()
+        await core.marker.release(None)  # what it claimed and did not send: due again
         app.service.owed_channels.discard(CHANNEL)
         leave_desk(app.service, core.desk, CHANNEL)
         log.info("Telegram stopped")

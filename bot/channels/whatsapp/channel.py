@@ -58,6 +58,10 @@ HANDLE_RETRY_DELAYS: Final = (0.2, 1.0, 3.0)  # on a failed unit of work (e.g. d
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 EXPIRY_SECONDS: Final = 30.0  # how often handoff offers are checked for their timeout
 RECENT_IDS: Final = 10_000
+# Issue 15: the webhook answers once what it accepted is committed, within this time (Meta sends
+# a webhook again when it has no answer within about 20 s); later, 503: Meta delivers it again
+# and the database's update ids keep it from being handled twice.
+ANSWER_WITHIN: Final = 15.0
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:=+/-]{1,256}$")
 _MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # goes into a Graph URL path: no dots, no slashes
@@ -79,6 +83,10 @@ class WhatsAppChannel(WhatsAppSender):
         self._queues: dict[str, deque[Inbound]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
+        # Issue 15: per message being handled, resolved once it is committed (or needs nothing
+        # stored): the webhook's answer waits for it, the Graph API sends do not.
+        self._stored: dict[str, asyncio.Future[None]] = {}
+        self._reads: set[asyncio.Task[None]] = set()  # read receipts on their way
         self.statuses: Counter[str] = Counter()  # delivery statuses seen, by kind (no ids kept)
 
     # --- HTTP -----------------------------------------------------------------------------
@@ -110,11 +118,21 @@ class WhatsAppChannel(WhatsAppSender):
         except (ValueError, UnicodeDecodeError):
             log.warning("WhatsApp webhook: signed POST that is not JSON")
             return web.Response(status=400, text="bad request")
-        self.accept(payload)
+        waits: list[asyncio.Future[None]] = []
+        self.accept(payload, waits)
+        if waits:
+            # 200 only once every message of the POST is committed (a process killed before
+            # that did not answer: Meta delivers the POST again, to this or another process).
+            # The replies are sent after the commit, so a slow Graph API does not hold it.
+            _done, pending = await asyncio.wait(waits, timeout=ANSWER_WITHIN)
+            if pending:
+                log.warning("WhatsApp webhook: not stored in time; Meta will deliver it again")
+                return web.Response(status=503, text="busy")
         return web.Response(text="ok")
 
-    def accept(self, payload: Any) -> int:
-        """Queue the messages of a verified payload; count its statuses. Returns how many queued."""
+    def accept(self, payload: Any, waits: list[asyncio.Future[None]] | None = None) -> int:
+        """Queue the messages of a verified payload; count its statuses. Returns how many queued;
+        `waits` gets a future per message, resolved once it is committed."""
         queued = 0
         for entry in _list(_dict(payload).get("entry")):
             for change in _list(_dict(entry).get("changes")):
@@ -131,7 +149,7 @@ class WhatsAppChannel(WhatsAppSender):
                 names = {str(_dict(c).get("wa_id")): _dict(_dict(c).get("profile")).get("name")
                          for c in _list(value.get("contacts"))}
                 for message in _list(value.get("messages")):
-                    queued += self._enqueue(_dict(message), names)
+                    queued += self._enqueue(_dict(message), names, waits)
         return queued
 
     def _status(self, status: dict[str, Any]) -> None:
@@ -142,7 +160,8 @@ class WhatsAppChannel(WhatsAppSender):
             codes = [_dict(e).get("code") for e in _list(status.get("errors"))]
             log.warning("WhatsApp reported a message as not delivered (error codes %s)", codes)
 
-    def _enqueue(self, message: dict[str, Any], names: dict[str, Any] | None = None) -> int:
+    def _enqueue(self, message: dict[str, Any], names: dict[str, Any] | None = None,
+                 waits: list[asyncio.Future[None]] | None = None) -> int:
         wa_id, wamid = message.get("from"), message.get("id")
         if not isinstance(wa_id, str) or not isinstance(wamid, str):
             log.warning("WhatsApp webhook: message without sender or id ignored")
@@ -151,8 +170,14 @@ class WhatsAppChannel(WhatsAppSender):
             log.warning("WhatsApp webhook: message with a malformed sender or id ignored")
             return 0
         if wamid in self._recent:  # redelivered while still queued; the database dedupes the rest
+            stored = self._stored.get(wamid)
+            if stored is not None and waits is not None:
+                waits.append(stored)  # answered once the first delivery is committed
             return 0
         self._recent[wamid] = None
+        stored = self._stored[wamid] = asyncio.get_running_loop().create_future()
+        if waits is not None:
+            waits.append(stored)
         while len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
         name = (names or {}).get(wa_id)
@@ -182,18 +207,24 @@ class WhatsAppChannel(WhatsAppSender):
                 self._queues.pop(wa_id, None)
 
     async def idle(self) -> None:
-        """Wait until every accepted message was handled (and its reply sent)."""
-        while self._workers:
-            await asyncio.wait(list(self._workers.values()))
+        """Wait until every accepted message was handled (its reply and read receipt sent)."""
+        while self._workers or self._reads:
+            await asyncio.wait([*self._workers.values(), *self._reads])
 
     async def cancel(self) -> None:
         """Stop the chats' workers (at shutdown, after `idle` ran out of time)."""
-        tasks = list(self._workers.values())
+        tasks = [*self._workers.values(), *self._reads]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- inbound ------------------------------------------------------------------------------
+
+    def _committed(self, wamid: str) -> None:
+        """The message is stored (or needs nothing stored): the webhook may answer."""
+        stored = self._stored.pop(wamid, None)
+        if stored is not None and not stored.done():
+            stored.set_result(None)
 
     async def _process(self, item: Inbound) -> None:
         token = SENDER_NAME.set(item.name)
@@ -201,19 +232,31 @@ class WhatsAppChannel(WhatsAppSender):
             await self._handle_inbound(item)
         finally:
             SENDER_NAME.reset(token)
+            self._committed(item.wamid)  # handled, or failed for good (the client was told)
             # Two blue ticks: the client sees that their message arrived (after our reply, so
-            # that the reply is not held up by it). Best effort; a failure changes nothing else.
-            try:
-                await self.graph.mark_read(item.wamid)
-            except GraphError as exc:
-                log.info("WhatsApp read receipt not sent (status %s)", exc.status)
+            # that the reply is not held up by it; in the background, so that the chat's next
+            # message is not either). Best effort; a failure changes nothing else.
+            task = asyncio.get_running_loop().create_task(self._mark_read(item.wamid))
+            self._reads.add(task)
+            task.add_done_callback(self._reads.discard)
+
+    async def _mark_read(self, wamid: str) -> None:
+        try:
+            await self.graph.mark_read(wamid)
+        except GraphError as exc:
+            log.info("WhatsApp read receipt not sent (status %s)", exc.status)
+        except Exception as exc:
+            log.info("WhatsApp read receipt not sent (%s)", type(exc).__name__)
+
+    async def _first(self, wa_id: str, stored: StoredConversation | None) -> None:
+        """They wrote: the window is open again. What was kept for them comes first (after the
+        commit of their message, before its answer: the webhook's 200 does not wait for it)."""
+        await self._show_kept(wa_id, stored)
+        if stored is not None:
+            await self._show_announced(wa_id, stored)
 
     async def _handle_inbound(self, item: Inbound) -> None:
         stored = await self._load(item.wa_id)
-        # They wrote: the window is open again. What was kept for them comes first.
-        await self._show_kept(item.wa_id, stored)
-        if stored is not None:
-            await self._show_announced(item.wa_id, stored)
         message = item.message
         kind = str(message.get("type", "unknown"))
         if kind == "text":
@@ -226,7 +269,7 @@ class WhatsAppChannel(WhatsAppSender):
                 return
         desk = self.desk
         if desk is not None and desk.is_confidant(CHANNEL, item.wa_id):
-            await self._confidant(desk, item, kind)
+            await self._confidant(desk, item, kind, stored)
             return
         if stored is None:
             # A new chat (or one that was erased): any first message opens the conversation.
@@ -296,7 +339,8 @@ class WhatsAppChannel(WhatsAppSender):
         ref = await self.app.files.save(data)
         return Attachment(media_kind, ref, len(data), content_type, caption=caption)
 
-    async def _confidant(self, desk: HandoffDesk, item: Inbound, kind: str) -> None:
+    async def _confidant(self, desk: HandoffDesk, item: Inbound, kind: str,
+                         stored: StoredConversation | None) -> None:
         """A confidant's message: to the handoff desk; the reply to them, the rest passed on."""
         message = item.message
         event: Event = Command("help")
@@ -318,6 +362,8 @@ class WhatsAppChannel(WhatsAppSender):
         # One unit of work with what it owes people (issue 10): sent now, marked once taken.
         answer = await desk.confidant_update(
             (CHANNEL, item.wa_id), event, update_id=item.wamid, language=None)
+        self._committed(item.wamid)
+        await self._first(item.wa_id, stored)
         try:
             async with self._chat_lock(item.wa_id):
                 await self._deliver(item.wa_id, answer.messages, None, owed=answer.owed)
@@ -333,6 +379,8 @@ class WhatsAppChannel(WhatsAppSender):
         reply = await self.staff.answer(
             (CHANNEL, item.wa_id), command, text, update_id=item.wamid,
             language=stored.language if stored is not None else None)
+        self._committed(item.wamid)
+        await self._first(item.wa_id, stored)
         if reply.duplicate:
             return
         if reply.refused:
@@ -375,8 +423,10 @@ class WhatsAppChannel(WhatsAppSender):
             if isinstance(event, Attachment):
                 await self.app.files.delete(event.ref)
             raise
+        self._committed(update_id)  # the webhook answers now; the replies follow
         # As committed by the service (read again only when it has none: erased, or a duplicate).
         stored = reply.conversation or await self._load(wa_id)
+        await self._first(wa_id, stored)
         if isinstance(event, Attachment) and not reply.relayed and not _keeps(stored, event.ref):
             # Redelivered, or not accepted at this point of the conversation: keep nothing.
             # (A file for the confidant chat belongs to the handoff: passed on, then deleted.)
@@ -401,6 +451,7 @@ class WhatsAppChannel(WhatsAppSender):
                 log.warning("a message for another %s chat could not be delivered", envelope.channel)
 
     async def _unsupported(self, wa_id: str, stored: StoredConversation) -> None:
+        await self._first(wa_id, stored)
         t = self.app.catalogs.get(stored.language)
         await self._send_all(wa_id, _text_messages(_unsupported_text(t)))
 

@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bot.channels.whatsapp.graph import GraphClient, GraphError
 from bot.channels.whatsapp.messages import BODY_LIMIT, _text_messages, render, template_message
-from bot.services.delivery import Delivery, OwedMarker, item_from_json, item_to_json
+from bot.services.delivery import (
+    LEASE,
+    Delivery,
+    OwedMarker,
+    holder_of,
+    item_from_json,
+    item_to_json,
+)
 from bot.services.handoffs import HandoffDesk
 from bot.services.intake import LAST_INBOUND
 from bot.services.register import announced_news, news_shown
@@ -35,6 +42,7 @@ from flows.model import OutMessage
 if TYPE_CHECKING:
     from bot.channels.ports import ChannelHost
     from storage import StoredConversation
+    from storage.repositories import OwedMessage
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +73,7 @@ class WhatsAppSender:
         self._closed = False
         # Issue 10: owed rows (replies, relays) are marked sent in batches once the Graph API took
         # them; one chat's owed rows are sent by one task at a time (the lock), in order.
-        self.marker = OwedMarker(app.db, app.clock)
+        self.marker = OwedMarker(app.db, app.clock, holder_of(app.service.owed_channels))
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary())
 
@@ -99,27 +107,37 @@ class WhatsAppSender:
             log.warning("announced news not shown yet (%s)", type(exc).__name__)
 
     async def _show_kept(self, wa_id: str, stored: StoredConversation | None) -> None:
-        """What this chat is still owed, in order, now that the window is open: confidant messages
-        kept while it was closed, and anything a crash or a failed send left unsent (issue 10).
-        Each is marked sent once the Graph API took it; the rest stays for the next time."""
+        """What this chat is still owed and due, in order, now that the window is open: confidant
+        messages kept while it was closed, and anything a crash or a failed send left unsent
+        (issue 10). Rows another process is sending (a running lease, issue 15) are left to it,
+        and so is everything after them. Each is marked sent once the Graph API took it."""
         async with self._chat_lock(wa_id):
             try:
-                rows = await self.marker.owed_to(CHANNEL, wa_id)
+                rows = await self.marker.take_for_chat(CHANNEL, wa_id)
             except Exception as exc:
                 log.warning("kept messages not read (%s)", type(exc).__name__)
                 return
+            await self._send_rows(wa_id, rows, stored)
+
+    async def _send_rows(self, wa_id: str, rows: Sequence[OwedMessage],
+                         stored: StoredConversation | None) -> None:
+        """Rows this process took, in order; after a failure the rest are released (due again
+        for the next message or the resend loop). Call with the chat's lock held."""
+        for index, row in enumerate(rows):
+            if self.marker.done(row.id):
+                continue  # sent meanwhile (a relay that held the chat's lock)
             try:
-                for row in rows:
-                    if self.marker.done(row.id):
-                        continue  # sent meanwhile (a relay that held the chat's lock)
-                    item, state = item_from_json(row.body)
-                    await self._send_owed(wa_id, item, stored, state, row.id)
+                item, state = item_from_json(row.body)
+                await self._send_owed(wa_id, item, stored, state, row.id)
             except Exception as exc:
                 log.warning("kept messages not all shown yet (%s)", type(exc).__name__)
+                await self.marker.release([r.id for r in rows[index:]])
+                return
 
     async def send_owed(self) -> int:
-        """At start-up: what a crash left unsent, per chat in order, where it can be sent now (a
-        confidant's chat, or a client whose window is open); the rest waits until they write."""
+        """What is owed and due (a crash, a failed send, a process killed mid-send), per chat in
+        order, where it can be sent now (a confidant's chat, or a client whose window is open);
+        the rest is released and waits until they write. At start-up and every half lease."""
         try:
             rows = await self.marker.owed(CHANNEL)
         except Exception as exc:
@@ -127,15 +145,30 @@ class WhatsAppSender:
             return 0
         sent = 0
         for chat_id in dict.fromkeys(row.chat_id for row in rows):
+            mine = [row for row in rows if row.chat_id == chat_id]
             stored = await self._load(chat_id)
             desk = self.desk
             staff = desk is not None and desk.is_confidant(CHANNEL, chat_id)
             if staff or (stored is not None and _window_open(stored, self.app.clock())):
-                await self._show_kept(chat_id, stored)
+                async with self._chat_lock(chat_id):
+                    await self._send_rows(chat_id, mine, stored)
                 sent += 1
+            else:
+                await self.marker.release([row.id for row in mine])
         if rows:
-            log.info("%d owed WhatsApp message(s) from before the restart", len(rows))
+            log.info("%d owed WhatsApp message(s) due", len(rows))
         return sent
+
+    async def resend_loop(self, stop: asyncio.Event) -> None:
+        """`send_owed` now and every half lease: rows of a process that died mid-send, or whose
+        send failed, are due again when their lease ends (issue 15)."""
+        period = LEASE.total_seconds() / 2
+        while not stop.is_set():
+            await self.send_owed()
+            try:
+                await asyncio.wait_for(stop.wait(), period)
+            except TimeoutError:
+                pass
 
     def _chat_lock(self, chat_id: str) -> asyncio.Lock:
         lock = self._locks.get(chat_id)
@@ -184,6 +217,10 @@ class WhatsAppSender:
             except GraphError as exc:
                 if owed_id is not None and _refused_for_good(exc):
                     self.marker.mark(owed_id)
+                await self.marker.release(owed[index:])  # due again for the next message
+                raise
+            except Exception:
+                await self.marker.release(owed[index:])
                 raise
             if owed_id is not None:
                 self.marker.mark(owed_id)
@@ -216,6 +253,7 @@ class WhatsAppSender:
         each owed row marked sent once taken; outside it they stay owed (stored with the state
         change that caused them), announced by the template and shown when the client writes."""
         if self._closed:
+            await self.marker.release(owed)  # for the next process to send
             return "unavailable"
         try:
             stored = await self._load(chat_id)
@@ -235,10 +273,13 @@ class WhatsAppSender:
                             ids.pop(0)
                         return "sent"
                     except GraphError as exc:
+                        await self.marker.release([i for i in ids if i is not None])
                         if exc.code != REENGAGEMENT_ERROR:
                             log.warning("WhatsApp relay not delivered (status %s, code %s)",
                                         exc.status, exc.code)
                             return "unavailable"
+            else:  # kept for when the client writes: whichever process they reach shows them
+                await self.marker.release([i for i in ids if i is not None])
             if any(i is None for i in ids):  # not stored by the caller: keep them now
                 await self._keep(chat_id, [item for item, i in zip(rest, ids, strict=True)
                                            if i is None])

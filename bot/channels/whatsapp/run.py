@@ -44,7 +44,7 @@ async def run_whatsapp(app: ChannelHost, stop: asyncio.Event) -> None:
         desk = open_desk(app, app.service, CHANNEL)  # clients here may chat with a confidant
         app.service.owed_channels.add(CHANNEL)  # issue 10: replies and relays stored, then sent
         expiry = asyncio.create_task(channel.expiry_loop(stop))
-        owed = asyncio.create_task(channel.send_owed())  # what a crash left unsent
+        owed = asyncio.create_task(channel.resend_loop(stop))  # what a crash or failure left
         # No access log: Meta's verification request carries the verify token in its query string.
         runner = web.AppRunner(channel.web_app(), access_log=None)
         await runner.setup()
@@ -67,5 +67,6 @@ async def run_whatsapp(app: ChannelHost, stop: asyncio.Event) -> None:
             owed.cancel()
             await asyncio.gather(expiry, owed, return_exceptions=True)
             await channel.marker.flush()
+            await channel.marker.release(None)  # what it claimed and did not send: due again
             app.service.owed_channels.discard(CHANNEL)
             leave_desk(app.service, desk, CHANNEL)
