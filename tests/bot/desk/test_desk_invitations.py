@@ -62,7 +62,7 @@ async def test_administrator_invites_and_the_link_goes_by_mail_in_the_persons_la
     message, body = _mail(received.content)
     assert message["Content-Language"] == "uk" and "Klachtwijzer" in message["Subject"]
     assert LINK.findall(body) == [shown.group(0)]
-    for words in ("beheer@desk.test", app.organisation.name, "Довірена особа", "72 години",
+    for words in ("beheer@desk.test", app.organisation.name, "Довірена особа", "протягом 72 годин",
                   "Пароль ви обираєте самі"):
         assert words in body, words
     assert "correct horse" not in body
