@@ -37,6 +37,7 @@ from sqlalchemy.pool import NullPool
 
 from storage.crypto import Cipher
 from storage.handoffs import HandoffRepository
+from storage.owed import OwedRepository
 from storage.records import utc_now
 from storage.register import RegisterRepository
 from storage.repositories import (
@@ -46,7 +47,6 @@ from storage.repositories import (
     ConversationRepository,
     InboundRepository,
     OutboxRepository,
-    OwedRepository,
 )
 from storage.staff_accounts import StaffRepository
 from storage.web import WebRepository

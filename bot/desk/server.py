@@ -22,7 +22,7 @@ from bot.desk.config import DeskConfig
 from bot.desk.security import Throttle
 from bot.desk.sessions import DatabaseStorage
 from bot.desk.web import DESK, Desk, guard, headers
-from bot.services.handoffs import leave_desk, open_desk
+from bot.services.handoff_desk import leave_desk, open_desk
 
 if TYPE_CHECKING:
     from bot.desk.web import DeskHost

@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from flows.handoff import FileOut
 from flows.model import Button, OutMessage
 from storage import ConcurrentUpdateError, Database, UnitOfWork
-from storage.repositories import OwedMessage
+from storage.owed import OwedMessage
 
 T = TypeVar("T")
 RETRIES = 8  # with the 10 s busy timeout of SQLite: a write lock held for a minute is waited out

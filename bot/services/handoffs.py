@@ -22,11 +22,9 @@ that can carry a live chat `join`s it (`open_desk`); offers go only to addresses
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -55,7 +53,7 @@ from storage import Database, StoredConversation, UnitOfWork
 from storage.handoffs import HandoffMessage, HandoffRecord
 
 if TYPE_CHECKING:
-    from bot.services.ports import ServiceHost
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -578,40 +576,6 @@ def _address(raw: Any) -> Address:
     if isinstance(raw, list | tuple) and len(raw) == 2:
         return str(raw[0]), str(raw[1])
     return "telegram", str(raw)
-
-
-def open_desk(host: ServiceHost, service: DeskHolder, channel: str) -> HandoffDesk:
-    """The process's one desk (made by the first channel that joins), joined by `channel`."""
-    desk = service.handoffs
-    if desk is None:
-        desk = HandoffDesk(host.deployment, host.catalogs, host.db, host.clock, files=host.files,
-                           owed_channels=service.owed_channels)
-        service.handoffs = desk
-    desk.live.add(channel)
-    return desk
-
-
-async def expire_offers_until(stop: asyncio.Event, desk: Callable[[], HandoffDesk | None],
-                              pass_on: Callable[[Reply], Awaitable[object]],
-                              every: float) -> None:
-    """Every `every` seconds until `stop`: offers nobody accepted in time expire, and what that
-    owes people is passed on by the channel (`pass_on`). A failed round is logged, not fatal."""
-    while not stop.is_set():
-        current = desk()
-        try:
-            if current is not None:
-                await pass_on(await current.expire_owed())
-        except Exception as exc:
-            log.error("checking handoff timeouts failed (%s)", type(exc).__name__)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
-
-
-def leave_desk(service: DeskHolder, desk: HandoffDesk, channel: str) -> None:
-    """`channel` stops; the last one to leave takes the desk away."""
-    desk.live.discard(channel)
-    if not desk.live and service.handoffs is desk:
-        service.handoffs = None
 
 
 def _hid(rec: HandoffRecord) -> int:

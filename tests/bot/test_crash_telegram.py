@@ -33,7 +33,7 @@ import pytest
 from bot.channels.telegram.core import CallbackCodec
 from bot.root.app import build_app
 from bot.root.settings import Settings
-from bot.services.handoffs import leave_desk, open_desk
+from bot.services.handoff_desk import leave_desk, open_desk
 from flows.handoff import parse_button
 from flows.model import Choice, Event, Start, Text
 from tests.bot.telegram_stub import BotApiStub, callback_update, message_update, user

@@ -111,7 +111,7 @@ async def test_prune_forgets_only_old_sent_rows(db: Database) -> None:
 @pytest.mark.sqlite_only
 async def test_per_chat_query_uses_the_partial_index(db: Database) -> None:
     """SQLite plans the per-chat query on ix_owed_messages_unsent_chat, not a table scan."""
-    from storage.repositories import _UNSENT_FOR_CHAT
+    from storage.owed import _UNSENT_FOR_CHAT
 
     async with db.engine.connect() as conn:
         sql = str(_UNSENT_FOR_CHAT.compile(conn.engine))

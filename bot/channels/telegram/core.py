@@ -57,7 +57,8 @@ from bot.channels.telegram.updates import (
     state_code,
 )
 from bot.services.delivery import OwedMarker, item_from_json
-from bot.services.handoffs import SENDER_NAME, Envelope, HandoffDesk, expire_offers_until
+from bot.services.handoff_desk import expire_offers_until
+from bot.services.handoffs import SENDER_NAME, Envelope, HandoffDesk
 from bot.services.handoffs import Reply as DeskReply
 from bot.services.staff import (
     SIGNAL_FIELDS,

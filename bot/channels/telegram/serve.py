@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bot.channels.telegram.api import TelegramApiError, TelegramOptions, TelegramUnavailable
 from bot.channels.telegram.core import CHANNEL, Adapter, TelegramCore
 from bot.services.delivery import LEASE, Delivery
-from bot.services.handoffs import leave_desk, open_desk
+from bot.services.handoff_desk import leave_desk, open_desk
 from flows.handoff import Item
 from flows.model import OutMessage
 

@@ -36,7 +36,7 @@ from bot.channels.web.texts import (
     TOO_FAST,
     TOO_LONG,
 )
-from bot.services.handoffs import expire_offers_until
+from bot.services.handoff_desk import expire_offers_until
 from bot.services.intake import Reply
 from flows.model import (
     Attachment,

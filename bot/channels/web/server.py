@@ -24,7 +24,7 @@ import bot.channels.web.protocol as protocol
 from bot.channels.web.chat import WebChat
 from bot.channels.web.outbound import CHANNEL
 from bot.channels.web.texts import ui_texts
-from bot.services.handoffs import leave_desk, open_desk
+from bot.services.handoff_desk import leave_desk, open_desk
 from bot.services.intake import megabytes
 from flows.model import LANGUAGES, supported_language
 

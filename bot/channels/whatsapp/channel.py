@@ -34,7 +34,8 @@ from bot.channels.whatsapp.messages import (
     parse_button_id,
 )
 from bot.channels.whatsapp.outbound import CHANNEL, WhatsAppSender
-from bot.services.handoffs import SENDER_NAME, HandoffDesk, expire_offers_until
+from bot.services.handoff_desk import expire_offers_until
+from bot.services.handoffs import SENDER_NAME, HandoffDesk
 from bot.services.handoffs import Reply as DeskReply
 from bot.services.intake import Reply
 from bot.services.staff import StaffCommands, StaffReply, StaffService, staff_command

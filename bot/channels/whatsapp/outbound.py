@@ -42,7 +42,7 @@ from flows.model import OutMessage
 if TYPE_CHECKING:
     from bot.channels.ports import ChannelHost
     from storage import StoredConversation
-    from storage.repositories import OwedMessage
+    from storage.owed import OwedMessage
 
 log = logging.getLogger(__name__)
 

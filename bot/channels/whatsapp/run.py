@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.channels.whatsapp.channel import WEBHOOK_PATH, WhatsAppChannel
 from bot.channels.whatsapp.graph import GraphClient
 from bot.channels.whatsapp.outbound import CHANNEL
-from bot.services.handoffs import leave_desk, open_desk
+from bot.services.handoff_desk import leave_desk, open_desk
 
 if TYPE_CHECKING:
     from bot.channels.ports import ChannelHost
