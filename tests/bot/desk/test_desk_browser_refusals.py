@@ -12,24 +12,12 @@ from bot.root.app import App
 from storage.schema import cases
 from tests.bot.desk.conftest import Desk
 from tests.bot.desk.test_desk_browser import _clean, _login
+from tests.bot.desk.test_desk_browser_work import _page
+from tests.bot.desk.test_desk_security import _audit
 from tests.bot.register_helpers import RecordingChannel, file_complaint
 from tests.browser import browser, needs_chromium
 
 __all__ = ["browser"]
-
-
-async def _audit(app: App, action: str) -> list[Any]:
-    async with app.db.unit_of_work(read_only=True) as uow:
-        return [a for a in await uow.audit.list(500) if a.action == action]
-
-
-async def _page(browser: Any) -> tuple[Any, Any, list[str]]:
-    context = await browser.new_context(viewport={"width": 1200, "height": 900})
-    page = await context.new_page()
-    page.set_default_timeout(5000)
-    csp: list[str] = []
-    page.on("console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None)
-    return context, page, csp
 
 
 @needs_chromium
@@ -38,7 +26,7 @@ async def test_ten_wrong_passwords_in_the_login_form_are_throttled_then_locked(
     """Typed into the real login form: each wrong password says so; from the third on even the
     right one must wait; after the tenth the account is locked, and the page says so (axe-clean)."""
     person = await desk.person("p@desk.test", "coordinator")
-    context, page, csp = await _page(browser)
+    page, csp = await _page(browser)
     try:
         for attempt in range(1, 11):
             await page.goto(desk.url("/login"))
@@ -56,7 +44,7 @@ async def test_ten_wrong_passwords_in_the_login_form_are_throttled_then_locked(
         assert "geblokkeerd" in await page.inner_text("main") and page.url.endswith("/login")
         await _clean(page, csp, "login, locked")
     finally:
-        await context.close()
+        await page.context.close()
     assert len(await _audit(app, "desk_locked")) == 1
 
 
@@ -74,7 +62,7 @@ async def test_no_csrf_token_a_coordinator_on_a_case_and_another_organisation_ge
     secretary = await desk.person("s@desk.test", "secretary")
     coordinator = await desk.person("c@desk.test", "coordinator")
 
-    context, page, csp = await _page(browser)
+    page, csp = await _page(browser)
     try:
         await _login(page, desk, secretary)
         await page.goto(desk.url(f"/cases/{own}"))
@@ -92,12 +80,12 @@ async def test_no_csrf_token_a_coordinator_on_a_case_and_another_organisation_ge
         assert "Sara Haddad" not in await page.content()
         await _clean(page, csp, "another organisation's case")
     finally:
-        await context.close()
+        await page.context.close()
     async with app.db.unit_of_work(read_only=True) as uow:
         assert (await uow.register.get(own)).status == "received"  # type: ignore[union-attr]
     assert chat.texts("c-own") == []
 
-    context, page, csp = await _page(browser)
+    page, csp = await _page(browser)
     try:
         await _login(page, desk, coordinator)
         response = await page.goto(desk.url(f"/cases/{own}"))
@@ -105,7 +93,7 @@ async def test_no_csrf_token_a_coordinator_on_a_case_and_another_organisation_ge
         assert "Sara Haddad" not in await page.content()
         await _clean(page, csp, "coordinator on a case page")
     finally:
-        await context.close()
+        await page.context.close()
     assert [a.reference for a in await _audit(app, "desk_csrf_refused")] == [own]
     forbidden = {(a.reference, a.actor) for a in await _audit(app, "desk_forbidden")}
     assert (foreign, "desk#1") in forbidden
