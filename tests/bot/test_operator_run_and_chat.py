@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bot.whatsapp_helpers import free_port
+
 pytestmark = pytest.mark.slow
 
 
@@ -22,12 +24,6 @@ def env_for(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(path: Path, seconds: float = 30) -> None:

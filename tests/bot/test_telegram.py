@@ -26,6 +26,7 @@ from bot.root.settings import Settings
 from storage.handoffs import HandoffRecord
 from tests.bot.mailbox import complaint_json, mails
 from tests.bot.telegram_stub import BotApiStub, Sent, callback_update, message_update, user
+from tests.bot.whatsapp_helpers import free_port
 from tests.conftest import Clock
 
 TOKEN = "123456789:AAE-klachtwijzer-test-token-abcdefghij"
@@ -50,13 +51,6 @@ timeout_minutes = 30
 LIBRARIES = ["ptb", "aiogram"]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @dataclass

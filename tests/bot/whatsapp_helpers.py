@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,11 +36,33 @@ VERIFY_TOKEN = "verify-me-please"
 OGG_VOICE = b"OggS\x00\x02" + bytes(range(256)) * 8  # stands in for an Opus voice note
 
 
+_PORTS = random.Random()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, picked at random. A port from
+    bind(0) is ephemeral: between this check and the server's bind, a client socket of the other
+    test worker could take it (seen in CI as "address already in use")."""
+    low = _ephemeral_low()
+    for _ in range(200 if low > 21000 else 0):
+        port = _PORTS.randrange(20000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+        fallback: int = sock.getsockname()[1]
+    return fallback
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bot.whatsapp_helpers import free_port
+
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
@@ -22,11 +24,6 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:
@@ -39,7 +36,7 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 @pytest.mark.slow
 def test_run_serves_the_desk_on_loopback(tmp_path: Path) -> None:
     """With DESK_LISTEN_PORT set, `run` answers the login page there, with the CSP header."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bot", "run"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env=_env(tmp_path, DESK_LISTEN_PORT=str(port)))
