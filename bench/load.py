@@ -20,7 +20,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -218,6 +218,13 @@ async def start_echo_ptb(stub: BenchStub, concurrent: bool | None, answering: bo
     application = builder.build()
     application.add_handler(MessageHandler(filters.ALL, on_message))
     application.add_handler(CallbackQueryHandler(on_callback))
+    return await polling_ptb(application, stub)
+
+
+async def polling_ptb(application: Any, stub: BenchStub,
+                      pending: Iterable[asyncio.Task[Any]] = ()) -> Running:
+    """Start a built python-telegram-bot application polling the stand-in, once it has polled;
+    stopping waits for `pending` (the handlers' tasks), then stops and shuts it down."""
     await application.initialize()
     updater = application.updater
     if updater is None:  # pragma: no cover - the builder always makes one
@@ -228,6 +235,7 @@ async def start_echo_ptb(stub: BenchStub, concurrent: bool | None, answering: bo
     await asyncio.wait_for(stub.polled.wait(), 30)
 
     async def stopper() -> None:
+        await asyncio.gather(*pending, return_exceptions=True)
         await updater.stop()
         await application.stop()
         await application.shutdown()

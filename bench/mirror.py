@@ -30,7 +30,15 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bench.load import TOKEN, BenchError, BenchStub, Library, Running, start_project_bot
+from bench.load import (
+    TOKEN,
+    BenchError,
+    BenchStub,
+    Library,
+    Running,
+    polling_ptb,
+    start_project_bot,
+)
 from bench.script import Script, Step
 from tests.bot.telegram_stub import callback_update, message_update, user
 
@@ -196,22 +204,7 @@ async def start_mirror_ptb(stub: BenchStub, shapes: Shapes) -> Running:
                    .base_file_url(f"{stub.base}/file/bot").get_updates_read_timeout(11)
                    .concurrent_updates(True).connection_pool_size(32).build())
     application.add_handler(TypeHandler(Update, on_update))
-    await application.initialize()
-    updater = application.updater
-    if updater is None:  # pragma: no cover - the builder always makes one
-        raise BenchError("python-telegram-bot built no updater")
-    await updater.start_polling(poll_interval=0.0, timeout=1,
-                                allowed_updates=["message", "callback_query"])
-    await application.start()
-    await asyncio.wait_for(stub.polled.wait(), 30)
-
-    async def stopper() -> None:
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await updater.stop()
-        await application.stop()
-        await application.shutdown()
-
-    return Running(stopper)
+    return await polling_ptb(application, stub, tasks)
 
 
 async def start_mirror_aiogram(stub: BenchStub, shapes: Shapes) -> Running:
