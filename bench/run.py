@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from bench.fill import fill, prepare
-from bench.load import Kind, Library, LoadResult, quiet, run_load
+from bench.load import Kind, Library, LoadResult, percentile, quiet, run_load
 from bench.machine import machine, machine_line
 from bench.mirror import Shapes, record_shapes, shape_summary
 from bench.raw import raw_transactions
@@ -102,15 +102,6 @@ QUICK = Plan(rounds=1, chats=64, messages=96, spread=False, latency=((1, 13), (8
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100), nearest rank."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def median(values: list[float]) -> float:

@@ -27,6 +27,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bench.floor import DurableStore
+from bench.load import percentile
 from bench.script import Script, Step
 
 
@@ -147,11 +148,6 @@ async def _echo(scripts: list[Script], chats: int, messages: int,
             await store.close()
 
 
-def _p(latencies: list[float], q: float) -> float:
-    ordered = sorted(latencies)
-    return 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
 async def measure_web(scripts: list[Script], secret: SecretStr, chats: int,
                       messages: int, *, paced_messages: int = 0,
                       think: float = 0.0) -> dict[str, float]:
@@ -187,15 +183,15 @@ async def measure_web(scripts: list[Script], secret: SecretStr, chats: int,
         "msgs_per_s_web_bot": bot.rate,
         "msgs_per_s_web_echo": echo.rate,
         "r2_web": bot.rate / echo.rate,
-        "p50_ms_web": _p(bot.latencies, 0.5),
-        "p99_ms_web": _p(bot.latencies, 0.99),
+        "p50_ms_web": 1000 * percentile(bot.latencies, 50),
+        "p99_ms_web": 1000 * percentile(bot.latencies, 99),
         "msgs_per_s_web_durable_echo": durable.rate,
         "floor_web": durable.rate / echo.rate,
         "r2_web_durable": bot.rate / durable.rate,
     }
     if "paced" in results:
-        figures["p50_ms_web_paced"] = _p(results["paced"].latencies, 0.5)
-        figures["p99_ms_web_paced"] = _p(results["paced"].latencies, 0.99)
+        figures["p50_ms_web_paced"] = 1000 * percentile(results["paced"].latencies, 50)
+        figures["p99_ms_web_paced"] = 1000 * percentile(results["paced"].latencies, 99)
     return figures
 
 
